@@ -1,0 +1,41 @@
+"""fastnst: fast neural style transfer.
+
+Train Johnson et al.'s feed-forward networks (``fastnst.train``), apply them with onnxruntime alone
+(``fastnst.Stylizer``), and run the optimisation methods of Gatys et al. (``fastnst.gatys`` and its
+relatives). Importing this package is cheap: the public functions load their modules on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported lazily so `import fastnst` stays light and torch-free)
+_LAZY = {
+    "train": "fastnst.training",
+    "export_onnx": "fastnst.export",
+    "Stylizer": "fastnst.runtime",
+    "gatys": "fastnst.optimize",
+    "invert": "fastnst.optimize",
+    "texture": "fastnst.optimize",
+    "dream": "fastnst.optimize",
+    "score": "fastnst.optimize",
+    "FastNSTError": "fastnst.errors",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fastnst' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,89 @@
+"""The ``fastnst`` command: parse the subcommand, call one library function, map errors to exit codes.
+
+Each subcommand lives in ``fastnst.commands.<module>`` and is imported only when used, so
+``fastnst stylize`` on an ONNX model never imports torch. A :class:`FastNSTError` becomes one line on
+stderr and exit code 2; a missing optional extra names the ``pip install`` line that fixes it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from fastnst import __version__
+from fastnst.errors import FastNSTError, did_you_mean
+
+# command -> (module, function, one-line help)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "train": ("fastnst.commands.train", "main", "train a feed-forward style network (Johnson et al. 2016)"),
+    "export": ("fastnst.commands.stylize", "main_export", "export trained weights to a verified ONNX model"),
+    "stylize": ("fastnst.commands.stylize", "main_stylize", "stylise images with a trained model"),
+    "info": ("fastnst.commands.stylize", "main_info", "show a model's metadata and signature"),
+    "demo": ("fastnst.commands.stylize", "main_demo", "train, export and stylise the bundled demo images"),
+    "gatys": ("fastnst.commands.optimize", "main_gatys", "optimisation-based style transfer (Gatys et al.)"),
+    "invert": ("fastnst.commands.optimize", "main_invert", "reconstruct an image from one layer's features"),
+    "texture": ("fastnst.commands.optimize", "main_texture", "synthesise a texture from a style image"),
+    "dream": ("fastnst.commands.optimize", "main_dream", "DeepDream: amplify what a layer sees"),
+}
+
+# top-level module of an optional dependency -> the extra that installs it
+_EXTRAS = {"torch": "train", "torchvision": "train", "pytorch_lightning": "train", "lightning": "train",
+           "lightning_fabric": "train", "onnx": "train", "onnxscript": "train", "datasets": "train",
+           "safetensors": "train", "jsonargparse": "train", "yaml": "train"}
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"usage: fastnst <command> [options]   (fastnst <command> --help for its options)", "",
+             "fast neural style transfer", "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, _, help_) in COMMANDS.items()]
+    lines += ["", "options:", "  -h, --help     show this help", "  --version      show the version"]
+    return "\n".join(lines)
+
+
+def _error(message: str) -> int:
+    print(f"fastnst: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``fastnst`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0 if args else 2
+    if args[0] == "--version":
+        print(f"fastnst {__version__}")
+        return 0
+    command, rest = args[0], args[1:]
+    if command not in COMMANDS:
+        return _error(f"unknown command '{command}'{did_you_mean(command, COMMANDS)}; "
+                      f"run 'fastnst --help' for the list")
+    if not logging.getLogger("fastnst").handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logging.getLogger("fastnst").addHandler(handler)
+        logging.getLogger("fastnst").setLevel(logging.INFO)
+    module_name, func_name, _ = COMMANDS[command]
+    try:
+        func = getattr(importlib.import_module(module_name), func_name)
+        return int(func(rest) or 0)
+    except FastNSTError as exc:
+        return _error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").split(".")[0]
+        if top in _EXTRAS:
+            return _error(f"'fastnst {command}' needs {top}, which is not installed; "
+                          f"install it with: pip install 'fastnst[{_EXTRAS[top]}]'")
+        raise
+    except KeyboardInterrupt:
+        print("fastnst: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `fastnst stylize ... -o - | head`
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

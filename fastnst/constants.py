@@ -1,0 +1,73 @@
+"""Constants shared by every part of fastnst. Each value lives here once.
+
+Importing this module is cheap: it uses only the standard library.
+"""
+
+from __future__ import annotations
+
+import os
+
+# ImageNet statistics used to train torchvision's VGG weights (torchvision docs).
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+# VGG configurations (Simonyan & Zisserman 2014), as in torchvision.models.vgg: "M" is a pooling layer.
+_VGG_CFG: dict[str, tuple[int | str, ...]] = {
+    "vgg16": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"),
+    "vgg19": (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
+              512, 512, 512, 512, "M", 512, 512, 512, 512, "M"),
+}
+
+
+def _layer_names(cfg: tuple[int | str, ...]) -> tuple[str, ...]:
+    """Names of torchvision's ``features`` modules in order: conv1_1, relu1_1, ..., pool1, conv2_1, ..."""
+    names: list[str] = []
+    block, index = 1, 1
+    for item in cfg:
+        if item == "M":
+            names.append(f"pool{block}")
+            block, index = block + 1, 1
+        else:
+            names += [f"conv{block}_{index}", f"relu{block}_{index}"]
+            index += 1
+    return tuple(names)
+
+
+VGG_LAYERS: dict[str, tuple[str, ...]] = {arch: _layer_names(cfg) for arch, cfg in _VGG_CFG.items()}
+VGG16_LAYERS = VGG_LAYERS["vgg16"]
+VGG19_LAYERS = VGG_LAYERS["vgg19"]
+VGG_ARCHS: tuple[str, ...] = tuple(VGG_LAYERS)
+
+# Loss layers. Johnson et al. 2016, section 4.2 (paper): content relu2_2 (their "relu2_2"),
+# style relu1_2, relu2_2, relu3_3, relu4_3 of VGG-16.
+JOHNSON_CONTENT_LAYERS: tuple[str, ...] = ("relu2_2",)
+JOHNSON_STYLE_LAYERS: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+# Gatys et al. 2016 (paper): content conv4_2 (we tap after its ReLU, as most reference code does),
+# style conv1_1 .. conv5_1 (after ReLU) of VGG-19.
+GATYS_CONTENT_LAYERS: tuple[str, ...] = ("relu4_2",)
+GATYS_STYLE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+# VGG weights: "imagenet" (torchvision hub cache), "random" (explicit, for tests/offline) or a file path.
+VGG_WEIGHTS_ENV = "FASTNST_VGG_WEIGHTS"
+VGG_WEIGHT_CHOICES: tuple[str, ...] = ("imagenet", "random")
+
+# ONNX interface of exported models.
+ONNX_INPUT_NAME = "image"
+ONNX_OUTPUT_NAME = "stylized"
+ONNX_OPSET = 18
+
+# Decompression-bomb guard: images above this many pixels are refused (256 Mpx, i.e. 16384 x 16384).
+# Chosen: large prints (8192 x 8192 = 67 Mpx) pass with room; a bomb of 50000 x 50000 does not.
+MAX_IMAGE_PIXELS_ENV = "FASTNST_MAX_PIXELS"
+DEFAULT_MAX_IMAGE_PIXELS = 16384 * 16384
+
+
+def max_image_pixels() -> int:
+    """The pixel cap in force: ``FASTNST_MAX_PIXELS`` when set to a positive integer, else the default."""
+    value = os.environ.get(MAX_IMAGE_PIXELS_ENV, "").strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    return DEFAULT_MAX_IMAGE_PIXELS
+
+
+MAX_IMAGE_PIXELS = max_image_pixels()

@@ -1,0 +1,306 @@
+"""Reading, converting, resizing and saving images; the only place pixels change representation.
+
+Inside fastnst an image is RGB float32 in [0, 1], NCHW (a tensor of shape ``(1, 3, H, W)``).
+This module imports without torch: the tensor helpers import it when called.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from fastnst.constants import max_image_pixels
+from fastnst.errors import InputError
+from fastnst.fileio import atomic_output
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+ImageSource = Union[str, os.PathLike, bytes, BinaryIO, Image.Image, np.ndarray]
+
+# Suffixes fastnst reads when it scans a folder (all are formats Pillow decodes).
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm"})
+
+# Output formats by suffix, and which of them keep an alpha channel.
+SAVE_FORMATS: dict[str, str] = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
+                                 ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+_ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
+
+
+@dataclass
+class ImageData:
+    """A decoded image: RGB pixels, the alpha channel kept aside (or None), and the ICC profile."""
+
+    rgb: Image.Image
+    alpha: Image.Image | None = None
+    icc_profile: bytes | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)."""
+        return self.rgb.size
+
+
+def _name(source: Any) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    return getattr(source, "name", "<image>")
+
+
+def check_pixels(width: int, height: int, name: str = "image", max_pixels: int | None = None) -> None:
+    """Refuse images above the pixel cap (decompression bombs) with an InputError."""
+    cap = max_image_pixels() if max_pixels is None else max_pixels
+    if width <= 0 or height <= 0:
+        raise InputError(f"'{name}' has an empty size {width}x{height}; use a real image")
+    if width * height > cap:
+        raise InputError(f"'{name}' is {width}x{height} = {width * height:,} pixels, over the limit of "
+                         f"{cap:,}; downscale it first or raise FASTNST_MAX_PIXELS if you trust the file")
+
+
+def _open(source: ImageSource, name: str, max_pixels: int) -> Image.Image:
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise InputError(f"'{path}' does not exist; check the path")
+        if path.is_dir():
+            raise InputError(f"'{path}' is a folder, not an image file")
+        if path.stat().st_size == 0:
+            raise InputError(f"'{path}' is empty (0 bytes); use a real image file")
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
+    # Our own cap is the policy; keep Pillow's bomb check (2x its limit) from firing below it.
+    Image.MAX_IMAGE_PIXELS = max(max_pixels, 1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(source)
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"'{name}' is too large to decode safely ({exc}); downscale it first") from exc
+    except UnidentifiedImageError as exc:
+        raise InputError(f"'{name}' is not an image Pillow can read; use PNG, JPEG, WebP, TIFF or BMP") from exc
+    except OSError as exc:
+        raise InputError(f"cannot read '{name}': {exc}") from exc
+    check_pixels(*img.size, name=name, max_pixels=max_pixels)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img.load()
+    except Exception as exc:  # truncated / corrupt data surfaces only when decoding
+        raise InputError(f"'{name}' is corrupt or truncated ({exc}); re-export or replace the file") from exc
+    return img
+
+
+def _from_array(arr: np.ndarray, name: str) -> Image.Image:
+    if arr.dtype != np.uint8:
+        if np.issubdtype(arr.dtype, np.floating):
+            arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        else:
+            raise InputError(f"{name}: arrays must be uint8 (0-255) or float (0-1), got {arr.dtype}")
+    if arr.ndim == 2:
+        return Image.fromarray(arr, "L")
+    if arr.ndim == 3 and arr.shape[2] in (1, 3, 4):
+        if arr.shape[2] == 1:
+            return Image.fromarray(arr[:, :, 0], "L")
+        return Image.fromarray(np.ascontiguousarray(arr), "RGB" if arr.shape[2] == 3 else "RGBA")
+    raise InputError(f"{name}: expected an HxW, HxWx3 or HxWx4 array, got shape {arr.shape}")
+
+
+def _high_bit_to_l(img: Image.Image) -> Image.Image:
+    """16/32-bit integer or float grayscale to 8-bit L."""
+    arr = np.asarray(img)
+    if img.mode == "F":
+        arr = arr.astype(np.float64)
+        scale = 255.0 if float(np.nanmax(arr, initial=0.0)) <= 1.0 else 1.0
+        out = np.clip(np.nan_to_num(arr) * scale, 0, 255)
+    else:  # I;16*, I: 16-bit data (PNG stores 16-bit gray as I / I;16)
+        out = np.clip(arr.astype(np.float64) / 257.0, 0, 255)
+    return Image.fromarray((out + 0.5).astype(np.uint8), "L")
+
+
+def read_image(source: ImageSource, max_pixels: int | None = None) -> ImageData:
+    """Decode ``source`` into RGB pixels, applying EXIF orientation and keeping alpha and ICC aside.
+
+    ``source`` is a path, encoded bytes, a binary file, a PIL image, or a uint8 array (HxW, HxWx3,
+    HxWx4; float arrays in [0, 1] are accepted too). Gray, palette, CMYK, 16-bit and RGBA images
+    become RGB; the alpha channel (if any) is returned as mode ``L``.
+    Raises InputError for missing, empty, corrupt, unsupported or over-sized (bomb) inputs.
+    """
+    name = _name(source)
+    cap = max_image_pixels() if max_pixels is None else max_pixels
+    if isinstance(source, np.ndarray):
+        img = _from_array(source, name)
+        check_pixels(*img.size, name=name, max_pixels=cap)
+    elif isinstance(source, Image.Image):
+        img = source
+        check_pixels(*img.size, name=name, max_pixels=cap)
+    else:
+        img = _open(source, name, cap)
+    icc = img.info.get("icc_profile") or None
+    try:
+        img = ImageOps.exif_transpose(img) or img
+    except Exception:  # a broken EXIF block must not make a good image unreadable
+        pass
+    alpha: Image.Image | None = None
+    mode = img.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        img = _high_bit_to_l(img)
+        mode = "L"
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        mode = img.mode
+    if mode in ("PA", "LA", "La", "RGBa"):
+        img = img.convert("RGBA")
+        mode = "RGBA"
+    if mode == "RGBA":
+        alpha = img.getchannel("A")
+        rgb = img.convert("RGB")
+    elif mode == "RGB":
+        rgb = img
+    else:  # L, 1, CMYK, YCbCr, LAB, HSV, ...
+        try:
+            rgb = img.convert("RGB")
+        except (ValueError, OSError) as exc:
+            raise InputError(f"'{name}' has image mode {mode}, which fastnst cannot convert to RGB") from exc
+    return ImageData(rgb=rgb, alpha=alpha, icc_profile=icc)
+
+
+def load_rgb(source: ImageSource, max_pixels: int | None = None) -> Image.Image:
+    """``read_image(source).rgb``: the image as a PIL RGB image."""
+    return read_image(source, max_pixels).rgb
+
+
+def resize(img: Image.Image, long_edge: int | None = None, size: tuple[int, int] | None = None,
+           resample: int = Image.Resampling.BICUBIC) -> Image.Image:
+    """Resize to ``size`` = (width, height), or so that the longer side is ``long_edge`` (aspect kept).
+
+    With neither given the image is returned unchanged.
+    """
+    if size is not None:
+        w, h = int(size[0]), int(size[1])
+    elif long_edge is not None:
+        if long_edge <= 0:
+            raise InputError(f"size must be positive, got {long_edge}")
+        scale = long_edge / max(img.size)
+        w, h = max(1, round(img.width * scale)), max(1, round(img.height * scale))
+    else:
+        return img
+    if w <= 0 or h <= 0:
+        raise InputError(f"size must be positive, got {w}x{h}")
+    if (w, h) == img.size:
+        return img
+    return img.resize((w, h), resample)
+
+
+def to_array(img: Image.Image) -> np.ndarray:
+    """PIL image (any mode) to float32 HxWx3 in [0, 1]."""
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    return np.asarray(img, dtype=np.float32) / np.float32(255.0)
+
+
+def from_array(arr: np.ndarray) -> Image.Image:
+    """HxWx3 float array in [0, 1] (clipped) or uint8 array to a PIL RGB image."""
+    if arr.dtype != np.uint8:
+        arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return Image.fromarray(np.ascontiguousarray(arr), "RGB")
+
+
+def to_tensor(img: Image.Image | np.ndarray) -> "torch.Tensor":
+    """PIL image or HxWx3 array to a float32 tensor of shape (1, 3, H, W) in [0, 1]."""
+    import torch
+
+    arr = to_array(img) if isinstance(img, Image.Image) else np.asarray(img)
+    if arr.dtype == np.uint8:
+        arr = arr.astype(np.float32) / np.float32(255.0)
+    return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+def to_pil(tensor: "torch.Tensor") -> Image.Image:
+    """Tensor (1, 3, H, W) or (3, H, W) in [0, 1] to a PIL RGB image (clamped and rounded)."""
+    t = tensor.detach()
+    if t.dim() == 4:
+        if t.shape[0] != 1:
+            raise ValueError(f"to_pil takes one image, got a batch of {t.shape[0]}")
+        t = t[0]
+    arr = t.float().clamp(0, 1).mul(255).round().to("cpu", dtype=__import__("torch").uint8)
+    return Image.fromarray(arr.permute(1, 2, 0).contiguous().numpy(), "RGB")
+
+
+def output_format(path: str | os.PathLike, format: str | None = None) -> str:
+    """The Pillow format name for ``path`` (or an explicit ``format`` such as 'png' or 'jpg')."""
+    key = ("." + format.lower().lstrip(".")) if format else Path(path).suffix.lower()
+    if key not in SAVE_FORMATS:
+        raise InputError(f"unsupported output format '{key or Path(path).name}'; use one of "
+                         f"{', '.join(sorted(SAVE_FORMATS))}")
+    return SAVE_FORMATS[key]
+
+
+def _prepare(img: Any, fmt: str, alpha: Image.Image | None, icc_profile: bytes | None,
+             quality: int) -> tuple[Image.Image, dict[str, Any]]:
+    if not isinstance(img, Image.Image):
+        img = to_pil(img)
+    if alpha is not None and fmt in _ALPHA_FORMATS:
+        if alpha.size != img.size:
+            alpha = alpha.resize(img.size, Image.Resampling.BILINEAR)
+        img = img.convert("RGB").copy()
+        img.putalpha(alpha)
+    elif img.mode not in ("RGB", "L"):
+        img = img.convert("RGB")
+    params: dict[str, Any] = {}
+    if icc_profile:
+        params["icc_profile"] = icc_profile
+    if fmt in ("JPEG", "WEBP"):
+        params["quality"] = int(quality)
+    return img, params
+
+
+def encode_image(img: Any, format: str = "png", *, alpha: Image.Image | None = None,
+                 icc_profile: bytes | None = None, quality: int = 95) -> bytes:
+    """Encode a PIL image or (1,3,H,W) tensor to bytes in ``format`` (for stdout or memory)."""
+    fmt = output_format("x", format)
+    img, params = _prepare(img, fmt, alpha, icc_profile, quality)
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **params)
+    return buf.getvalue()
+
+
+def save_image(img: Any, path: str | os.PathLike, *, overwrite: bool = False,
+               alpha: Image.Image | None = None, icc_profile: bytes | None = None,
+               quality: int = 95, format: str | None = None) -> Path:
+    """Save a PIL image or (1,3,H,W) tensor atomically (temp file beside it, then rename).
+
+    The format comes from the suffix unless ``format`` is given. ``alpha`` is re-attached where the
+    format keeps transparency (PNG, WebP, TIFF). Raises OutputExistsError when ``path`` exists and
+    ``overwrite`` is false; InputError for an unsupported format or an unwritable folder.
+    """
+    fmt = output_format(path, format)
+    img, params = _prepare(img, fmt, alpha, icc_profile, quality)
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        img.save(tmp, format=fmt, **params)
+    return Path(path)
+
+
+def make_grid(images: list[Image.Image], ncols: int | None = None, pad: int = 2,
+              background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+    """Paste images into a grid (row-major), each cell as large as the largest image."""
+    if not images:
+        raise ValueError("make_grid needs at least one image")
+    ncols = max(1, min(ncols or len(images), len(images)))
+    nrows = -(-len(images) // ncols)
+    cw = max(im.width for im in images)
+    ch = max(im.height for im in images)
+    grid = Image.new("RGB", (ncols * cw + (ncols + 1) * pad, nrows * ch + (nrows + 1) * pad), background)
+    for i, im in enumerate(images):
+        r, c = divmod(i, ncols)
+        x = pad + c * (cw + pad) + (cw - im.width) // 2
+        y = pad + r * (ch + pad) + (ch - im.height) // 2
+        grid.paste(im.convert("RGB"), (x, y))
+    return grid

@@ -1,0 +1,1 @@
+"""Neural networks: the frozen VGG loss network and the image transformation network."""

@@ -1,0 +1,100 @@
+"""Saving and loading trained TransformerNet weights without pickle.
+
+The trained network is stored as ``.safetensors`` with string metadata: ``fastnst_config`` (the JSON
+of the network's constructor arguments), ``fastnst_arch`` (preset name or "custom") and whatever the
+caller adds (style name, SHA-256, loss settings, steps). Lightning ``.ckpt`` files are read with
+``torch.load(weights_only=True)`` only: a checkpoint carrying code is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fastnst import __version__
+from fastnst.errors import InputError, ModelFormatError
+from fastnst.fileio import atomic_output
+from fastnst.networks.transformer import TransformerNet
+
+CONFIG_KEY = "fastnst_config"
+ARCH_KEY = "fastnst_arch"
+VERSION_KEY = "fastnst_version"
+CKPT_PREFIX = "transformer."
+
+
+def save_transformer(path: str | os.PathLike, model: TransformerNet, metadata: dict[str, Any] | None = None,
+                     overwrite: bool = False) -> Path:
+    """Write ``model``'s weights and ``metadata`` (values turned into strings) to a safetensors file, atomically."""
+    from safetensors.torch import save_file
+
+    meta = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
+    meta[CONFIG_KEY] = json.dumps(model.config)
+    meta[ARCH_KEY] = model.preset or "custom"
+    meta.setdefault(VERSION_KEY, __version__)
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+    return Path(path)
+
+
+def _from_state(state: dict[str, torch.Tensor], config: Any, source: str) -> TransformerNet:
+    if isinstance(config, str):
+        config = json.loads(config)
+    if not isinstance(config, dict):
+        raise ModelFormatError(f"'{source}' has no fastnst network configuration; is it a fastnst model?")
+    model = TransformerNet.from_config(config)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelFormatError(f"'{source}' does not match its recorded network configuration: "
+                               f"{str(exc).splitlines()[0]}") from None
+    return model.eval()
+
+
+def load_transformer(path: str | os.PathLike) -> tuple[TransformerNet, dict[str, str]]:
+    """Load a trained network from ``.safetensors`` (save_transformer) or a Lightning ``.ckpt``.
+
+    Returns the network in eval mode and its metadata. Raises InputError for a missing file and
+    ModelFormatError for a file of the wrong kind (including pickles that carry code).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"model '{path}' does not exist; check the path")
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if path.suffix == ".safetensors" or (len(head) >= 9 and head[8:9] == b"{"):
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = dict(f.metadata() or {})
+                state = {k: f.get_tensor(k) for k in f.keys()}
+        except Exception as exc:
+            raise ModelFormatError(f"'{path}' is not a readable safetensors file ({exc}); "
+                                   f"pass weights written by fastnst train") from None
+        if CONFIG_KEY not in meta:
+            raise ModelFormatError(f"'{path}' has no '{CONFIG_KEY}' metadata; it was not written by fastnst train")
+        return _from_state(state, meta[CONFIG_KEY], str(path)), meta
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise ModelFormatError(f"'{path}' is not a fastnst checkpoint that loads safely (weights only): "
+                               f"{first}; pass an .onnx, .safetensors or .ckpt written by fastnst") from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
+        raise ModelFormatError(f"'{path}' is not a Lightning checkpoint of fastnst train (no state_dict)")
+    hparams = ckpt.get("hyper_parameters") or {}
+    config = hparams.get("transformer_config")
+    state = {k[len(CKPT_PREFIX):]: v for k, v in ckpt["state_dict"].items() if k.startswith(CKPT_PREFIX)}
+    if config is None or not state:
+        raise ModelFormatError(f"'{path}' is a checkpoint, but not of a fastnst style network")
+    meta = {k: v if isinstance(v, str) else json.dumps(v, default=str) for k, v in hparams.items()}
+    meta[CONFIG_KEY] = json.dumps(config)
+    meta.setdefault("global_step", str(ckpt.get("global_step", "")))
+    model = _from_state(state, config, str(path))
+    meta.setdefault(ARCH_KEY, model.preset or "custom")
+    return model, meta
