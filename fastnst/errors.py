@@ -7,6 +7,7 @@ them and never prints or exits.
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable
 
 
@@ -47,8 +48,11 @@ class MissingDependencyError(FastNSTError):
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """A ' (did you mean X?)' suffix for the closest choice, or '' when none is close."""
-    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    # Best similarity ratio first; ties go to the longest common prefix (relu2_3 -> relu2_2, not relu5_3).
+    scored = [(difflib.SequenceMatcher(None, name, c).ratio(), len(os.path.commonprefix([name, c])), -i, c)
+              for i, c in enumerate(choices)]
+    best = max(scored, default=None)
+    return f" (did you mean '{best[3]}'?)" if best and best[0] >= 0.6 else ""
 
 
 def unknown_choice(kind: str, name: str, choices: Iterable[str]) -> ConfigError:

@@ -1,0 +1,39 @@
+"""Shared fixtures: small synthetic images written to tmp_path. Everything is offline and tiny."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def synthetic_rgb(width: int = 48, height: int = 40, seed: int = 0) -> Image.Image:
+    """A smooth colourful image with some texture (deterministic)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    r = 0.5 + 0.5 * np.sin(x / 5.0 + seed)
+    g = 0.5 + 0.5 * np.cos(y / 7.0 - seed)
+    b = (x + y) / float(width + height)
+    arr = np.stack([r, g, b], axis=-1) + rng.normal(0, 0.03, (height, width, 3))
+    return Image.fromarray((np.clip(arr, 0, 1) * 255).astype(np.uint8), "RGB")
+
+
+@pytest.fixture
+def rgb_image() -> Image.Image:
+    return synthetic_rgb()
+
+
+@pytest.fixture
+def image_file(tmp_path):
+    """Path of a small PNG photo-like image."""
+    path = tmp_path / "photo.png"
+    synthetic_rgb(48, 40).save(path)
+    return path
+
+
+@pytest.fixture
+def style_file(tmp_path):
+    """Path of a small JPEG 'painting' (a different synthetic pattern)."""
+    path = tmp_path / "style.jpg"
+    synthetic_rgb(40, 40, seed=3).save(path, quality=95)
+    return path

@@ -1,0 +1,68 @@
+import subprocess
+import sys
+import types
+
+import pytest
+
+from fastnst import cli
+from fastnst.errors import InputError
+
+
+def test_version_and_help(capsys):
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("fastnst ")
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in ("train", "stylize", "export", "info", "demo", "gatys", "invert", "texture", "dream"):
+        assert f"  {name}" in out
+    assert cli.main([]) == 2
+
+
+def test_unknown_command(capsys):
+    assert cli.main(["stylise"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["fastnst: error: unknown command 'stylise' (did you mean 'stylize'?); "
+                   "run 'fastnst --help' for the list"]
+
+
+@pytest.fixture
+def fake_command(monkeypatch):
+    mod = types.ModuleType("fastnst_fake_cmd")
+    sys.modules["fastnst_fake_cmd"] = mod
+    monkeypatch.setitem(cli.COMMANDS, "fake", ("fastnst_fake_cmd", "run", "test"))
+    yield mod
+    del sys.modules["fastnst_fake_cmd"]
+
+
+def test_errors_become_one_line_exit_2(fake_command, capsys):
+    def run(argv):
+        raise InputError("'x.png' does not exist; check the path\nsecond line dropped")
+
+    fake_command.run = run
+    assert cli.main(["fake"]) == 2
+    assert capsys.readouterr().err == "fastnst: error: 'x.png' does not exist; check the path\n"
+
+
+def test_missing_extra_named(fake_command, capsys):
+    def run(argv):
+        raise ModuleNotFoundError("No module named 'torch'", name="torch")
+
+    fake_command.run = run
+    assert cli.main(["fake"]) == 2
+    assert "pip install 'fastnst[train]'" in capsys.readouterr().err
+
+
+def test_interrupt_and_passthrough(fake_command, capsys):
+    def run(argv):
+        if argv == ["--boom"]:
+            raise KeyboardInterrupt
+        return len(argv)
+
+    fake_command.run = run
+    assert cli.main(["fake", "--boom"]) == 130
+    assert cli.main(["fake", "a", "b"]) == 2
+
+
+def test_console_script_runs():
+    res = subprocess.run([sys.executable, "-m", "fastnst", "--version"], capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout.startswith("fastnst 0.")

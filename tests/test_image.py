@@ -1,0 +1,179 @@
+import io
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fastnst import image
+from fastnst.errors import InputError, OutputExistsError
+from tests.conftest import synthetic_rgb
+
+
+def test_read_png_roundtrip_tensor(image_file):
+    data = image.read_image(image_file)
+    assert data.rgb.mode == "RGB" and data.alpha is None and data.size == (48, 40)
+    t = image.to_tensor(data.rgb)
+    assert t.shape == (1, 3, 40, 48) and t.dtype == torch.float32
+    assert 0.0 <= float(t.min()) and float(t.max()) <= 1.0
+    back = image.to_pil(t)
+    assert np.array_equal(np.asarray(back), np.asarray(data.rgb))
+
+
+def test_exif_orientation_applied(tmp_path):
+    img = synthetic_rgb(30, 20)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    path = tmp_path / "rot.jpg"
+    img.save(path, exif=exif)
+    assert image.read_image(path).size == (20, 30)
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "CMYK", "I;16", "I", "F", "1"])
+def test_modes_become_rgb(mode):
+    img = synthetic_rgb(16, 12).convert("L")
+    if mode == "P":
+        img = synthetic_rgb(16, 12).convert("P")
+    elif mode == "CMYK":
+        img = synthetic_rgb(16, 12).convert("CMYK")
+    elif mode in ("I;16", "I"):
+        arr = (np.asarray(img).astype(np.uint16) * 257)
+        img = Image.fromarray(arr) if mode == "I;16" else Image.fromarray(arr.astype(np.int32))
+        assert img.mode.startswith(mode)
+    elif mode == "F":
+        img = Image.fromarray(np.asarray(img).astype(np.float32) / 255.0)
+    elif mode == "1":
+        img = img.convert("1")
+    gray = np.asarray(synthetic_rgb(16, 12).convert("L")).astype(int)
+    out = image.read_image(img).rgb
+    assert out.mode == "RGB" and out.size == (16, 12)
+    if mode in ("L", "I;16", "I", "F"):  # high-bit data scaled to 8 bits, not clipped
+        assert np.abs(np.asarray(out)[:, :, 0].astype(int) - gray).max() <= 1
+
+
+def test_rgba_alpha_kept_aside(tmp_path):
+    img = synthetic_rgb(20, 10).convert("RGBA")
+    alpha = Image.linear_gradient("L").resize((20, 10))
+    img.putalpha(alpha)
+    path = tmp_path / "a.png"
+    img.save(path)
+    data = image.read_image(path)
+    assert data.rgb.mode == "RGB" and data.alpha is not None
+    assert np.array_equal(np.asarray(data.alpha), np.asarray(alpha))
+    out = tmp_path / "out.png"
+    image.save_image(data.rgb, out, alpha=data.alpha)
+    assert Image.open(out).mode == "RGBA"
+
+
+def test_palette_transparency_gives_alpha():
+    img = Image.new("P", (8, 8), 0)
+    img.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    img.info["transparency"] = 0
+    assert image.read_image(img).alpha is not None
+
+
+def test_arrays_accepted():
+    arr = np.asarray(synthetic_rgb(9, 7))
+    assert image.read_image(arr).size == (9, 7)
+    assert image.read_image(arr[:, :, 0]).rgb.mode == "RGB"
+    with pytest.raises(InputError):
+        image.read_image(np.zeros((4, 4, 2), np.uint8))
+
+
+@pytest.mark.parametrize("content,needle", [(b"", "empty"), (b"not an image at all", "not an image"),
+                                            (None, "does not exist")])
+def test_bad_files(tmp_path, content, needle):
+    path = tmp_path / "bad.png"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(InputError, match=needle):
+        image.read_image(path)
+
+
+def test_truncated_file(tmp_path, image_file):
+    data = image_file.read_bytes()
+    path = tmp_path / "trunc.png"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="corrupt or truncated"):
+        image.read_image(path)
+
+
+def test_decompression_bomb_refused_before_decoding(tmp_path, monkeypatch):
+    path = tmp_path / "big.png"
+    Image.new("RGB", (300, 200)).save(path)
+    monkeypatch.setenv("FASTNST_MAX_PIXELS", "50000")
+    with pytest.raises(InputError, match="over the limit"):
+        image.read_image(path)
+    assert image.read_image(path, max_pixels=60000).size == (300, 200)
+
+
+def test_resize():
+    img = synthetic_rgb(40, 20)
+    assert image.resize(img, long_edge=10).size == (10, 5)
+    assert image.resize(img, long_edge=80).size == (80, 40)
+    assert image.resize(img, size=(7, 9)).size == (7, 9)
+    assert image.resize(img) is img
+    with pytest.raises(InputError):
+        image.resize(img, long_edge=0)
+
+
+def test_save_is_atomic_and_refuses_overwrite(tmp_path, rgb_image):
+    out = tmp_path / "x.jpg"
+    image.save_image(rgb_image, out)
+    before = out.read_bytes()
+    with pytest.raises(OutputExistsError):
+        image.save_image(rgb_image.rotate(90), out)
+    assert out.read_bytes() == before
+    image.save_image(image.to_tensor(rgb_image), out, overwrite=True, quality=50)
+    assert out.read_bytes() != before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.jpg"]  # no temp files left
+
+
+def test_save_failure_leaves_nothing(tmp_path, rgb_image, monkeypatch):
+    out = tmp_path / "y.png"
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Image.Image, "save", boom)
+    with pytest.raises(OSError):
+        image.save_image(rgb_image, out)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_bad_format_and_folder(tmp_path, rgb_image):
+    with pytest.raises(InputError, match="unsupported output format"):
+        image.save_image(rgb_image, tmp_path / "x.xyz")
+    with pytest.raises(InputError, match="does not exist"):
+        image.save_image(rgb_image, tmp_path / "missing" / "x.png")
+
+
+def test_icc_profile_kept(tmp_path, rgb_image):
+    fake_icc = b"\x00" * 128  # Pillow stores the bytes as given
+    path = tmp_path / "icc.png"
+    rgb_image.save(path, icc_profile=fake_icc)
+    data = image.read_image(path)
+    assert data.icc_profile == fake_icc
+    out = tmp_path / "out.png"
+    image.save_image(data.rgb, out, icc_profile=data.icc_profile)
+    assert Image.open(out).info.get("icc_profile") == fake_icc
+
+
+def test_encode_and_grid(rgb_image):
+    png = image.encode_image(rgb_image, "png")
+    assert Image.open(io.BytesIO(png)).size == rgb_image.size
+    grid = image.make_grid([rgb_image, rgb_image.resize((10, 10)), rgb_image], ncols=2, pad=1)
+    assert grid.size == (2 * 48 + 3, 2 * 40 + 3)
+
+
+def test_image_module_imports_without_torch():
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "import fastnst, fastnst.image, fastnst.cli, fastnst.fileio, fastnst.errors, fastnst.constants\n"
+            "print('ok')")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "ok"
