@@ -48,8 +48,8 @@ class MissingDependencyError(FastNSTError):
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """A ' (did you mean X?)' suffix for the closest choice, or '' when none is close."""
-    # Best similarity ratio first; ties go to the longest common prefix (relu2_3 -> relu2_2, not relu5_3).
-    scored = [(difflib.SequenceMatcher(None, name, c).ratio(), len(os.path.commonprefix([name, c])), -i, c)
+    # Best similarity ratio first; ties go to the longest common prefix, then the later choice (relu2_3 -> relu2_2).
+    scored = [(difflib.SequenceMatcher(None, name, c).ratio(), len(os.path.commonprefix([name, c])), i, c)
               for i, c in enumerate(choices)]
     best = max(scored, default=None)
     return f" (did you mean '{best[3]}'?)" if best and best[0] >= 0.6 else ""
