@@ -1,0 +1,173 @@
+"""Normalised VGG (Gatys et al. 2016, section 2): every filter's mean activation is one.
+
+Each convolution's weights and bias are divided by the mean activation of its filter (after the
+ReLU) over a set of images and positions, and the next convolution's input weights are multiplied by
+the same factors, layer by layer. ReLU and pooling commute with positive per-channel factors, so every
+layer of the normalised network computes the original activations divided by a positive per-filter
+constant: the same function up to scale, with loss weights comparable across layers.
+
+The statistics (one vector of means per conv layer) are cached:
+
+- weights from a file: next to it, as ``<file>.normalize-<key>.pt`` (or in the cache folder when that
+  folder is not writable);
+- ``imagenet`` weights: next to torchvision's file in the torch hub cache (``torch.hub.get_dir()/checkpoints``);
+- ``random`` weights: in ``$FASTNST_CACHE_DIR`` or ``$XDG_CACHE_HOME/fastnst`` (default ``~/.cache/fastnst``),
+  under ``vgg-normalize/``.
+
+``<key>`` hashes the architecture, the weights' identity, the pooling, the image size and every image
+file's name, size and modification time, so changing the folder recomputes the statistics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from fastnst.errors import InputError
+from fastnst.fileio import atomic_output
+from fastnst.image import IMAGE_EXTENSIONS, load_rgb, resize, to_tensor
+from fastnst.networks.vgg import VGGFeatures
+
+NORMALIZE_SIZE = 256  # chosen: long side of the normalising images; the paper does not say, 256 is cheap
+CACHE_ENV = "FASTNST_CACHE_DIR"
+_EPS = 1e-12
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files (by suffix) in ``folder`` and its sub-folders, sorted; InputError when there are none."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise InputError(f"normalising images folder '{root}' does not exist; pass a folder of a few photos")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                   and not p.name.startswith("."))
+    if not files:
+        raise InputError(f"no images in '{root}' ({', '.join(sorted(IMAGE_EXTENSIONS))}); add a few photos")
+    return files
+
+
+def cache_dir() -> Path:
+    """Folder for cached statistics of random weights: $FASTNST_CACHE_DIR, else $XDG_CACHE_HOME/fastnst."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "fastnst"
+
+
+def _weights_identity(vgg: VGGFeatures) -> tuple[dict[str, object], Path | None]:
+    """What identifies the weights, and the file the statistics should sit next to (None: cache folder)."""
+    if vgg.weights == "random":
+        return {"weights": "random"}, None
+    if vgg.weights == "imagenet":
+        from torchvision.models import VGG16_Weights, VGG19_Weights
+
+        url = (VGG16_Weights if vgg.arch == "vgg16" else VGG19_Weights).IMAGENET1K_V1.url
+        return {"weights": Path(url).name}, Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+    st = os.stat(vgg.weights)
+    return {"weights": os.path.abspath(vgg.weights), "bytes": st.st_size, "mtime": st.st_mtime_ns}, Path(vgg.weights)
+
+
+def stats_path(vgg: VGGFeatures, images: Sequence[Path], size: int = NORMALIZE_SIZE) -> Path:
+    """Where the statistics of ``vgg`` over ``images`` are (or will be) cached."""
+    ident, beside = _weights_identity(vgg)
+    files = []
+    for p in images:
+        st = p.stat()
+        files.append([str(p.resolve()), st.st_size, st.st_mtime_ns])
+    doc = {"arch": vgg.arch, "pooling": vgg.pooling, "size": size, "images": files, **ident}
+    key = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+    if beside is not None and os.access(beside.parent, os.W_OK):
+        return beside.with_name(f"{beside.name}.normalize-{key}.pt")
+    name = f"{vgg.arch}-{ident['weights'] if vgg.weights == 'random' else Path(str(ident['weights'])).name}"
+    return cache_dir() / "vgg-normalize" / f"{name}-{key}.pt"
+
+
+def _convs(features: nn.Sequential, names: Sequence[str]) -> list[tuple[int, str]]:
+    return [(i, n) for i, n in enumerate(names) if n.startswith("conv")]
+
+
+@torch.inference_mode()
+def activation_means(vgg: VGGFeatures, images: Iterable[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Mean activation of every filter after each ReLU of ``vgg``, over all images and positions.
+
+    Returns ``{conv_name: (C,) tensor}`` for every conv layer of the (truncated) network whose ReLU is
+    built. Images are (1, 3, H, W) in [0, 1].
+    """
+    sums: dict[str, torch.Tensor] = {}
+    counts: dict[str, int] = {}
+    param = next(vgg.parameters())
+    for img in images:
+        h = (img.to(param.device, param.dtype) - vgg.mean) / vgg.std
+        for i, module in enumerate(vgg.features):
+            h = module(h) if not isinstance(module, nn.ReLU) else torch.relu(h)
+            name = vgg.names[i]
+            if name.startswith("relu"):
+                conv = "conv" + name[4:]
+                sums[conv] = sums.get(conv, 0) + h.sum(dim=(0, 2, 3)).double()
+                counts[conv] = counts.get(conv, 0) + h.shape[0] * h.shape[2] * h.shape[3]
+    return {k: (sums[k] / counts[k]).float().cpu() for k in sums}
+
+
+@torch.no_grad()
+def apply_scales(vgg: VGGFeatures, means: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Divide each conv's filters by ``means`` (dead filters keep 1), carrying the factor to the next conv.
+
+    Returns the factors applied ``{conv_name: (C,)}``; layer l then outputs original / factor_l.
+    """
+    prev: torch.Tensor | None = None
+    applied: dict[str, torch.Tensor] = {}
+    for i, name in _convs(vgg.features, vgg.names):
+        conv = vgg.features[i]
+        assert isinstance(conv, nn.Conv2d)
+        if name not in means:  # conv without its ReLU (the tap stops at the conv): leave unscaled beyond
+            scale = torch.ones(conv.out_channels)
+        else:
+            m = means[name].to(torch.float64)
+            scale = torch.where(m > _EPS, m, torch.ones_like(m))
+        w = conv.weight.double()
+        if prev is not None:
+            w = w * prev.view(1, -1, 1, 1).to(w)
+        conv.weight.copy_((w / scale.view(-1, 1, 1, 1).to(w)).to(conv.weight.dtype))
+        conv.bias.copy_((conv.bias.double() / scale.to(conv.bias.device)).to(conv.bias.dtype))
+        prev = scale.to(conv.weight.device)
+        applied[name] = scale.float().cpu()
+    return applied
+
+
+def normalize_vgg(vgg: VGGFeatures, images: str | os.PathLike, size: int = NORMALIZE_SIZE,
+                  use_cache: bool = True) -> dict[str, torch.Tensor]:
+    """Rescale ``vgg`` in place so each filter's mean ReLU activation over the images in folder ``images``
+    (resized to long side ``size``) is one. Statistics are read from / written to the cache (see module doc).
+
+    Returns the per-filter factors applied. Raises InputError for a missing or empty folder.
+    """
+    files = list_images(images)
+    path = stats_path(vgg, files, size)
+    needed = {"conv" + n[4:] for n in vgg.names if n.startswith("relu")}
+    means: dict[str, torch.Tensor] | None = None
+    if use_cache and path.is_file():
+        try:
+            cached = torch.load(path, map_location="cpu", weights_only=True)
+            if isinstance(cached, dict) and needed <= set(cached):
+                means = cached
+        except Exception:  # a corrupt cache file is recomputed
+            means = None
+    if means is None:
+        def tensors() -> Iterable[torch.Tensor]:
+            for f in files:
+                yield to_tensor(resize(load_rgb(f), long_edge=size))
+        means = activation_means(vgg, tensors())
+        if use_cache:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with atomic_output(path, overwrite=True) as tmp:
+                    torch.save(means, tmp)
+            except OSError:  # the cache is an optimisation; a read-only place must not fail the run
+                pass
+    vgg.normalize_stats_path = str(path)  # type: ignore[attr-defined]  # where the statistics are cached
+    return apply_scales(vgg, means)
