@@ -18,6 +18,7 @@ are inside the graph), meant for GPU execution providers.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import logging
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fastnst import __version__
@@ -35,6 +37,7 @@ from fastnst.constants import ONNX_INPUT_NAME, ONNX_OPSET, ONNX_OUTPUT_NAME
 from fastnst.errors import ConfigError, FastNSTError, InputError
 from fastnst.fileio import atomic_output, check_output
 from fastnst.networks.transformer import TransformerNet
+from fastnst.tiling import NORM_STATS_NAME, TILE_INPUT_NAME, TILE_OUTPUT_NAME, TILE_STATS_NAME
 
 log = logging.getLogger(__name__)
 
@@ -68,28 +71,78 @@ class ExportError(FastNSTError):
     """Export or its verification failed; no file was written."""
 
 
-class _Uint8IO(nn.Module):
-    """uint8 NHWC in and out around a float NCHW network."""
+class _SwitchNorm(nn.Module):
+    """Instance norm that can also record its statistics or use statistics given from outside.
 
-    def __init__(self, net: nn.Module) -> None:
+    mode "record": standard instance norm (exported as InstanceNormalization) that also keeps the
+    per-channel mean and variance of its input; mode "fixed": normalise with ``stats`` instead.
+    """
+
+    def __init__(self, norm: nn.InstanceNorm2d, offset: int) -> None:
         super().__init__()
-        self.net = net
+        self.weight, self.bias, self.eps = norm.weight, norm.bias, norm.eps
+        self.channels, self.offset = norm.num_features, offset
+        self.mode = "record"
+        self.recorded: torch.Tensor | None = None
+        self.stats: torch.Tensor | None = None
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        x = image.permute(0, 3, 1, 2).to(torch.float32) / 255.0
-        y = self.net(x)
-        return torch.round(y * 255.0).clamp(0.0, 255.0).to(torch.uint8).permute(0, 2, 3, 1)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c, o = self.channels, self.offset
+        if self.mode == "fixed":
+            assert self.stats is not None
+            mean = self.stats[:, o:o + c, None, None].to(x.dtype)
+            var = self.stats[:, o + c:o + 2 * c, None, None].to(x.dtype)
+            y = (x - mean) * torch.rsqrt(var + self.eps)
+            return y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+        xf = x.float()
+        self.recorded = torch.cat([xf.mean(dim=(2, 3)), xf.var(dim=(2, 3), unbiased=False)], dim=1)
+        return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
 
 
-class _Half(nn.Module):
-    """Half-precision network behind float32 inputs and outputs."""
+class _ExportGraph(nn.Module):
+    """The exported graph: the style network on ``image`` plus the tile path used by tiling.
 
-    def __init__(self, net: nn.Module) -> None:
+    Outputs: the stylised image; ``norm_stats`` (mean and variance of every instance norm on the
+    ``image`` path, shape (N, K)); the stylised ``tile`` normalised with ``tile_stats`` (1, K).
+    onnxruntime computes only the outputs asked for, so plain use pays nothing for the extras.
+    """
+
+    def __init__(self, net: TransformerNet, io_kind: str = "float", half: bool = False) -> None:
         super().__init__()
-        self.net = net.half()
+        self.net = copy.deepcopy(net)
+        self.norms: list[_SwitchNorm] = []
+        offset = 0
+        for parent in list(self.net.modules()):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, nn.InstanceNorm2d):
+                    switch = _SwitchNorm(child, offset)
+                    setattr(parent, name, switch)
+                    self.norms.append(switch)
+                    offset += 2 * child.num_features
+        self.num_stats = offset
+        self.io_kind, self.half = io_kind, half
+        if half:
+            self.net.half()
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.net(image.to(torch.float16)).to(torch.float32)
+    def forward(self, image: torch.Tensor, tile: torch.Tensor,
+                tile_stats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        dtype = torch.float16 if self.half else torch.float32
+        for norm in self.norms:
+            norm.mode = "record"
+        if self.io_kind == "uint8":
+            x = image.permute(0, 3, 1, 2).to(torch.float32) / 255.0
+        else:
+            x = image
+        y = self.net(x.to(dtype)).to(torch.float32)
+        stats = torch.cat([norm.recorded for norm in self.norms], dim=1)  # type: ignore[misc]
+        if self.io_kind == "uint8":
+            y = torch.round(y * 255.0).clamp(0.0, 255.0).to(torch.uint8).permute(0, 2, 3, 1)
+        for norm in self.norms:
+            norm.mode, norm.stats = "fixed", tile_stats
+        t = self.net(tile.to(dtype)).to(torch.float32)
+        for norm in self.norms:
+            norm.mode, norm.stats, norm.recorded = "record", None, None
+        return y, stats, t
 
 
 def _load_source(source: str | os.PathLike | TransformerNet) -> tuple[TransformerNet, dict[str, str], str]:
@@ -110,38 +163,65 @@ def _load_source(source: str | os.PathLike | TransformerNet) -> tuple[Transforme
     return net.float().eval(), dict(meta), str(path)
 
 
-def _export_graph(module: nn.Module, example: torch.Tensor, nhwc: bool) -> tuple[Any, str]:
+TILE_DEFAULT_SIZE = 16  # the tile path's default input (16x16 zeros): negligible work when not used
+
+
+def _export_graph(module: _ExportGraph, example: torch.Tensor) -> tuple[Any, str]:
     """Export with the dynamo exporter (fallback: TorchScript exporter). Returns (ModelProto, exporter)."""
     import onnx
 
+    nhwc = module.io_kind == "uint8"
     hdim, wdim = (1, 2) if nhwc else (2, 3)
+    tile = torch.rand(2, 3, 32, 40)
+    stats = torch.cat([torch.zeros(1, module.num_stats // 2), torch.ones(1, module.num_stats // 2)], 1)
+    args = (example, tile, stats)
+    input_names = [ONNX_INPUT_NAME, TILE_INPUT_NAME, TILE_STATS_NAME]
+    output_names = [ONNX_OUTPUT_NAME, NORM_STATS_NAME, TILE_OUTPUT_NAME]
     errors: list[str] = []
     try:
         batch = torch.export.Dim("batch", min=1, max=1024)
         height = torch.export.Dim("height", min=8, max=65536)
         width = torch.export.Dim("width", min=8, max=65536)
+        tbatch = torch.export.Dim("tile_batch", min=1, max=1024)
+        theight = torch.export.Dim("tile_height", min=8, max=65536)
+        twidth = torch.export.Dim("tile_width", min=8, max=65536)
+        shapes = ({0: batch, hdim: height, wdim: width}, {0: tbatch, 2: theight, 3: twidth}, None)
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
-                module, (example,), dynamo=True, verbose=False, opset_version=ONNX_OPSET,
-                input_names=[ONNX_INPUT_NAME], output_names=[ONNX_OUTPUT_NAME], external_data=False,
-                dynamic_shapes=({0: batch, hdim: height, wdim: width},), optimize=True)
-        return program.model_proto, "torch.onnx.export(dynamo=True)"
+                module, args, dynamo=True, verbose=False, opset_version=ONNX_OPSET, input_names=input_names,
+                output_names=output_names, external_data=False, dynamic_shapes=shapes, optimize=True)
+        proto, exporter = program.model_proto, "torch.onnx.export(dynamo=True)"
     except Exception as exc:  # noqa: BLE001 - any exporter failure: try the legacy exporter
-        errors.append(f"dynamo: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
+        errors.append(f"dynamo: {type(exc).__name__}: {_first_line(exc)}")
         log.warning("dynamo ONNX export failed (%s); falling back to the TorchScript exporter", errors[-1])
-    try:
-        buf = io.BytesIO()
-        axes = {0: "batch", hdim: "height", wdim: "width"}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(module, (example,), buf, dynamo=False, opset_version=ONNX_OPSET,
-                              input_names=[ONNX_INPUT_NAME], output_names=[ONNX_OUTPUT_NAME],
-                              dynamic_axes={ONNX_INPUT_NAME: axes, ONNX_OUTPUT_NAME: axes})
-        return onnx.load_from_string(buf.getvalue()), "torch.onnx.export(dynamo=False)"
-    except Exception as exc:  # noqa: BLE001
-        errors.append(f"torchscript: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
-    raise ExportError("ONNX export failed: " + "; ".join(errors))
+        try:
+            buf = io.BytesIO()
+            axes = {0: "batch", hdim: "height", wdim: "width"}
+            taxes = {0: "tile_batch", 2: "tile_height", 3: "tile_width"}
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(module, args, buf, dynamo=False, opset_version=ONNX_OPSET,
+                                  input_names=input_names, output_names=output_names,
+                                  dynamic_axes={ONNX_INPUT_NAME: axes, ONNX_OUTPUT_NAME: axes,
+                                                TILE_INPUT_NAME: taxes, TILE_OUTPUT_NAME: taxes,
+                                                NORM_STATS_NAME: {0: "batch"}})
+            proto, exporter = onnx.load_from_string(buf.getvalue()), "torch.onnx.export(dynamo=False)"
+        except Exception as exc2:  # noqa: BLE001
+            errors.append(f"torchscript: {type(exc2).__name__}: {_first_line(exc2)}")
+            raise ExportError("ONNX export failed: " + "; ".join(errors)) from None
+    # The tile inputs get default values (initializers with the input's name): callers that feed only
+    # `image` need not know about them, and onnxruntime lists them as overridable, not required.
+    defaults = {TILE_INPUT_NAME: np.zeros((1, 3, TILE_DEFAULT_SIZE, TILE_DEFAULT_SIZE), np.float32),
+                TILE_STATS_NAME: stats.numpy()}
+    for name, value in defaults.items():
+        proto.graph.initializer.append(onnx.numpy_helper.from_array(value, name))
+    return proto, exporter
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def _metadata(meta: dict[str, str], net: TransformerNet, io_kind: str, fp16: bool, exporter: str) -> dict[str, str]:
@@ -173,43 +253,60 @@ def verify_onnx(path: str | os.PathLike, net: TransformerNet, io_kind: str = "fl
                 sizes: tuple[tuple[int, int, int], ...] = VERIFY_SIZES, seed: int = 0) -> float:
     """Check ``path`` with onnx.checker and against ``net`` under onnxruntime; returns the max abs error.
 
-    The error is in [0, 1] units for float models and in 0..255 levels for uint8 models. Raises
-    ExportError when the checker fails or the error is above the tolerance.
+    Every size is run through the main path and, with the statistics it reports, through the tile
+    path. The error is in [0, 1] units (uint8 models: 0..255 levels on the main path). Raises
+    ExportError when the checker fails or an error is above the tolerance.
     """
     import onnx
 
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as exc:  # noqa: BLE001
-        raise ExportError(f"onnx.checker rejected the exported model: {str(exc).splitlines()[0]}") from None
+        raise ExportError(f"onnx.checker rejected the exported model: {_first_line(exc)}") from None
     try:
         session = _session(Path(path))
     except Exception as exc:  # noqa: BLE001
         if fp16:  # CPU onnxruntime may lack half-precision kernels: the checker's verdict stands
-            log.warning("fp16 model not runnable on CPU onnxruntime (%s); parity not checked",
-                        str(exc).splitlines()[0])
+            log.warning("fp16 model not runnable on CPU onnxruntime (%s); parity not checked", _first_line(exc))
             return float("nan")
-        raise ExportError(f"onnxruntime cannot load the exported model: {str(exc).splitlines()[0]}") from None
+        raise ExportError(f"onnxruntime cannot load the exported model: {_first_line(exc)}") from None
+    required = [i.name for i in session.get_inputs()]
+    if required != [ONNX_INPUT_NAME]:
+        raise ExportError(f"exported model requires inputs {required}, expected only '{ONNX_INPUT_NAME}'")
     generator = torch.Generator().manual_seed(seed)
+    tol = FP16_TOLERANCE if fp16 else FP32_TOLERANCE
     worst = 0.0
+
+    def check(err: float, tolerance: float, what: str, shape: tuple[int, ...]) -> None:
+        if not np.isfinite(err) or err > tolerance:
+            raise ExportError(f"exported model disagrees with torch ({what}) at {'x'.join(map(str, shape))}: "
+                              f"max abs difference {err:.3g} > {tolerance:g}; the model was not written")
+
     for batch, height, width in sizes:
         x = torch.rand(batch, 3, height, width, generator=generator)
         if io_kind == "uint8":
             x = (x * 255).round() / 255  # exactly representable pixel values
         with torch.inference_mode():
             ref = net(x).numpy()
+        shape = (batch, 3, height, width)
         if io_kind == "uint8":
             feed = (x.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
-            got = session.run(None, {ONNX_INPUT_NAME: feed})[0].astype(np.float32).transpose(0, 3, 1, 2)
-            err = float(np.abs(got - np.round(ref * 255.0)).max())
-            tol = float(UINT8_TOLERANCE)
+            got, stats = session.run([ONNX_OUTPUT_NAME, NORM_STATS_NAME], {ONNX_INPUT_NAME: feed})
+            got = got.astype(np.float32).transpose(0, 3, 1, 2)
+            err = float(np.abs(got - np.round(ref * 255.0)).max()) if got.shape == ref.shape else float("inf")
+            check(err, UINT8_TOLERANCE, "uint8 main path", shape)
         else:
-            got = session.run(None, {ONNX_INPUT_NAME: x.numpy()})[0]
+            got, stats = session.run([ONNX_OUTPUT_NAME, NORM_STATS_NAME], {ONNX_INPUT_NAME: x.numpy()})
             err = float(np.abs(got - ref).max()) if got.shape == ref.shape else float("inf")
-            tol = FP16_TOLERANCE if fp16 else FP32_TOLERANCE
-        if not np.isfinite(err) or err > tol:
-            raise ExportError(f"exported model disagrees with torch at {batch}x3x{height}x{width}: "
-                              f"max abs difference {err:.3g} > {tol:g}; the model was not written")
+            check(err, tol, "main path", shape)
+            worst = max(worst, err)
+        # tile path with the image's own statistics == the plain network
+        dummy = np.zeros((1, 8, 8, 3) if io_kind == "uint8" else (1, 3, 8, 8),
+                         np.uint8 if io_kind == "uint8" else np.float32)  # onnxruntime wants every required input
+        tiled = session.run([TILE_OUTPUT_NAME], {ONNX_INPUT_NAME: dummy, TILE_INPUT_NAME: x[:1].numpy(),
+                                                 TILE_STATS_NAME: stats[:1]})[0]
+        err = float(np.abs(tiled - ref[:1]).max()) if tiled.shape == ref[:1].shape else float("inf")
+        check(err, tol, "tile path", shape)
         worst = max(worst, err)
     return worst
 
@@ -237,17 +334,12 @@ def export_onnx(source: str | os.PathLike | TransformerNet, out_path: str | os.P
     net, meta, name = _load_source(source)
     if metadata:
         meta.update({str(k): v if isinstance(v, str) else json.dumps(v, default=str) for k, v in metadata.items()})
-    module: nn.Module = net
+    module = _ExportGraph(net, io, half=fp16).eval()
     example = torch.rand(1, 3, 64, 64)
     if io == "uint8":
-        module = _Uint8IO(net)
         example = (example * 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
-    elif fp16:
-        module = _Half(TransformerNet.from_config(net.config))
-        module.net.load_state_dict({k: v.half() for k, v in net.state_dict().items()})
-    module.eval()
     log.info("exporting %s to %s (io=%s%s)", name, out_path, io, ", fp16" if fp16 else "")
-    proto, exporter = _export_graph(module, example, nhwc=(io == "uint8"))
+    proto, exporter = _export_graph(module, example)
     for key, value in _metadata(meta, net, io, fp16, exporter).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
