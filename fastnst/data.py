@@ -1,0 +1,493 @@
+"""Content images for training: a LightningDataModule over local folders, parquet files and the HF hub.
+
+``data`` may be
+
+- ``"coco"``: COCO 2014 train images (what Johnson et al. 2016 trained on) from the Hugging Face hub
+  as parquet (:data:`COCO_HUB_ID`), streamed: training starts without downloading the whole set;
+- any hub dataset id (``owner/name``) with an image column, also streamed (the column is detected);
+- a local folder of images, flat or nested (read from a file list: random access, exact shuffling);
+- a local ``.parquet`` file, a folder of them, or a glob such as ``data/*.parquet`` (streamed with
+  Hugging Face ``datasets``, exactly like a hub dataset).
+
+Each training sample is a random resized crop of ``image_size``² pixels. Unreadable images are
+skipped with a warning and counted, never fatal; a source with no usable image raises
+:class:`~fastnst.errors.InputError` from :meth:`ContentDataModule.check` before training starts.
+The first few usable images are held out (when the source has enough) as a fixed preview set.
+Every image is decoded through :mod:`fastnst.image` (EXIF orientation, decompression-bomb cap).
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import math
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
+
+from fastnst import image as fimage
+from fastnst.errors import ConfigError, FastNSTError, InputError
+
+log = logging.getLogger(__name__)
+
+# COCO 2014 train (82,783 images) as parquet shards on the Hugging Face hub. Johnson et al. 2016
+# (paper, section 4.2) trained on the ~80k COCO 2014 training images resized to 256x256.
+COCO_HUB_ID = "justram/COCO2014-Images"
+
+# Random resized crop: fraction of the image area and aspect-ratio range of the crop before it is
+# resized to image_size². Chosen: at least half the area keeps objects near their natural scale
+# (torchvision's (0.08, 1) zooms into blurry patches); the ratio range is torchvision's default.
+CROP_SCALE: tuple[float, float] = (0.5, 1.0)
+CROP_RATIO: tuple[float, float] = (3 / 4, 4 / 3)
+# Streaming shuffle buffer (images kept in memory, encoded). Chosen: 1000 encoded COCO images are ~160 MB.
+SHUFFLE_BUFFER = 1000
+# How many stream rows to read while looking for the preview images before giving up.
+_PEEK_LIMIT = 256
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def default_num_workers() -> int:
+    """Data loader workers: one per spare CPU core, at most 4 (chosen: decoding + crop is cheap next to a step)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(4, cpus - 1))
+
+
+# --------------------------------------------------------------------------------------------- sources
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files under ``folder`` (nested, hidden entries skipped), sorted for a stable order."""
+    folder = Path(folder)
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            if not name.startswith(".") and Path(name).suffix.lower() in fimage.IMAGE_EXTENSIONS:
+                found.append(Path(root) / name)
+    return sorted(found)
+
+
+def _parquet_files(data: str) -> list[str] | None:
+    """Local parquet files named by ``data`` (a file, a folder of them, or a glob), else None."""
+    path = Path(data).expanduser()
+    if path.is_file() and path.suffix.lower() in _PARQUET_SUFFIXES:
+        return [str(path.resolve())]
+    if path.is_dir():
+        files = sorted(str(p.resolve()) for p in path.rglob("*") if p.suffix.lower() in _PARQUET_SUFFIXES)
+        return files or None
+    if any(ch in data for ch in "*?["):
+        files = sorted(os.path.abspath(p) for p in glob.glob(os.path.expanduser(data), recursive=True)
+                       if p.lower().endswith(_PARQUET_SUFFIXES))
+        return files or None
+    return None
+
+
+def resolve_source(data: str) -> tuple[str, Any]:
+    """Classify ``data`` as ``("folder", [paths])``, ``("parquet", [files])`` or ``("hub", id)``.
+
+    Raises InputError for a missing local path or a folder without images. Local paths win over hub
+    ids of the same spelling.
+    """
+    data = str(data).strip()
+    if not data:
+        raise InputError("--data is empty; pass coco, a Hugging Face dataset id, a folder or parquet files")
+    if data.lower() == "coco":
+        return "hub", COCO_HUB_ID
+    parquet = _parquet_files(data)
+    if parquet:
+        return "parquet", parquet
+    path = Path(data).expanduser()
+    if path.is_dir():
+        files = list_images(path)
+        if not files:
+            raise InputError(f"data folder '{data}' has no images (looked for "
+                             f"{', '.join(sorted(fimage.IMAGE_EXTENSIONS))}, also in sub-folders); "
+                             f"point --data at a folder of photos")
+        return "folder", files
+    if path.is_file():
+        raise InputError(f"--data '{data}' is a file; pass a folder of images, .parquet files, "
+                         f"'coco' or a Hugging Face dataset id")
+    # Hub ids are owner/name; anything else that is not on disk is a mistyped local path.
+    looks_local = data.startswith((".", "/", "~")) or "\\" in data or data.count("/") != 1 or "*" in data
+    if looks_local or not _HUB_ID.match(data):
+        raise InputError(f"data folder '{data}' does not exist; check the path "
+                         f"(or pass 'coco' or a Hugging Face dataset id such as owner/name)")
+    return "hub", data
+
+
+def open_stream(kind: str, source: Any, split: str = "train") -> tuple[Any, str]:
+    """A streaming ``datasets.IterableDataset`` of one undecoded image column, and the column's name.
+
+    ``kind`` is "parquet" (``source`` = list of files) or "hub" (``source`` = dataset id). The image
+    column is the one typed ``Image``; failing that, a binary or image-like column whose name says
+    image. Raises InputError when the dataset cannot be opened or has no image column.
+    """
+    import datasets
+
+    try:
+        if kind == "parquet":
+            ds = datasets.load_dataset("parquet", data_files=list(source), split="train", streaming=True)
+        else:
+            ds = datasets.load_dataset(source, split=split, streaming=True)
+    except FastNSTError:
+        raise
+    except Exception as exc:  # offline, unknown id, private repo, missing split, bad file, ...
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        what = "parquet files" if kind == "parquet" else f"Hugging Face dataset '{source}' (split '{split}')"
+        hint = ("check the files" if kind == "parquet" else
+                "check the id and your network, or download it and pass a local folder or parquet files")
+        raise InputError(f"cannot open {what}: {type(exc).__name__}: {first}; {hint}") from None
+    column = find_image_column(ds)
+    ds = ds.select_columns([column])
+    ds = ds.cast_column(column, datasets.Image(decode=False))
+    return ds, column
+
+
+def find_image_column(ds: Any) -> str:
+    """Name of the image column of a ``datasets`` dataset (Image feature first, then by name)."""
+    import datasets
+
+    features = ds.features
+    if features is None:  # some streaming sources only know their columns after a first row
+        try:
+            first = next(iter(ds))
+        except StopIteration:
+            raise InputError("the dataset is empty; pass a source with images") from None
+        columns = {k: v for k, v in first.items()}
+        for name, value in columns.items():
+            if isinstance(value, Image.Image) or (isinstance(value, dict) and "bytes" in value):
+                return name
+        names = list(columns)
+    else:
+        images = [name for name, f in features.items() if isinstance(f, datasets.Image)]
+        if images:
+            return next((n for n in images if n.lower() in ("image", "img")), images[0])
+        names = [name for name, f in features.items()
+                 if isinstance(f, datasets.Value) and f.dtype in ("binary", "large_binary", "string")]
+    for name in names:
+        if any(key in name.lower() for key in ("image", "img", "jpg", "jpeg", "png", "picture", "photo")):
+            return name
+    cols = ", ".join(features or names) if features is not None else ", ".join(names)
+    raise InputError(f"the dataset has no image column (columns: {cols}); pass a dataset with images")
+
+
+def _image_source(value: Any) -> Any:
+    """What :func:`fastnst.image.read_image` should read for one undecoded ``datasets`` image value."""
+    if isinstance(value, dict):
+        if value.get("bytes"):
+            return value["bytes"]
+        if value.get("path"):
+            return value["path"]
+        raise InputError("an image entry has neither bytes nor a path")
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if isinstance(value, (str, Image.Image)):
+        return value
+    raise InputError(f"an image entry has an unexpected type {type(value).__name__}")
+
+
+def _describe(value: Any, index: int) -> str:
+    if isinstance(value, (str, os.PathLike)):
+        return str(value)
+    if isinstance(value, dict) and value.get("path"):
+        return f"row {index} ({value['path']})"
+    return f"row {index}"
+
+
+# ---------------------------------------------------------------------------------------- transforms
+
+
+def random_crop_box(width: int, height: int, generator: torch.Generator,
+                    scale: tuple[float, float] = CROP_SCALE,
+                    ratio: tuple[float, float] = CROP_RATIO) -> tuple[int, int, int, int]:
+    """A random crop box (left, top, right, bottom) covering ``scale`` of the area, aspect in ``ratio``.
+
+    Same sampling as torchvision's RandomResizedCrop (10 tries, then the largest centred crop that fits).
+    """
+    area = width * height
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    for _ in range(10):
+        u = torch.rand(3, generator=generator).tolist()
+        target = area * (scale[0] + (scale[1] - scale[0]) * u[0])
+        aspect = math.exp(log_lo + (log_hi - log_lo) * u[1])
+        w = int(round(math.sqrt(target * aspect)))
+        h = int(round(math.sqrt(target / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            left = int(torch.randint(0, width - w + 1, (1,), generator=generator))
+            top = int(torch.randint(0, height - h + 1, (1,), generator=generator))
+            return left, top, left + w, top + h
+    return center_crop_box(width, height, ratio)
+
+
+def center_crop_box(width: int, height: int, ratio: tuple[float, float] = (1.0, 1.0)) -> tuple[int, int, int, int]:
+    """The largest centred box whose aspect ratio lies in ``ratio``."""
+    aspect = width / height
+    if aspect < ratio[0]:
+        w, h = width, int(round(width / ratio[0]))
+    elif aspect > ratio[1]:
+        w, h = int(round(height * ratio[1])), height
+    else:
+        w, h = width, height
+    left, top = (width - w) // 2, (height - h) // 2
+    return left, top, left + w, top + h
+
+
+def load_crop(source: Any, size: int, generator: torch.Generator | None) -> torch.Tensor:
+    """Decode ``source`` and return a (3, size, size) float tensor in [0, 1].
+
+    With a generator: a random resized crop; without: the centred square (for previews).
+    Raises InputError for anything unreadable.
+    """
+    img = fimage.load_rgb(source)
+    box = (random_crop_box(img.width, img.height, generator) if generator is not None
+           else center_crop_box(img.width, img.height))
+    # One resampling step crops and resizes (Pillow's resize antialiases when shrinking).
+    img = img.resize((size, size), Image.Resampling.BILINEAR, box=box)
+    return fimage.to_tensor(img)[0]
+
+
+# ------------------------------------------------------------------------------------------ datasets
+
+
+class FolderImages(Dataset):
+    """Random resized crops of image files; an unreadable file is skipped (the next one is used).
+
+    Items are ``(image (3, S, S), skipped)`` where ``skipped`` counts files passed over for this item.
+    """
+
+    def __init__(self, files: list[Path], image_size: int, seed: int = 0) -> None:
+        self.files = list(files)
+        self.image_size = image_size
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        # Crop randomness from torch's RNG: seeded per worker and epoch by the DataLoader.
+        gen = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,))))
+        for attempt in range(len(self.files)):
+            path = self.files[(index + attempt) % len(self.files)]
+            try:
+                return load_crop(path, self.image_size, gen), attempt
+            except FastNSTError as exc:
+                log.warning("skipping unreadable image: %s", exc)
+        raise InputError("none of the data images can be read any more; check the data folder")
+
+
+class StreamImages(IterableDataset):
+    """Random resized crops from a streaming ``datasets`` source; unreadable rows skipped and counted.
+
+    Shuffles with a buffer (a new order each epoch) and splits shards between data loader workers
+    (``datasets`` does that) and between processes (``split_dataset_by_node``) under DDP.
+    """
+
+    def __init__(self, kind: str, source: Any, image_size: int, split: str = "train", skip: int = 0,
+                 shuffle: bool = True, shuffle_buffer: int = SHUFFLE_BUFFER, seed: int = 0,
+                 rank: int = 0, world_size: int = 1) -> None:
+        super().__init__()
+        self.kind, self.source, self.split = kind, source, split
+        self.image_size, self.skip = image_size, skip
+        self.shuffle, self.shuffle_buffer, self.seed = shuffle, shuffle_buffer, seed
+        self.rank, self.world_size = rank, world_size
+        self._epoch = 0
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, int]]:
+        from datasets.distributed import split_dataset_by_node
+
+        info = get_worker_info()
+        if info is None:
+            self._epoch += 1
+            epoch_seed = (self.seed * 1_000_003 + self._epoch) % 2**32
+            crop_seed = epoch_seed
+        else:  # worker seed = base seed (new each epoch, shared by the workers) + worker id
+            epoch_seed = (info.seed - info.id) % 2**32
+            crop_seed = info.seed % 2**63
+        ds, column = open_stream(self.kind, self.source, self.split)
+        if self.skip:
+            ds = ds.skip(self.skip)
+        if self.shuffle:
+            ds = ds.shuffle(seed=epoch_seed, buffer_size=self.shuffle_buffer)
+        if self.world_size > 1:
+            ds = split_dataset_by_node(ds, rank=self.rank, world_size=self.world_size)
+        gen = torch.Generator().manual_seed(crop_seed)
+        skipped = 0
+        for i, row in enumerate(ds):
+            value = row[column]
+            try:
+                img = load_crop(_image_source(value), self.image_size, gen)
+            except FastNSTError as exc:
+                skipped += 1
+                log.warning("skipping unreadable image %s: %s", _describe(value, i), exc)
+                continue
+            yield img, skipped
+            skipped = 0
+
+
+# --------------------------------------------------------------------------------------- data module
+
+
+class ContentDataModule(pl.LightningDataModule):
+    """Training content images and a fixed preview set.
+
+    Args:
+        data: "coco", a Hugging Face dataset id, a local folder of images, or local parquet file(s).
+        image_size: side of the square training crops in pixels (paper: 256).
+        batch_size: images per step (paper: 4).
+        num_workers: data loader processes; None = one per spare core, at most 4.
+        num_previews: images held out for the preview grid (chosen: 4 fit one row).
+        split: split of a hub dataset.
+        shuffle_buffer: streaming shuffle buffer size (images).
+        seed: seed of the streaming shuffle order.
+    """
+
+    def __init__(self, data: str = "coco", image_size: int = 256, batch_size: int = 4,
+                 num_workers: int | None = None, num_previews: int = 4, split: str = "train",
+                 shuffle_buffer: int = SHUFFLE_BUFFER, seed: int = 0) -> None:
+        super().__init__()
+        if int(image_size) < 16:
+            raise ConfigError(f"image size must be at least 16 pixels, got {image_size}")
+        if int(batch_size) <= 0:
+            raise ConfigError(f"batch size must be positive, got {batch_size}")
+        if num_workers is not None and int(num_workers) < 0:
+            raise ConfigError(f"num_workers must be zero or positive, got {num_workers}")
+        if int(num_previews) < 0:
+            raise ConfigError(f"num_previews must be zero or positive, got {num_previews}")
+        self.data = str(data)
+        self.image_size = int(image_size)
+        self.batch_size = int(batch_size)
+        self.num_workers = default_num_workers() if num_workers is None else int(num_workers)
+        self.num_previews = int(num_previews)
+        self.split = split
+        self.shuffle_buffer = int(shuffle_buffer)
+        self.seed = int(seed)
+        self.kind: str | None = None
+        self.source: Any = None
+        self.previews: torch.Tensor | None = None
+        self.preview_names: list[str] = []
+        self.skipped = 0  # unreadable images met while checking the source
+        self._train_files: list[Path] = []
+        self._stream_skip = 0
+
+    # -- checks before training --------------------------------------------------------------------
+
+    def check(self) -> "ContentDataModule":
+        """Resolve the source and read the preview images; raises InputError when nothing is usable.
+
+        Idempotent. Called before the Trainer is built so bad data fails fast and writes nothing.
+        """
+        if self.kind is not None:
+            return self
+        kind, source = resolve_source(self.data)
+        if kind == "folder":
+            self._check_folder(source)
+        else:
+            self._check_stream(kind, source)
+        self.kind, self.source = kind, source
+        return self
+
+    def _check_folder(self, files: list[Path]) -> None:
+        previews, names, bad = [], [], 0
+        first_good: int | None = None
+        consumed = 0
+        for i, path in enumerate(files):
+            if len(previews) >= max(self.num_previews, 1):
+                break
+            consumed = i + 1
+            try:
+                img = load_crop(path, self.image_size, None)
+            except FastNSTError as exc:
+                bad += 1
+                log.warning("skipping unreadable image: %s", exc)
+                continue
+            first_good = i if first_good is None else first_good
+            previews.append(img)
+            names.append(str(path))
+        if first_good is None:
+            raise InputError(f"none of the {len(files)} image files under '{self.data}' can be read "
+                             f"(corrupt or unsupported); point --data at readable photos")
+        self.skipped = bad
+        previews, names = previews[: self.num_previews], names[: self.num_previews]
+        # Hold the previews out when enough images remain for training (chosen: at least as many again).
+        rest = files[consumed:]
+        if self.num_previews and len(rest) >= max(self.num_previews, self.batch_size):
+            self._train_files = rest
+        else:
+            self._train_files = files
+            if self.num_previews:
+                log.info("only %d images: the preview images are also used for training", len(files))
+        self.previews = torch.stack(previews) if previews else None
+        self.preview_names = names
+
+    def _check_stream(self, kind: str, source: Any) -> None:
+        ds, column = open_stream(kind, source, self.split)
+        previews, names, bad, consumed, extra = [], [], 0, 0, 0
+        wanted = max(self.num_previews, 1)
+        for i, row in enumerate(ds):
+            if i >= _PEEK_LIMIT:
+                break
+            value = row[column]
+            if len(previews) >= wanted:
+                extra += 1  # a row exists beyond the previews (readability checked in training)
+                break
+            consumed = i + 1
+            try:
+                previews.append(load_crop(_image_source(value), self.image_size, None))
+                names.append(_describe(value, i))
+            except FastNSTError as exc:
+                bad += 1
+                log.warning("skipping unreadable image %s: %s", _describe(value, i), exc)
+        if not previews:
+            where = "the first rows" if consumed >= _PEEK_LIMIT else "any row"
+            raise InputError(f"no readable image in {where} of '{self.data}' (column '{column}'); "
+                             f"check the data source")
+        self.skipped = bad
+        self._stream_skip = consumed if (self.num_previews and extra) else 0
+        previews, names = previews[: self.num_previews], names[: self.num_previews]
+        self.previews = torch.stack(previews) if previews else None
+        self.preview_names = names
+
+    # -- Lightning hooks ---------------------------------------------------------------------------
+
+    def setup(self, stage: str | None = None) -> None:
+        """Check the source (no-op when already checked)."""
+        self.check()
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled random resized crops, ``batch_size`` per batch, ``drop_last``."""
+        self.check()
+        workers = self.num_workers
+        common: dict[str, Any] = {"batch_size": self.batch_size, "num_workers": workers, "drop_last": True,
+                                  "persistent_workers": workers > 0,
+                                  "pin_memory": torch.cuda.is_available()}
+        if workers > 0:
+            common["prefetch_factor"] = 2
+        if self.kind == "folder":
+            dataset = FolderImages(self._train_files, self.image_size, self.seed)
+            if len(dataset) < self.batch_size:
+                common["drop_last"] = False
+            return DataLoader(dataset, shuffle=True, **common)
+        rank, world = 0, 1
+        if self.trainer is not None:
+            rank, world = self.trainer.global_rank, self.trainer.world_size
+        dataset = StreamImages(self.kind or "hub", self.source, self.image_size, self.split, self._stream_skip,
+                               True, self.shuffle_buffer, self.seed, rank, world)
+        common["persistent_workers"] = False  # a fresh shuffle seed per epoch
+        return DataLoader(dataset, **common)
+
+    def describe(self) -> str:
+        """One line naming the source, e.g. for logs."""
+        self.check()
+        if self.kind == "folder":
+            return f"{len(self._train_files)} images in '{self.data}'"
+        if self.kind == "parquet":
+            return f"{len(self.source)} parquet file(s) '{self.data}' (streamed)"
+        return f"Hugging Face dataset '{self.source}' split '{self.split}' (streamed)"
