@@ -313,7 +313,8 @@ class Stylizer:
             except (json.JSONDecodeError, TypeError):
                 meta[key] = value
         return {"model": str(self.path), "size_bytes": self.path.stat().st_size, "io": self.io_kind,
-                "inputs": sig(self.session.get_inputs()), "outputs": sig(self.session.get_outputs()),
+                "inputs": sig(self.session.get_inputs()),
+                "optional_inputs": sig(self.session.get_overridable_initializers()), "outputs": sig(self.session.get_outputs()),
                 "metadata": meta, "providers_available": available_providers(),
                 "providers_used": self.providers}
 

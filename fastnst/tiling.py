@@ -1,15 +1,17 @@
 """Overlapping tiles with feathered blending, streamed one row of tiles at a time.
 
 Torch-free (numpy only). A :class:`TileGrid` cuts an H×W image into tiles of ``tile`` pixels that
-overlap by ``overlap`` pixels; each tile is stylised on its own and blended into the result with
-raised-cosine weights across each overlap. The weights of neighbouring tiles sum to exactly one, so
-no normalisation pass is needed, and only one band of rows (tile height × image width) is held in
-float32 at a time: peak memory grows with the image width, not with its area.
+overlap by ``overlap`` pixels and start on multiples of the network's stride; each tile is stylised
+on its own and blended into the result with raised-cosine weights across each overlap (normalised
+by the weight sum). Only one band of rows (tile height × image width) is held in float32 at a time,
+so peak memory grows with the image width, not with its area.
 
-Instance normalisation computes statistics per tile, so tiles of different content see slightly
-different statistics; wide overlaps with smooth blending hide the transitions. The remaining
-difference from an untiled run is measured by ``tests/test_runtime.py`` (seam error) and reported
-in scripts/bench_infer.py.
+Instance normalisation would make tiles disagree if each used its own statistics (a patchwork of
+slightly different tones). Models written by ``fastnst export`` therefore carry a second path in the
+same graph: ``norm_stats`` reports the statistics of every instance norm for a (downscaled) whole
+image, and ``tile``/``tile_stats`` run a tile normalised with them. Tiles then differ from an
+untiled run only within a few tens of pixels of their borders, where the feathering hides it; the
+seam error is measured in tests/test_runtime.py and scripts/bench_infer.py.
 """
 
 from __future__ import annotations
