@@ -193,7 +193,22 @@ def _run_interruptible(run: Callable[[], Any], saved: list[Path], bar: ProgressB
         else:
             print("fastnst: interrupted before any image was saved (use --save-every N to keep intermediate images)",
                   file=sys.stderr)
-        raise SystemExit(EXIT_INTERRUPTED) from None
+        raise _Interrupted() from None
+
+
+class _Interrupted(Exception):
+    """Ctrl-C during optimisation; the message has been printed."""
+
+
+def _interruptible(main: Callable[[list[str]], int]) -> Callable[[list[str]], int]:
+    """Turn Ctrl-C during the optimisation into exit code 130 (after saying where the last image is)."""
+    def wrapper(argv: list[str]) -> int:
+        try:
+            return main(argv)
+        except _Interrupted:
+            return EXIT_INTERRUPTED
+    wrapper.__name__, wrapper.__doc__ = main.__name__, main.__doc__
+    return wrapper
 
 
 def _saver(out: Path, every: int, overwrite: bool, saved: list[Path],
@@ -222,6 +237,7 @@ def _check_intermediates(out: Path, every: int, total: int, overwrite: bool) -> 
 
 # ------------------------------------------------------------------------------------------- commands
 
+@_interruptible
 def main_gatys(argv: list[str]) -> int:
     """``fastnst gatys --content C --style S [--style S2 ...] -o OUT``."""
     from fastnst import optimize as O
@@ -270,6 +286,7 @@ def main_gatys(argv: list[str]) -> int:
                     intermediates=[str(s) for s in saved])
 
 
+@_interruptible
 def main_texture(argv: list[str]) -> int:
     """``fastnst texture --style S -o OUT [--size 512 | --size 768x256]``."""
     from fastnst import optimize as O
@@ -313,6 +330,7 @@ def main_texture(argv: list[str]) -> int:
     return _summary(args, result, [str(out)], "texture", intermediates=[str(s) for s in saved])
 
 
+@_interruptible
 def main_invert(argv: list[str]) -> int:
     """``fastnst invert --image X --layer relu3_3 -o OUT`` (or ``--layers a,b,c [--grid]``)."""
     from fastnst import optimize as O
@@ -386,6 +404,7 @@ def main_invert(argv: list[str]) -> int:
     return 0
 
 
+@_interruptible
 def main_dream(argv: list[str]) -> int:
     """``fastnst dream --image X --layer relu4_3 -o OUT``."""
     from fastnst import optimize as O

@@ -1,0 +1,183 @@
+"""fastnst.optimize: every method lowers (or for DeepDream raises) its objective on tiny images, random VGG."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fastnst.errors import ConfigError, FastNSTError
+from fastnst.image import to_tensor
+from fastnst import optimize as O
+from tests.conftest import synthetic_rgb
+
+RANDOM = {"vgg_weights": "random"}
+
+
+@pytest.fixture(scope="module")
+def content():
+    return synthetic_rgb(48, 32, seed=1)
+
+
+@pytest.fixture(scope="module")
+def style():
+    return synthetic_rgb(40, 40, seed=5)
+
+
+def _run(content, style, **kw):
+    seen = []
+    kw.setdefault("size", 48)
+    kw.setdefault("iterations", 8)
+    result = O.gatys_result(content, style, callback=lambda p: seen.append(p), **RANDOM, **kw)
+    return result, seen
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_gatys_lowers_loss(content, style, optimizer):
+    result, seen = _run(content, style, optimizer=optimizer, init="noise", iterations=10)
+    assert result.image.size == (48, 32)
+    assert [p.iteration for p in seen] == list(range(1, 11))
+    first, last = seen[0].terms["total"], seen[-1].terms["total"]
+    assert last < 0.5 * first, (first, last)
+    assert set(seen[0].terms) >= {"total", "content", "style", "tv", "style/relu1_1", "style/relu5_1"}
+    assert result.terms["total"] < first
+
+
+def test_score_matches_the_optimisers_loss(content, style):
+    settings = dict(content_weight=3e4, style_weight=5e8, tv_weight=2.0, style_scale=0.8,
+                    style_layer_weights=[1, 2, 1, 0.5, 1], pooling="avg")
+    result, seen = _run(content, style, iterations=4, **settings)
+    scored = O.score(result.image, content, style, **RANDOM, **settings)
+    assert scored.keys() == result.terms.keys()
+    for k, v in result.terms.items():
+        assert scored[k] == pytest.approx(v, rel=1e-4, abs=1e-7), k
+    # and for an intermediate image: score of the tensor the optimiser evaluated equals what it reported
+    seen_x = []
+    O.gatys_result(content, style, size=48, iterations=2, **RANDOM, **settings,
+                   callback=lambda p: seen_x.append((p.terms, p.image())))
+    terms, img = seen_x[0]  # iteration 1 evaluates the init (the content, exactly representable in 8 bits)
+    s = O.score(img, content, style, **RANDOM, **settings)
+    assert s["total"] == pytest.approx(terms["total"], rel=1e-4)
+
+
+def test_style_blend(content, style):
+    other = synthetic_rgb(40, 40, seed=9)
+    s_one = O.score(content, None, style, **RANDOM)
+    s_blend_10 = O.score(content, None, [style, other], style_blend=[1, 0], **RANDOM)
+    s_blend_01 = O.score(content, None, [style, other], style_blend=[0, 3], **RANDOM)
+    s_other = O.score(content, None, other, **RANDOM)
+    assert s_blend_10["style"] == pytest.approx(s_one["style"], rel=1e-5)
+    assert s_blend_01["style"] == pytest.approx(s_other["style"], rel=1e-5)
+    result, seen = _run(content, [style, other], style_blend=[0.7, 0.3], iterations=6)
+    assert seen[-1].terms["style"] < seen[0].terms["style"]
+    with pytest.raises(ConfigError, match="2 style blend weights for 3 style images"):
+        O.gatys(content, [style, other, style], style_blend=[1, 1], **RANDOM, size=48, iterations=1)
+
+
+def test_original_colors_keep_content_chroma(content, style):
+    result, _ = _run(content, style, original_colors=True, iterations=5)
+    plain, _ = _run(content, style, original_colors=False, iterations=5)
+    out = O.rgb_to_yiq(to_tensor(result.image))
+    ref = O.rgb_to_yiq(to_tensor(content.resize(result.image.size)))
+    raw = O.rgb_to_yiq(to_tensor(plain.image))
+    inside = (to_tensor(result.image) > 0.01).all(1) & (to_tensor(result.image) < 0.99).all(1)  # not clipped
+    assert inside.float().mean() > 0.5
+    chroma_err = (out[:, 1:] - ref[:, 1:]).abs().amax(1)[inside].max()
+    assert chroma_err < 0.01                       # 8-bit rounding only
+    assert (raw[:, 1:] - ref[:, 1:]).abs().amax(1).mean() > 5 * chroma_err  # plain transfer changes colours
+    luma_err = (out[:, 0] - raw[:, 0]).abs()[inside]  # the luminance is the stylised one
+    assert luma_err.max() < 0.02
+
+
+def test_covariance_differs_from_gram_and_is_optimised(content, style):
+    gram = O.score(content, None, style, style_stat="gram", **RANDOM)
+    cov = O.score(content, None, style, style_stat="covariance", **RANDOM)
+    assert cov["style"] != pytest.approx(gram["style"], rel=1e-3)
+    # covariance ignores a constant offset of the features: a style image's own statistic is zero loss
+    assert O.score(style, None, style, style_stat="covariance", **RANDOM)["style"] == pytest.approx(0, abs=1e-6)
+    _, seen = _run(content, style, style_stat="covariance", iterations=6)
+    assert seen[-1].terms["style"] < seen[0].terms["style"]
+
+
+def test_multiscale_runs_coarse_to_fine(content, style):
+    result, seen = _run(content, style, size=64, scales=2, iterations=3)
+    assert result.sizes == [(32, 21), (64, 43)]
+    assert [p.scale for p in seen] == [1, 1, 1, 2, 2, 2]
+    assert seen[-1].size == (64, 43) and result.image.size == (64, 43)
+
+
+def test_callback_can_stop_early(content, style):
+    result = O.gatys_result(content, style, size=32, iterations=50, **RANDOM, callback=lambda p: p.iteration >= 3)
+    assert result.iterations == 3 and result.stopped_early
+
+
+def test_init_options(content, style, tmp_path):
+    path = tmp_path / "init.png"
+    synthetic_rgb(20, 20, seed=4).save(path)
+    for init in ("style", "noise", str(path)):
+        _, seen = _run(content, style, init=init, iterations=1)
+        assert seen[0].terms["content"] > 0
+    _, seen = _run(content, style, init="content", iterations=1)
+    assert seen[0].terms["content"] == 0
+    with pytest.raises(ConfigError, match="did you mean 'noise'"):
+        O.gatys(content, style, init="nosie", **RANDOM, size=32, iterations=1)
+
+
+def test_invert_reaches_lower_feature_loss_than_start(content, tmp_path):
+    r = O.invert_result(content, "relu2_2", size=48, iterations=15, **RANDOM)
+    assert r.terms["feature"] < 0.3 * r.extra["start_terms"]["feature"]
+    assert r.image.size == (48, 32)
+    other = tmp_path / "other.png"
+    synthetic_rgb(48, 32, seed=7).save(other)
+    r2 = O.invert_result(content, "relu3_1", init=str(other), size=48, iterations=8, **RANDOM)
+    assert r2.terms["feature"] < r2.extra["start_terms"]["feature"]
+
+
+def test_texture_any_size_lowers_style_loss(style):
+    seen = []
+    r = O.texture_result(style, (56, 24), iterations=10, **RANDOM, callback=seen.append)
+    assert r.image.size == (56, 24)
+    assert "content" not in r.terms
+    assert seen[-1].terms["style"] < 0.5 * seen[0].terms["style"]
+
+
+def test_dream_raises_activation(content):
+    seen = []
+    r = O.dream_result(content, "relu3_3", size=48, octaves=2, iterations=4, jitter=4, **RANDOM, callback=seen.append)
+    assert r.sizes == [(34, 23), (48, 32)]
+    assert r.image.size == (48, 32)
+    assert r.terms["activation"] > 1.2 * r.terms["start_activation"]
+
+
+def test_public_api_returns_pil(content, style):
+    import fastnst
+
+    img = fastnst.gatys(content, style, size=32, iterations=1, **RANDOM)
+    assert img.size == (32, 21) and img.mode == "RGB"
+    assert isinstance(fastnst.score(img, content, style, **RANDOM)["total"], float)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(content_layers="relu4_9"), "did you mean 'relu4_"),
+    (dict(style_layers="relu1_1,rleu2_1"), "did you mean 'relu2_1'"),
+    (dict(iterations=0), "iterations must be an integer >= 1"),
+    (dict(size=0), "size must be an integer >= 1"),
+    (dict(size=8), "too small for the chosen layers"),
+    (dict(size=32, scales=3), "fewer --scales"),
+    (dict(style_layer_weights=[1, 2]), "2 style layer weights for 5 style layers"),
+    (dict(content_weight=-1), "content weight must be zero or positive"),
+    (dict(optimizer="sgd"), "unknown optimizer 'sgd'"),
+    (dict(net="vgg11"), "unknown loss network"),
+])
+def test_bad_options_are_one_line_errors(content, style, kwargs, message):
+    with pytest.raises(FastNSTError, match=message) as info:
+        O.gatys(content, style, **RANDOM, **{"iterations": 1, **kwargs})
+    assert "\n" not in str(info.value)
+
+
+def test_quantize_and_colors_roundtrip():
+    x = torch.rand(1, 3, 5, 7)
+    assert torch.allclose(O.yiq_to_rgb(O.rgb_to_yiq(x)), x, atol=1e-5)
+    q = O._quantize(x * 1.2 - 0.1)
+    assert q.min() >= 0 and q.max() <= 1
+    assert np.allclose((q * 255).numpy(), np.round((q * 255).numpy()), atol=1e-4)
