@@ -232,12 +232,28 @@ def build_vgg(layers: Sequence[str], net: str = "vgg19", vgg_weights: str | os.P
     """
     if pooling not in POOLINGS:
         raise unknown_choice("pooling", pooling, POOLINGS)
+    key = None
+    if vgg_normalize is None:  # a frozen network is reused by the next call with the same settings
+        from fastnst.networks.vgg import resolve_weights
+
+        w = resolve_weights(vgg_weights)
+        stamp = os.stat(w).st_mtime_ns if os.path.isfile(w) else None
+        key = (tuple(layers), net, w, stamp, pooling, str(torch.device(device)))
+        if key in _VGG_CACHE:
+            return _VGG_CACHE[key]
     vgg = VGGFeatures(layers, arch=net, weights=vgg_weights, pooling=pooling)
     if vgg_normalize is not None:
         from fastnst.networks.vgg_normalize import normalize_vgg
 
         normalize_vgg(vgg, vgg_normalize)
-    return vgg.to(device=torch.device(device), memory_format=torch.channels_last)
+    vgg = vgg.to(device=torch.device(device), memory_format=torch.channels_last)
+    if key is not None:
+        _VGG_CACHE.clear()  # keep one network: VGG19 is 80 MB
+        _VGG_CACHE[key] = vgg
+    return vgg
+
+
+_VGG_CACHE: dict[tuple, VGGFeatures] = {}
 
 
 class _Stop(Exception):
