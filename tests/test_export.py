@@ -1,0 +1,141 @@
+"""ONNX export: dynamic and odd sizes, parity with torch, metadata, uint8 variant, failure leaves nothing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+import fastnst.export as export_mod
+from fastnst import cli
+from fastnst.constants import ONNX_INPUT_NAME, ONNX_OPSET, ONNX_OUTPUT_NAME
+from fastnst.errors import InputError, OutputExistsError
+from fastnst.export import ExportError, export_onnx
+from fastnst.networks.transformer import TransformerNet
+from fastnst.weights import save_transformer
+
+TINY = {"channels": (4, 8, 8), "num_residual": 1, "end_kernel": 3}
+META = {"style_name": "wave", "style_sha256": "ab" * 32, "content_weight": 1e5, "style_weight": 1e10,
+        "style_layers": ["relu1_2", "relu2_2"], "steps": 7}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny random network saved as safetensors, exported once as float and once as uint8."""
+    torch.manual_seed(0)
+    net = TransformerNet(**TINY).eval()
+    with torch.no_grad():  # non-trivial instance-norm affine parameters
+        for m in net.modules():
+            if isinstance(m, torch.nn.InstanceNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    folder = tmp_path_factory.mktemp("export")
+    weights = save_transformer(folder / "wave.safetensors", net, META)
+    f32 = export_onnx(weights, folder / "wave.onnx")
+    u8 = export_onnx(weights, folder / "wave-uint8.onnx", io="uint8")
+    return net, weights, f32, u8
+
+
+def _session(path):
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def test_single_file_standard_ops_dynamic_axes(tiny):
+    _, _, f32, _ = tiny
+    assert sorted(p.name for p in f32.parent.iterdir() if p.name.startswith("wave.onnx")) == ["wave.onnx"]
+    model = onnx.load(str(f32))
+    assert all(op.domain in ("", "ai.onnx") for op in model.opset_import)
+    assert max(op.version for op in model.opset_import if op.domain in ("", "ai.onnx")) >= 17
+    assert {n.domain for n in model.graph.node} <= {"", "ai.onnx"}
+    session = _session(f32)
+    (inp,), out = session.get_inputs(), session.get_outputs()[0]
+    assert (inp.name, out.name) == (ONNX_INPUT_NAME, ONNX_OUTPUT_NAME)
+    assert inp.type == "tensor(float)" and inp.shape[1] == 3
+    assert all(isinstance(d, str) for d in (inp.shape[0], inp.shape[2], inp.shape[3]))  # dynamic
+    assert ONNX_OPSET >= 17
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 37, 53), (2, 3, 64, 40), (1, 3, 101, 9)])
+def test_parity_with_torch_at_odd_sizes(tiny, shape):
+    net, _, f32, _ = tiny
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(shape[2]))
+    with torch.inference_mode():
+        ref = net(x).numpy()
+    got = _session(f32).run([ONNX_OUTPUT_NAME], {ONNX_INPUT_NAME: x.numpy()})[0]
+    assert got.shape == ref.shape
+    assert np.abs(got - ref).max() <= 1e-4
+
+
+def test_metadata(tiny):
+    _, _, f32, _ = tiny
+    meta = {p.key: p.value for p in onnx.load(str(f32)).metadata_props}
+    assert meta["fastnst_version"] and meta["fastnst_exporter"].startswith("torch.onnx.export(")
+    assert meta["style_name"] == "wave" and meta["style_sha256"] == "ab" * 32
+    assert json.loads(meta["style_layers"]) == ["relu1_2", "relu2_2"] and json.loads(meta["steps"]) == 7
+    assert json.loads(meta["content_weight"]) == 1e5
+    assert json.loads(meta["fastnst_config"])["channels"] == [4, 8, 8]
+    assert meta["fastnst_arch"] == "custom" and meta["fastnst_io"] == "float"
+    assert "float32" in meta["fastnst_input"] and "NCHW" in meta["fastnst_input"]
+
+
+def test_uint8_variant(tiny):
+    net, _, _, u8 = tiny
+    session = _session(u8)
+    inp = session.get_inputs()[0]
+    assert inp.type == "tensor(uint8)" and inp.shape[3] == 3
+    pixels = np.random.default_rng(0).integers(0, 256, (1, 45, 31, 3), dtype=np.uint8)
+    out = session.run([ONNX_OUTPUT_NAME], {ONNX_INPUT_NAME: pixels})[0]
+    assert out.dtype == np.uint8 and out.shape == pixels.shape
+    with torch.inference_mode():
+        ref = net(torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255).permute(0, 2, 3, 1).numpy()
+    assert np.abs(out.astype(np.float32) - np.round(ref * 255)).max() <= 1
+    meta = {p.key: p.value for p in onnx.load(str(u8)).metadata_props}
+    assert meta["fastnst_io"] == "uint8" and "NHWC" in meta["fastnst_input"]
+
+
+@pytest.fixture
+def cached_graph(tiny, monkeypatch):
+    """Skip the (slow) tracing: _export_graph returns the already exported graph."""
+    _, _, f32, _ = tiny
+    model = onnx.load(str(f32))
+    del model.metadata_props[:]
+    monkeypatch.setattr(export_mod, "_export_graph", lambda module, example: (model, "cached"))
+
+
+def test_failed_verification_writes_nothing(tiny, cached_graph, tmp_path, monkeypatch):
+    _, weights, _, _ = tiny
+    monkeypatch.setattr(export_mod, "FP32_TOLERANCE", 0.0)  # any rounding difference now fails
+    with pytest.raises(ExportError, match="disagrees with torch"):
+        export_onnx(weights, tmp_path / "bad.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_output_untouched(tiny, cached_graph, tmp_path):
+    _, weights, _, _ = tiny
+    target = tmp_path / "wave.onnx"
+    target.write_bytes(b"keep me")
+    with pytest.raises(OutputExistsError):
+        export_onnx(weights, target)
+    assert target.read_bytes() == b"keep me"
+    export_onnx(weights, target, overwrite=True)
+    assert _session(target).get_inputs()[0].name == ONNX_INPUT_NAME
+
+
+def test_cli_export_and_bad_sources(tiny, cached_graph, tmp_path, capsys):
+    _, weights, f32, _ = tiny
+    assert cli.main(["export", str(weights), "-o", str(tmp_path / "m.onnx")]) == 0
+    assert "verified" in capsys.readouterr().out
+    assert cli.main(["export", str(f32), "-o", str(tmp_path / "x.onnx")]) == 2  # an ONNX model is no source
+    assert "already an ONNX model" in capsys.readouterr().err
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x00" * 10)
+    assert cli.main(["export", str(junk), "-o", str(tmp_path / "y.onnx")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("fastnst: error:")
+    assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "y.onnx").exists()
+    with pytest.raises(InputError):
+        export_onnx(tmp_path / "missing.safetensors", tmp_path / "z.onnx")
