@@ -1,0 +1,181 @@
+"""``fastnst stylize / info / demo`` through the real entry point: batches, bad inputs, torch path."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fastnst import cli
+from fastnst.export import export_onnx
+from fastnst.networks.transformer import TransformerNet
+from fastnst.weights import save_transformer
+from tests.conftest import synthetic_rgb
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """(onnx model, safetensors weights) of one tiny random network."""
+    torch.manual_seed(2)
+    net = TransformerNet(channels=(4, 8, 8), num_residual=1, end_kernel=3).eval()
+    folder = tmp_path_factory.mktemp("models")
+    weights = save_transformer(folder / "tiny.safetensors", net, {"style_name": "tiny"})
+    return export_onnx(weights, folder / "tiny.onnx"), weights
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    synthetic_rgb(333, 517).save(folder / "a.jpg")
+    synthetic_rgb(40, 30, seed=1).save(folder / "b.png")
+    (folder / "c.jpg").write_bytes(b"not an image at all")
+    return folder
+
+
+def _err_lines(capsys):
+    return [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+
+
+def test_single_photo_exact_size(models, photos, tmp_path, capsys):
+    out = tmp_path / "a-out.jpg"
+    assert cli.main(["stylize", "--model", str(models[0]), str(photos / "a.jpg"), "-o", str(out)]) == 0
+    assert Image.open(out).size == (333, 517)
+    assert "stylised 1 of 1 image" in capsys.readouterr().err
+
+
+def test_batch_with_a_corrupt_file(models, photos, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = cli.main(["stylize", "--model", str(models[0]), str(photos), "-o", str(out), "--json"])
+    assert code == 2
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "b.png"]  # the good ones were written
+    captured = capsys.readouterr()
+    records = [json.loads(line) for line in captured.out.splitlines()]
+    assert [r["input"].split(os.sep)[-1] for r in records] == ["a.jpg", "b.png", "c.jpg"]
+    assert records[0]["size"] == [333, 517] and records[0]["device"] == "cpu" and records[0]["seconds"] > 0
+    assert records[2]["output"] is None and "not an image" in records[2]["error"]
+    err = [line for line in captured.err.splitlines() if line.strip()]
+    assert any(line.startswith("fastnst: error:") and "c.jpg" in line for line in err)
+    assert "stylised 2 of 3 images" in err[-1] and "1 failed" in err[-1]
+
+
+def test_existing_outputs_kept_without_overwrite(models, photos, tmp_path, capsys):
+    out = tmp_path / "a.png"
+    out.write_bytes(b"precious")
+    args = ["stylize", "--model", str(models[0]), str(photos / "b.png"), "-o", str(out)]
+    assert cli.main(args) == 2
+    assert out.read_bytes() == b"precious"
+    assert "--overwrite" in _err_lines(capsys)[-1]
+    assert cli.main(args + ["--overwrite"]) == 0
+    assert Image.open(out).size == (40, 30)
+
+
+@pytest.mark.parametrize("content", [b"", b"GIF89a truncated", "half-png", b"plain text, no image"])
+def test_bad_single_inputs(models, tmp_path, capsys, content):
+    bad = tmp_path / "bad.png"
+    if content == "half-png":
+        good = tmp_path / "good.png"
+        synthetic_rgb(64, 64).save(good)
+        content = good.read_bytes()[:300]
+    bad.write_bytes(content)
+    out = tmp_path / "out.png"
+    assert cli.main(["stylize", "--model", str(models[0]), str(bad), "-o", str(out)]) == 2
+    err = _err_lines(capsys)
+    assert len(err) == 1 and err[0].startswith("fastnst: error:")
+    assert not out.exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_over_pixel_limit_and_bad_outputs(models, photos, tmp_path, capsys, monkeypatch):
+    model = str(models[0])
+    monkeypatch.setenv("FASTNST_MAX_PIXELS", "5000")
+    assert cli.main(["stylize", "--model", model, str(photos / "a.jpg"), "-o", str(tmp_path / "x.jpg")]) == 2
+    assert re.search("over the limit|too large", _err_lines(capsys)[0])
+    monkeypatch.delenv("FASTNST_MAX_PIXELS")
+    # output folder that cannot be created / is a file
+    assert cli.main(["stylize", "--model", model, str(photos), "-o", str(tmp_path / "no" / "such" / "dir")]) == 2
+    assert "does not exist" in _err_lines(capsys)[0]
+    afile = tmp_path / "afile"
+    afile.write_bytes(b"x")
+    assert cli.main(["stylize", "--model", model, str(photos / "a.jpg"), str(photos / "b.png"),
+                     "-o", str(afile)]) == 2
+    assert "is a file" in _err_lines(capsys)[0]
+    if os.geteuid() != 0:  # root ignores permissions
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        assert cli.main(["stylize", "--model", model, str(photos), "-o", str(locked)]) == 2
+        assert "not writable" in _err_lines(capsys)[0]
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_bad_models(models, photos, tmp_path, capsys):
+    out = str(tmp_path / "o.jpg")
+    photo = str(photos / "a.jpg")
+    txt = tmp_path / "model.txt"
+    txt.write_text("hello")
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(os.urandom(256))
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned > " + str(tmp_path / "pwned"),))
+
+    evil = tmp_path / "evil.ckpt"
+    with open(evil, "wb") as f:
+        pickle.dump({"state_dict": {}, "x": Evil()}, f)
+    for model, expect in ((txt, "unknown kind"), (garbage, "not an ONNX model"), (evil, "weights only"),
+                          (tmp_path / "missing.onnx", "does not exist")):
+        assert cli.main(["stylize", "--model", str(model), photo, "-o", out]) == 2
+        err = _err_lines(capsys)
+        assert len(err) == 1 and expect in err[0], err
+    assert not (tmp_path / "pwned").exists() and not os.path.exists(out)
+
+
+def test_torch_weights_match_onnx(models, photos, tmp_path, capsys):
+    onnx_out, torch_out = tmp_path / "o.png", tmp_path / "t.png"
+    photo = str(photos / "b.png")
+    assert cli.main(["stylize", "--model", str(models[0]), photo, "-o", str(onnx_out)]) == 0
+    assert cli.main(["stylize", "--model", str(models[1]), photo, "-o", str(torch_out), "--tile", "0"]) == 0
+    a, b = np.asarray(Image.open(onnx_out)).astype(int), np.asarray(Image.open(torch_out)).astype(int)
+    assert a.shape == b.shape == (30, 40, 3) and np.abs(a - b).max() <= 1
+
+
+def test_stdin_stdout_without_torch(models, photos):
+    code = ("import sys; sys.modules['torch'] = None; from fastnst.cli import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    data = (photos / "b.png").read_bytes()
+    result = subprocess.run([sys.executable, "-c", code, "stylize", "--model", str(models[0]), "-", "-o", "-",
+                             "--format", "png"], input=data, capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout[:8] == b"\x89PNG\r\n\x1a\n"
+    from io import BytesIO
+
+    assert Image.open(BytesIO(result.stdout)).size == (40, 30)
+
+
+def test_info(models, capsys):
+    assert cli.main(["info", str(models[0])]) == 0
+    out = capsys.readouterr().out
+    assert "image: tensor(float)" in out and "style_name" in out and "CPUExecutionProvider" in out
+    assert cli.main(["info", str(models[0]), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["metadata"]["style_name"] == "tiny" and info["io"] == "float"
+
+
+@pytest.mark.slow
+def test_demo_offline(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--vgg-weights", "random", "--out", str(out), "--steps", "2",
+                     "--image-size", "32"]) == 0
+    stylized = sorted((out / "stylized").iterdir())
+    assert len(stylized) == 4 and all(Image.open(p).size == Image.open(out / "photos" /
+                                      p.name.replace("-hubble", "")).size for p in stylized)
+    assert "ONNX model" in capsys.readouterr().out
+    assert cli.main(["demo", "--vgg-weights", "random", "--out", str(out)]) == 2  # no silent overwrite
