@@ -37,7 +37,7 @@ from fastnst.constants import ONNX_INPUT_NAME, ONNX_OPSET, ONNX_OUTPUT_NAME
 from fastnst.errors import ConfigError, FastNSTError, InputError
 from fastnst.fileio import atomic_output, check_output
 from fastnst.networks.transformer import TransformerNet
-from fastnst.tiling import NORM_STATS_NAME, TILE_INPUT_NAME, TILE_OUTPUT_NAME, TILE_STATS_NAME
+from fastnst.tiling import NORM_STATS_NAME, STATS_INPUT_NAME, TILE_INPUT_NAME, TILE_OUTPUT_NAME, TILE_STATS_NAME
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +74,15 @@ class ExportError(FastNSTError):
 class _SwitchNorm(nn.Module):
     """Instance norm that can also record its statistics or use statistics given from outside.
 
-    mode "record": standard instance norm (exported as InstanceNormalization) that also keeps the
-    per-channel mean and variance of its input; mode "fixed": normalise with ``stats`` instead.
+    mode "plain": standard instance norm (exported as InstanceNormalization); "record": the same, also
+    keeping the per-channel mean and variance of its input; "fixed": normalise with ``stats`` instead.
     """
 
     def __init__(self, norm: nn.InstanceNorm2d, offset: int) -> None:
         super().__init__()
         self.weight, self.bias, self.eps = norm.weight, norm.bias, norm.eps
         self.channels, self.offset = norm.num_features, offset
-        self.mode = "record"
+        self.mode = "plain"
         self.recorded: torch.Tensor | None = None
         self.stats: torch.Tensor | None = None
 
@@ -94,17 +94,20 @@ class _SwitchNorm(nn.Module):
             var = self.stats[:, o + c:o + 2 * c, None, None].to(x.dtype)
             y = (x - mean) * torch.rsqrt(var + self.eps)
             return y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
-        xf = x.float()
-        self.recorded = torch.cat([xf.mean(dim=(2, 3)), xf.var(dim=(2, 3), unbiased=False)], dim=1)
+        if self.mode == "record":
+            xf = x.float()
+            self.recorded = torch.cat([xf.mean(dim=(2, 3)), xf.var(dim=(2, 3), unbiased=False)], dim=1)
         return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
 
 
 class _ExportGraph(nn.Module):
-    """The exported graph: the style network on ``image`` plus the tile path used by tiling.
+    """The exported graph: the style network on ``image`` plus two small extra paths used by tiling.
 
-    Outputs: the stylised image; ``norm_stats`` (mean and variance of every instance norm on the
-    ``image`` path, shape (N, K)); the stylised ``tile`` normalised with ``tile_stats`` (1, K).
-    onnxruntime computes only the outputs asked for, so plain use pays nothing for the extras.
+    Three independent copies of the network share the weights: ``image`` -> stylised image (the
+    plain network); ``stats_image`` -> ``norm_stats``, the mean and variance of every instance norm,
+    shape (N, K); ``tile`` normalised with ``tile_stats`` (1, K) -> stylised tile. The extra inputs
+    have tiny default values, and onnxruntime runs every path on every call, so each path has its
+    own input: plain use pays only for two 16x16 runs.
     """
 
     def __init__(self, net: TransformerNet, io_kind: str = "float", half: bool = False) -> None:
@@ -124,24 +127,24 @@ class _ExportGraph(nn.Module):
         if half:
             self.net.half()
 
-    def forward(self, image: torch.Tensor, tile: torch.Tensor,
+    def _set(self, mode: str, stats: torch.Tensor | None = None) -> None:
+        for norm in self.norms:
+            norm.mode, norm.stats, norm.recorded = mode, stats, None
+
+    def forward(self, image: torch.Tensor, stats_image: torch.Tensor, tile: torch.Tensor,
                 tile_stats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         dtype = torch.float16 if self.half else torch.float32
-        for norm in self.norms:
-            norm.mode = "record"
-        if self.io_kind == "uint8":
-            x = image.permute(0, 3, 1, 2).to(torch.float32) / 255.0
-        else:
-            x = image
+        self._set("plain")
+        x = image.permute(0, 3, 1, 2).to(torch.float32) / 255.0 if self.io_kind == "uint8" else image
         y = self.net(x.to(dtype)).to(torch.float32)
-        stats = torch.cat([norm.recorded for norm in self.norms], dim=1)  # type: ignore[misc]
         if self.io_kind == "uint8":
             y = torch.round(y * 255.0).clamp(0.0, 255.0).to(torch.uint8).permute(0, 2, 3, 1)
-        for norm in self.norms:
-            norm.mode, norm.stats = "fixed", tile_stats
+        self._set("record")
+        self.net(stats_image.to(dtype))
+        stats = torch.cat([norm.recorded for norm in self.norms], dim=1)  # type: ignore[misc]
+        self._set("fixed", tile_stats)
         t = self.net(tile.to(dtype)).to(torch.float32)
-        for norm in self.norms:
-            norm.mode, norm.stats, norm.recorded = "record", None, None
+        self._set("plain")
         return y, stats, t
 
 
@@ -174,8 +177,8 @@ def _export_graph(module: _ExportGraph, example: torch.Tensor) -> tuple[Any, str
     hdim, wdim = (1, 2) if nhwc else (2, 3)
     tile = torch.rand(2, 3, 32, 40)
     stats = torch.cat([torch.zeros(1, module.num_stats // 2), torch.ones(1, module.num_stats // 2)], 1)
-    args = (example, tile, stats)
-    input_names = [ONNX_INPUT_NAME, TILE_INPUT_NAME, TILE_STATS_NAME]
+    args = (example, torch.rand(1, 3, 36, 28), tile, stats)
+    input_names = [ONNX_INPUT_NAME, STATS_INPUT_NAME, TILE_INPUT_NAME, TILE_STATS_NAME]
     output_names = [ONNX_OUTPUT_NAME, NORM_STATS_NAME, TILE_OUTPUT_NAME]
     errors: list[str] = []
     try:
@@ -185,7 +188,10 @@ def _export_graph(module: _ExportGraph, example: torch.Tensor) -> tuple[Any, str
         tbatch = torch.export.Dim("tile_batch", min=1, max=1024)
         theight = torch.export.Dim("tile_height", min=8, max=65536)
         twidth = torch.export.Dim("tile_width", min=8, max=65536)
-        shapes = ({0: batch, hdim: height, wdim: width}, {0: tbatch, 2: theight, 3: twidth}, None)
+        sheight = torch.export.Dim("stats_height", min=8, max=65536)
+        swidth = torch.export.Dim("stats_width", min=8, max=65536)
+        shapes = ({0: batch, hdim: height, wdim: width}, {2: sheight, 3: swidth},
+                  {0: tbatch, 2: theight, 3: twidth}, None)
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
@@ -205,15 +211,15 @@ def _export_graph(module: _ExportGraph, example: torch.Tensor) -> tuple[Any, str
                                   input_names=input_names, output_names=output_names,
                                   dynamic_axes={ONNX_INPUT_NAME: axes, ONNX_OUTPUT_NAME: axes,
                                                 TILE_INPUT_NAME: taxes, TILE_OUTPUT_NAME: taxes,
-                                                NORM_STATS_NAME: {0: "batch"}})
+                                                STATS_INPUT_NAME: {2: "stats_height", 3: "stats_width"}})
             proto, exporter = onnx.load_from_string(buf.getvalue()), "torch.onnx.export(dynamo=False)"
         except Exception as exc2:  # noqa: BLE001
             errors.append(f"torchscript: {type(exc2).__name__}: {_first_line(exc2)}")
             raise ExportError("ONNX export failed: " + "; ".join(errors)) from None
     # The tile inputs get default values (initializers with the input's name): callers that feed only
     # `image` need not know about them, and onnxruntime lists them as overridable, not required.
-    defaults = {TILE_INPUT_NAME: np.zeros((1, 3, TILE_DEFAULT_SIZE, TILE_DEFAULT_SIZE), np.float32),
-                TILE_STATS_NAME: stats.numpy()}
+    small = np.zeros((1, 3, TILE_DEFAULT_SIZE, TILE_DEFAULT_SIZE), np.float32)
+    defaults = {STATS_INPUT_NAME: small, TILE_INPUT_NAME: small, TILE_STATS_NAME: stats.numpy()}
     for name, value in defaults.items():
         proto.graph.initializer.append(onnx.numpy_helper.from_array(value, name))
     return proto, exporter
@@ -291,12 +297,14 @@ def verify_onnx(path: str | os.PathLike, net: TransformerNet, io_kind: str = "fl
         shape = (batch, 3, height, width)
         if io_kind == "uint8":
             feed = (x.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
-            got, stats = session.run([ONNX_OUTPUT_NAME, NORM_STATS_NAME], {ONNX_INPUT_NAME: feed})
+            got, stats = session.run([ONNX_OUTPUT_NAME, NORM_STATS_NAME],
+                                     {ONNX_INPUT_NAME: feed, STATS_INPUT_NAME: x[:1].numpy()})
             got = got.astype(np.float32).transpose(0, 3, 1, 2)
             err = float(np.abs(got - np.round(ref * 255.0)).max()) if got.shape == ref.shape else float("inf")
             check(err, UINT8_TOLERANCE, "uint8 main path", shape)
         else:
-            got, stats = session.run([ONNX_OUTPUT_NAME, NORM_STATS_NAME], {ONNX_INPUT_NAME: x.numpy()})
+            got, stats = session.run([ONNX_OUTPUT_NAME, NORM_STATS_NAME],
+                                     {ONNX_INPUT_NAME: x.numpy(), STATS_INPUT_NAME: x[:1].numpy()})
             err = float(np.abs(got - ref).max()) if got.shape == ref.shape else float("inf")
             check(err, tol, "main path", shape)
             worst = max(worst, err)

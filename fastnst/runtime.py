@@ -25,7 +25,7 @@ from PIL import Image
 from fastnst.constants import ONNX_INPUT_NAME, ONNX_OUTPUT_NAME
 from fastnst.errors import ConfigError, InputError, ModelFormatError
 from fastnst.image import ImageSource, read_image, resize
-from fastnst.tiling import NORM_STATS_NAME, TILE_INPUT_NAME, TILE_OUTPUT_NAME, TILE_STATS_NAME, TileGrid
+from fastnst.tiling import NORM_STATS_NAME, STATS_INPUT_NAME, TILE_INPUT_NAME, TILE_OUTPUT_NAME, TILE_STATS_NAME, TileGrid
 
 DEVICES = ("auto", "cpu", "cuda")
 # Images with more pixels than this are tiled automatically (tile=None).
@@ -164,7 +164,7 @@ class Stylizer:
         overridable = {i.name for i in self.session.get_overridable_initializers()}
         out_names = {o.name for o in self.session.get_outputs()}
         # models from fastnst export carry a tile path normalised with whole-image statistics
-        self.has_tile_path = ({TILE_INPUT_NAME, TILE_STATS_NAME} <= overridable
+        self.has_tile_path = ({STATS_INPUT_NAME, TILE_INPUT_NAME, TILE_STATS_NAME} <= overridable
                               and {TILE_OUTPUT_NAME, NORM_STATS_NAME} <= out_names)
 
     @property
@@ -227,7 +227,9 @@ class Stylizer:
     def norm_stats(self, rgb: np.ndarray) -> np.ndarray:
         """Instance-norm statistics (1, K) of the network run on a whole HxWx3 uint8 image."""
         padded, _ = self._pad(rgb)
-        return self.session.run([NORM_STATS_NAME], {ONNX_INPUT_NAME: self._feed(padded)})[0][:1]
+        x = np.empty((1, 3) + padded.shape[:2], dtype=np.float32)
+        np.multiply(padded.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=x[0])
+        return self.session.run([NORM_STATS_NAME], {ONNX_INPUT_NAME: self._dummy, STATS_INPUT_NAME: x})[0][:1]
 
     def run_tile(self, rgb: np.ndarray, stats: np.ndarray) -> np.ndarray:
         """Stylise an HxWx3 uint8 tile normalised with ``stats`` (from :meth:`norm_stats`); float32 HxWx3."""

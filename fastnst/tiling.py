@@ -8,8 +8,8 @@ so peak memory grows with the image width, not with its area.
 
 Instance normalisation would make tiles disagree if each used its own statistics (a patchwork of
 slightly different tones). Models written by ``fastnst export`` therefore carry a second path in the
-same graph: ``norm_stats`` reports the statistics of every instance norm for a (downscaled) whole
-image, and ``tile``/``tile_stats`` run a tile normalised with them. Tiles then differ from an
+same graph: ``norm_stats`` reports the statistics of every instance norm for ``stats_image`` (the
+downscaled whole image), and ``tile``/``tile_stats`` run a tile normalised with them. Tiles then differ from an
 untiled run only within a few tens of pixels of their borders, where the feathering hides it; the
 seam error is measured in tests/test_runtime.py and scripts/bench_infer.py.
 """
@@ -22,7 +22,8 @@ import numpy as np
 
 # Extra inputs/outputs of exported models for tiling with whole-image statistics (fastnst.export).
 # `tile` and `tile_stats` have default values, so plain callers feed only the image.
-NORM_STATS_NAME = "norm_stats"  # output: mean and variance of every instance norm, (N, K)
+STATS_INPUT_NAME = "stats_image"  # input: a float32 NCHW image in [0, 1] (downscaled whole image)
+NORM_STATS_NAME = "norm_stats"  # output: mean and variance of every instance norm on it, (1, K)
 TILE_INPUT_NAME = "tile"  # input: a float32 NCHW tile in [0, 1]
 TILE_STATS_NAME = "tile_stats"  # input: (1, K) statistics the tile is normalised with
 TILE_OUTPUT_NAME = "stylized_tile"  # output: the stylised tile, float32 NCHW

@@ -97,6 +97,19 @@ def test_uint8_variant(tiny):
     assert meta["fastnst_io"] == "uint8" and "NHWC" in meta["fastnst_input"]
 
 
+def test_uint8_and_float_models_agree_in_the_runtime(tiny):
+    from fastnst.runtime import Stylizer
+    from tests.conftest import synthetic_rgb
+
+    s8, s32 = Stylizer(tiny[3]), Stylizer(tiny[2])
+    assert (s8.io_kind, s32.io_kind) == ("uint8", "float") and s8.has_tile_path
+    img = synthetic_rgb(53, 31)
+    diff = np.abs(np.asarray(s8.stylize(img)).astype(int) - np.asarray(s32.stylize(img)).astype(int))
+    assert diff.max() <= 1
+    tiled = np.asarray(s8.stylize(img, tile=32, overlap=8)).astype(int)  # uint8 main path, float tile path
+    assert tiled.shape == (31, 53, 3) and np.abs(tiled - np.asarray(s32.stylize(img, tile=0))).mean() < 2
+
+
 @pytest.fixture
 def cached_graph(tiny, monkeypatch):
     """Skip the (slow) tracing: _export_graph returns the already exported graph."""

@@ -154,15 +154,6 @@ def test_tiled_matches_untiled_within_seam_error(stylizer):
     assert np.abs(own - untiled).mean() > 5 * SEAM_ERROR
 
 
-def test_uint8_model_agrees(model, tmp_path, stylizer):
-    path = export_onnx(model[0], tmp_path / "u8.onnx", io="uint8")
-    s8 = Stylizer(path)
-    assert s8.io_kind == "uint8"
-    img = synthetic_rgb(53, 31)
-    diff = np.abs(np.asarray(s8.stylize(img)).astype(int) - np.asarray(stylizer.stylize(img)).astype(int))
-    assert diff.max() <= 1
-
-
 def test_providers_and_bad_models(model, tmp_path, monkeypatch):
     import onnxruntime
 

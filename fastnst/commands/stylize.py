@@ -116,12 +116,12 @@ def _torch_stylizer(path: Path, device: str) -> Any:
         def norm_stats(self, rgb: np.ndarray) -> np.ndarray:
             x, _ = self._tensor(rgb)
             with torch.inference_mode():
-                return self.graph(x, self._zero, self._stats)[1][:1].cpu().numpy()
+                return self.graph(self._zero, x, self._zero, self._stats)[1][:1].cpu().numpy()
 
         def run_tile(self, rgb: np.ndarray, stats: np.ndarray) -> np.ndarray:
             x, box = self._tensor(rgb)
             with torch.inference_mode():
-                y = self.graph(self._zero, x, torch.from_numpy(stats).to(dev))[2]
+                y = self.graph(self._zero, self._zero, x, torch.from_numpy(stats).to(dev))[2]
             return self._back(y, box)
 
         def describe(self) -> dict[str, Any]:
