@@ -227,18 +227,24 @@ def build_vgg(layers: Sequence[str], net: str = "vgg19", vgg_weights: str | os.P
               device: torch.device | str = "cpu") -> VGGFeatures:
     """A channels-last :class:`VGGFeatures` for ``layers`` on ``device``, optionally normalised.
 
+    On the CPU its 3x3 convolutions with >= 128 input channels run as Winograd F(4x4, 3x3)
+    (:mod:`fastnst.networks.winograd`; ``FASTNST_WINOGRAD=0`` turns that off).
+
     ``vgg_normalize`` is a folder of images: each filter is rescaled so that its mean activation over
     those images is one (see :mod:`fastnst.networks.vgg_normalize`; the statistics are cached).
     """
     if pooling not in POOLINGS:
         raise unknown_choice("pooling", pooling, POOLINGS)
+    from fastnst.networks import winograd
+
+    fast = winograd.enabled(device)
     key = None
     if vgg_normalize is None:  # a frozen network is reused by the next call with the same settings
         from fastnst.networks.vgg import resolve_weights
 
         w = resolve_weights(vgg_weights)
         stamp = os.stat(w).st_mtime_ns if os.path.isfile(w) else None
-        key = (tuple(layers), net, w, stamp, pooling, str(torch.device(device)))
+        key = (tuple(layers), net, w, stamp, pooling, str(torch.device(device)), fast)
         if key in _VGG_CACHE:
             return _VGG_CACHE[key]
     vgg = VGGFeatures(layers, arch=net, weights=vgg_weights, pooling=pooling)
@@ -247,6 +253,8 @@ def build_vgg(layers: Sequence[str], net: str = "vgg19", vgg_weights: str | os.P
 
         normalize_vgg(vgg, vgg_normalize)
     vgg = vgg.to(device=torch.device(device), memory_format=torch.channels_last)
+    if fast:
+        winograd.use_winograd(vgg.features)
     if key is not None:
         _VGG_CACHE.clear()  # keep one network: VGG19 is 80 MB
         _VGG_CACHE[key] = vgg
