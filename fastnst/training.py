@@ -159,7 +159,7 @@ class StyleTransferModule(pl.LightningModule):
         schedule = self.hparams.lr_schedule
         if schedule == "constant":
             return optimizer
-        total = self.trainer.estimated_stepping_batches if self.trainer is not None else DEFAULT_STEPS
+        total = self._trainer.estimated_stepping_batches if self._trainer is not None else DEFAULT_STEPS
         total = int(total) if math.isfinite(total) and total > 0 else DEFAULT_STEPS
         if schedule == "cosine":
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total, eta_min=self.hparams.lr * 0.01)
@@ -309,12 +309,12 @@ def _trainer_kwargs(options: dict[str, Any]) -> dict[str, Any]:
 
 def _export_onnx(weights: Path, onnx_path: Path) -> Path | None:
     """Export with fastnst.export when it is available; failures are logged, never fatal."""
-    if importlib.util.find_spec("fastnst.export") is None:
-        log.info("ONNX export skipped: fastnst.export is not available; export later with 'fastnst export'")
-        return None
     try:
         from fastnst.export import export_onnx
-
+    except ImportError as exc:  # fastnst.export or one of its dependencies (onnx, onnxscript) is missing
+        log.warning("ONNX export skipped (%s); export later with 'fastnst export %s'", exc, weights)
+        return None
+    try:
         params = inspect.signature(export_onnx).parameters
         kwargs: dict[str, Any] = {"overwrite": True} if "overwrite" in params else {}
         result = export_onnx(weights, onnx_path, **kwargs)
