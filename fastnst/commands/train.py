@@ -96,6 +96,12 @@ def build_parser() -> Any:
     return p
 
 
+def instantiate(parser: Any, cfg: Any) -> Any:
+    """Instantiate class specs in ``cfg`` (e.g. --trainer.callbacks) with any jsonargparse 4.x."""
+    method = getattr(parser, "instantiate", None) or parser.instantiate_classes
+    return method(cfg)
+
+
 def _configs_first(argv: Sequence[str]) -> list[str]:
     """Move ``--config FILE`` arguments to the front so that flags win wherever they stand."""
     configs: list[str] = []
@@ -134,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not cfg.style:
         raise ConfigError("--style is required: pass the style image, e.g. --style wave.jpg")
     try:
-        init = parser.instantiate_classes(cfg)
+        init = instantiate(parser, cfg)
     except Exception as exc:
         raise ConfigError(f"bad trainer option: {_one_line(exc)}") from None
     trainer_options = {k: v for k, v in vars(init.trainer).items() if not k.startswith("__")}

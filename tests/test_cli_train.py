@@ -1,0 +1,131 @@
+"""``fastnst train`` through the real entry point: errors, config files, a tiny full run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from fastnst.cli import main
+from tests.conftest import synthetic_rgb
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one thread avoids OpenMP barriers stalling on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        synthetic_rgb(40, 40, seed=i).save(photos / f"{i}.jpg")
+    synthetic_rgb(32, 32, seed=7).save(tmp_path / "wave.png")
+    return tmp_path
+
+
+TINY = ["--vgg-weights", "random", "--image-size", "32", "--batch-size", "2", "--arch", "fast",
+        "--num-workers", "0", "--num-previews", "1", "--export", "false"]
+
+
+def _error(capsys, argv) -> str:
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert code == 2, captured
+    lines = [ln for ln in captured.err.splitlines() if ln.startswith("fastnst: error:")]
+    assert len(lines) == 1, captured.err
+    return lines[0]
+
+
+@pytest.mark.parametrize("extra, message", [
+    ([], "--style is required"),
+    (["--style", "missing.jpg"], "does not exist"),
+    (["--style", "photos"], "does not exist"),
+    (["--style", "wave.png", "--data", "empty"], "has no images"),
+    (["--style", "wave.png", "--data", "nowhere/at/all"], "does not exist"),
+    (["--style", "wave.png", "--style-layers", "relu1_2,relu4_4"], "did you mean 'relu4_3'"),
+    (["--style", "wave.png", "--content-layers", "relu2"], "unknown vgg16 layer"),
+    (["--style", "wave.png", "--image-size", "0"], "image size must be a positive"),
+    (["--style", "wave.png", "--image-size", "big"], "image_size"),
+    (["--style", "wave.png", "--batch-size", "-2"], "batch size must be a positive"),
+    (["--style", "wave.png", "--style-size", "0"], "style size"),
+    (["--style", "wave.png", "--style-weight", "-1"], "style weight must be zero or positive"),
+    (["--style", "wave.png", "--content-weight", "-0.5"], "content weight"),
+    (["--style", "wave.png", "--tv-weight=-1e-6"], "tv weight"),
+    (["--style", "wave.png", "--resume", "nope.ckpt"], "does not exist"),
+    (["--style", "wave.png", "--resume", "wave.png"], "not a fastnst training checkpoint"),
+    (["--style", "wave.png", "--arch", "jonson"], "did you mean 'johnson'"),
+    (["--style", "wave.png", "--trainer.max_stepz", "3"], "unrecognized"),
+    (["--style", "wave.png", "--config", "missing.yaml"], "missing.yaml"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(setup, capsys, extra, message):
+    (setup / "empty").mkdir()
+    base = ["train", "--data", "photos"] + TINY
+    line = _error(capsys, base + extra)
+    assert message in line
+    assert not (setup / "checkpoints").exists()
+
+
+def test_unreadable_style_image(setup, capsys):
+    (setup / "bad.jpg").write_bytes(b"not an image")
+    assert "bad.jpg" in _error(capsys, ["train", "--style", "bad.jpg", "--data", "photos"] + TINY)
+
+
+def test_config_and_flags_combine_and_flags_win(setup, capsys):
+    (setup / "c.yaml").write_text("image_size: 48\nbatch_size: 3\nlr: 0.005\ntrainer:\n  precision: bf16-mixed\n")
+    # the flag comes before --config and still wins
+    code = main(["train", "--style", "wave.png", "--batch-size", "2", "--config", "c.yaml", "--print-config"])
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    assert code == 0
+    assert cfg["batch_size"] == 2 and cfg["image_size"] == 48 and cfg["lr"] == 0.005
+    assert cfg["trainer"]["precision"] == "bf16-mixed"
+    assert cfg["trainer"]["log_every_n_steps"] == 1  # fastnst's default: per-step losses
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.name for c in CONFIGS])
+def test_every_config_loads_and_instantiates(setup, capsys, config):
+    import pytorch_lightning as pl
+
+    from fastnst.commands.train import build_parser, instantiate
+    from fastnst.training import StyleTransferModule
+
+    parser = build_parser()
+    cfg = parser.parse_args(["--style", "wave.png", "--config", str(config), "--vgg-weights", "random"])
+    assert cfg.steps and cfg.steps > 0 and cfg.image_size >= 16
+    trainer_options = {k: v for k, v in vars(instantiate(parser, cfg).trainer).items()
+                       if not k.startswith("__")}
+    pl.Trainer(**trainer_options, max_steps=1, logger=False, enable_checkpointing=False,
+               default_root_dir=str(setup))
+    module = StyleTransferModule("wave.png", arch=cfg.arch, style_size=32, content_weight=cfg.content_weight,
+                                 style_weight=cfg.style_weight, tv_weight=cfg.tv_weight,
+                                 content_layers=cfg.content_layers, style_layers=cfg.style_layers,
+                                 vgg_weights="random", lr=cfg.lr, lr_schedule=cfg.lr_schedule)
+    assert module.hparams.arch == cfg.arch
+
+
+def test_full_run_prints_where_the_results_are_and_resumes(setup, capsys):
+    argv = ["train", "--style", "wave.png", "--data", "photos", "--steps", "2", "--preview-every", "1",
+            "--trainer.enable_progress_bar", "false"] + TINY
+    assert main(argv) == 0
+    out_lines = capsys.readouterr().out.strip().splitlines()
+    run = Path("checkpoints") / "wave"
+    assert out_lines[-1] == f"weights:    {run / 'wave.safetensors'}"
+    assert out_lines[-2].startswith(f"checkpoint: {run / 'last.ckpt'}")
+    assert any(line.startswith("losses:") and line.endswith("metrics.csv") for line in out_lines)
+    for name in ("wave.safetensors", "last.ckpt", "previews/step_000002.png"):
+        assert (run / name).is_file(), name
+    # running again without --resume or --overwrite refuses to replace the run
+    assert "--resume" in _error(capsys, argv)
+    # --resume continues to a larger step count
+    assert main(argv[:-len(TINY)] + TINY + ["--steps", "3", "--resume", str(run / "last.ckpt")]) == 0
+    assert torch.load(run / "last.ckpt", weights_only=True)["global_step"] == 3
