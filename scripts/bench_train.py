@@ -18,10 +18,12 @@ import gc
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -82,7 +84,7 @@ class PlainLoop:
         total = content_loss + 1e10 * style_loss
         total.backward()
         self.opt.step()
-        return float(total)
+        return total.item()
 
 
 class FastnstStep:
@@ -101,7 +103,7 @@ class FastnstStep:
             loss = self.module.training_step((x, torch.zeros(x.shape[0])), 0)
         loss.backward()
         self.opt.step()
-        return float(loss)
+        return loss.item()
 
 
 class PeakRSS:
@@ -131,6 +133,41 @@ class PeakRSS:
     @property
     def delta_mib(self) -> float:
         return (self.peak - self.base) / 2**20
+
+
+def _make(name: str, style: torch.Tensor, style_path: str, device: torch.device, args: argparse.Namespace):
+    if name == "plain":
+        return PlainLoop(style, device, args.arch).step
+    return FastnstStep(style_path, device, args.arch, args.precision).step
+
+
+def measure_memory(name: str, size: int, style_path: str, args: argparse.Namespace) -> float:
+    """Peak memory of two steps of one variant, in a fresh process so the variants do not share an allocator."""
+    if torch.device(args.device).type == "cuda":
+        return float("nan")  # measured in-process from the CUDA allocator instead
+    cmd = [sys.executable, __file__, "--child", name, "--sizes", str(size), "--batch", str(args.batch),
+           "--arch", args.arch, "--device", args.device, "--precision", args.precision, "--style", style_path]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+def child(args: argparse.Namespace) -> None:
+    device = torch.device(args.device)
+    style = _load_style(args.style, device)
+    fn = _make(args.child, style, args.style, device, args)
+    x = torch.rand(args.batch, 3, args.sizes[0], args.sizes[0], device=device)
+    with PeakRSS() as rss:
+        fn(x)
+        fn(x)
+    print(f"{rss.delta_mib:.1f}")
+
+
+def _load_style(path: str, device: torch.device) -> torch.Tensor:
+    import numpy as np
+    from PIL import Image
+
+    style = torch.from_numpy(np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255)
+    return style.permute(2, 0, 1)[None].to(device)
 
 
 def matmul_gflops(device: torch.device, n: int = 2048, reps: int = 5) -> float:
@@ -166,7 +203,13 @@ def main() -> None:
     ap.add_argument("--arch", default="johnson")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="32", choices=["32", "bf16"])
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--style", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    warnings.filterwarnings("ignore", message=".*self.log.*")
+    if args.child:
+        child(args)
+        return
     device = torch.device(args.device)
     torch.manual_seed(0)
     print(f"command: {' '.join([Path(sys.executable).name] + sys.argv)}")
@@ -181,31 +224,27 @@ def main() -> None:
         style_path = os.path.join(tmp, "style.png")
         rng = np.random.default_rng(0)
         Image.fromarray((rng.random((256, 256, 3)) * 255).astype("uint8")).save(style_path)
-        style = torch.from_numpy(np.asarray(Image.open(style_path), dtype=np.float32) / 255)
-        style = style.permute(2, 0, 1)[None].to(device)
+        style = _load_style(style_path, device)
 
         header = (f"{'size':>5} {'variant':<8} {'img/s':>7} {'ms/step':>8} {'peak MiB':>9} "
                   f"{'GFLOP/step':>10} {'GFLOP/s':>8} {'of matmul':>9} {'speed-up':>8}")
+        print("(peak MiB: resident memory added by two steps, each variant in a fresh process; "
+              "GFLOP counts convolutions only)")
         print(header)
         for size in args.sizes:
-            plain = PlainLoop(style, device, args.arch)
-            fast = FastnstStep(style_path, device, args.arch, args.precision)
+            mem = {name: measure_memory(name, size, style_path, args) for name in ("plain", "fastnst")}
+            variants = {name: _make(name, style, style_path, device, args) for name in ("plain", "fastnst")}
             x = torch.rand(args.batch, 3, size, size, device=device)
-            variants = {"plain": plain.step, "fastnst": fast.step}
             times: dict[str, list[float]] = {k: [] for k in variants}
-            mem: dict[str, float] = {}
-            for name, fn in variants.items():  # warm-up and memory, one variant at a time
+            for name, fn in variants.items():  # warm-up (oneDNN builds its kernels on the first calls)
                 gc.collect()
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats()
                     base = torch.cuda.memory_allocated()
-                with PeakRSS() as rss:
-                    fn(x)
-                    fn(x)
+                fn(x)
+                fn(x)
                 if device.type == "cuda":
                     mem[name] = (torch.cuda.max_memory_allocated() - base) / 2**20
-                else:
-                    mem[name] = rss.delta_mib
             for _ in range(args.steps):  # alternate: drift hits both alike
                 for name, fn in variants.items():
                     if device.type == "cuda":
@@ -222,7 +261,7 @@ def main() -> None:
                 print(f"{size:>5} {name:<8} {args.batch / med[name]:>7.2f} {med[name] * 1e3:>8.0f} "
                       f"{mem[name]:>9.0f} {flops / 1e9:>10.1f} {rate:>8.1f} {rate / peak:>9.0%} "
                       f"{med['plain'] / med[name]:>7.2f}x", flush=True)
-            del plain, fast
+            del variants
     print(f"max RSS of the process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 
