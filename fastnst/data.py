@@ -167,7 +167,8 @@ def find_image_column(ds: Any) -> str:
                 return name
         names = list(columns)
     else:
-        images = [name for name, f in features.items() if isinstance(f, datasets.Image)]
+        images = [name for name, f in features.items() if isinstance(f, datasets.Image)
+                  or (isinstance(f, dict) and isinstance(f.get("bytes"), datasets.Value))]  # {bytes, path}
         if images:
             return next((n for n in images if n.lower() in ("image", "img")), images[0])
         names = [name for name, f in features.items()

@@ -165,3 +165,13 @@ def test_bad_datamodule_settings():
         fdata.ContentDataModule("x", image_size=0)
     with pytest.raises(ConfigError):
         fdata.ContentDataModule("x", batch_size=0)
+
+
+def test_parquet_struct_column_without_feature_metadata_is_detected(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    column = pa.array([{"bytes": _png_bytes(i), "path": f"{i}.png"} for i in range(2)])
+    pq.write_table(pa.table({"photo": column, "n": [1, 2]}), tmp_path / "s.parquet")
+    dm = fdata.ContentDataModule(str(tmp_path / "s.parquet"), image_size=16, num_workers=0, num_previews=1).check()
+    assert dm.previews.shape == (1, 3, 16, 16) and dm.preview_names == ["row 0 (0.png)"]
