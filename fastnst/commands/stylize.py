@@ -259,7 +259,7 @@ def _stylize_parser() -> argparse.ArgumentParser:
     p.add_argument("--preserve-color", action="store_true", help="keep the photo's colours, take the style's luminance")
     p.add_argument("--max-size", type=int, default=None, help="downscale so the longer side is at most N pixels")
     p.add_argument("--tile", type=int, default=None,
-                   help="tile size in pixels (default: automatic above ~2.4 Mpx; 0 = never tile)")
+                   help="tile size in pixels (default: 1024-px tiles above 1.6 Mpx; 0 = never tile)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="auto (default: CUDA when available), cpu or cuda (an error when unavailable)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: physical cores)")
