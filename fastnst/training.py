@@ -508,6 +508,8 @@ def run_training(style: str | os.PathLike, data: str = "coco", out: str | os.Pat
         # The frozen VGG stays in eval mode on purpose; resuming an iterable stream restarts its epoch.
         warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
         warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+        # Resume restores weights, optimizer and step exactly; the random crops simply continue afresh.
+        warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
 
     # -- results: a resumable last.ckpt at the final step, the weights, the ONNX model --
