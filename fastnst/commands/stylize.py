@@ -424,10 +424,11 @@ def main_info(argv: list[str]) -> int:
         print(json.dumps(info, indent=2, default=str))
         return 0
     print(f"model      {info['model']} ({info['size_bytes'] / 1e6:.1f} MB, {info['io']})")
-    labels = {"inputs": "input", "optional_inputs": "input (optional, for tiling)", "outputs": "output"}
-    for key, label in labels.items():
+    labels = {"inputs": ("input", ""), "optional_inputs": ("input", "  (optional, used for tiling)"),
+              "outputs": ("output", "")}
+    for key, (label, note) in labels.items():
         for sig in info.get(key, []):
-            print(f"{label:<10} {sig['name']}: {sig['type']} {sig['shape']}")
+            print(f"{label:<10} {sig['name']}: {sig['type']} {sig['shape']}{note}")
     if "config" in info:
         print(f"network    {json.dumps(info['config'])}")
     for key, value in info.get("metadata", {}).items():
