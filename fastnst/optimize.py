@@ -431,20 +431,26 @@ def _terms_out(terms: Mapping[str, float]) -> dict[str, float]:
 
 def gatys_result(content: ImageLike, style: ImageLike | Sequence[ImageLike], *,
                  settings: GatysSettings | None = None, init: str | ImageLike = "content",
-                 optimizer: str = "lbfgs", iterations: int = GATYS_ITERATIONS, lr: float | None = None,
-                 size: int | None = GATYS_SIZE, scales: int = 1, original_colors: bool = False,
+                 optimizer: str = "lbfgs", iterations: int | Sequence[int] = GATYS_ITERATIONS,
+                 lr: float | None = None, size: int | None = GATYS_SIZE, scales: int = 1, original_colors: bool = False,
                  seed: int = 0, device: str | torch.device | None = None,
                  callback: ProgressCallback | None = None, **loss_settings: Any) -> OptimizationResult:
     """Gatys et al. style transfer; like :func:`gatys` but returns the final loss terms too.
 
     ``iterations`` loss evaluations are made at each of ``scales`` scales (coarse to fine, each twice
-    the previous, the finest with long side ``size``; ``None`` keeps the content's size). Loss settings
+    the previous, the finest with long side ``size``; ``None`` keeps the content's size); a list gives
+    one count per scale. Loss settings
     are :class:`GatysSettings` fields, given as ``settings`` or as keywords.
     """
     settings = _settings(settings, loss_settings)
     settings.check()
-    iterations = _check_positive_int(iterations, "iterations")
     scales = _check_positive_int(scales, "scales")
+    if isinstance(iterations, (list, tuple)):
+        if len(iterations) != scales:
+            raise ConfigError(f"{len(iterations)} iteration counts for {scales} scales; give one per scale")
+        per_scale = [_check_positive_int(n, "iterations") for n in iterations]
+    else:
+        per_scale = [_check_positive_int(iterations, "iterations")] * scales
     if optimizer not in OPTIMIZERS:
         raise unknown_choice("optimizer", optimizer, OPTIMIZERS)
     if lr is not None and not (float(lr) > 0 and math.isfinite(float(lr))):
@@ -473,7 +479,7 @@ def gatys_result(content: ImageLike, style: ImageLike | Sequence[ImageLike], *,
     torch.manual_seed(int(seed))
     loss = _GatysLoss(settings, dev)
     content_t = to_tensor(content_img).to(dev) if original_colors else None
-    total_its = iterations * scales
+    total_its = sum(per_scale)
     start = time.perf_counter()
     x: torch.Tensor | None = None
     done_total = 0
@@ -499,7 +505,7 @@ def gatys_result(content: ImageLike, style: ImageLike | Sequence[ImageLike], *,
                          time.perf_counter() - start, lambda: to_pil(finish(cur.detach())))
             return bool(callback(p))
 
-        x, _, stopped = _run_optimizer(x, loss, optimizer, iterations, lr, report)
+        x, _, stopped = _run_optimizer(x, loss, optimizer, per_scale[k], lr, report)
         if stopped:
             break
     assert x is not None

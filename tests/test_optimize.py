@@ -113,6 +113,10 @@ def test_multiscale_runs_coarse_to_fine(content, style):
     assert result.sizes == [(32, 21), (64, 43)]
     assert [p.scale for p in seen] == [1, 1, 1, 2, 2, 2]
     assert seen[-1].size == (64, 43) and result.image.size == (64, 43)
+    _, seen = _run(content, style, size=64, scales=2, iterations=[1, 2])  # one count per scale
+    assert [p.scale for p in seen] == [1, 2, 2]
+    with pytest.raises(ConfigError, match="3 iteration counts for 2 scales"):
+        O.gatys(content, style, size=64, scales=2, iterations=[1, 1, 1], **RANDOM)
 
 
 def test_callback_can_stop_early(content, style):
