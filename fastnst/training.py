@@ -163,6 +163,18 @@ class StyleTransferModule(pl.LightningModule):
     def on_fit_start(self) -> None:
         if self.hparams.channels_last:
             self.to(memory_format=torch.channels_last)
+        self._use_winograd()
+
+    def _use_winograd(self) -> None:
+        """On the CPU, run the frozen VGG's 128-512-channel 3x3 convolutions with Winograd F(4x4, 3x3)
+        (fastnst.networks.winograd: 1.5-2.2x faster than oneDNN there; gradients to the input only)."""
+        try:
+            from fastnst.networks import winograd
+        except ImportError:
+            return
+        if winograd.enabled(self.device) and not getattr(self, "_winograd", False):
+            winograd.use_winograd(self.loss.vgg.features)
+            self._winograd = True
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         images, skipped = batch if isinstance(batch, (list, tuple)) else (batch, None)
