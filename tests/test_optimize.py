@@ -148,10 +148,11 @@ def test_invert_reaches_lower_feature_loss_than_start(content, tmp_path):
 
 def test_texture_any_size_lowers_style_loss(style):
     seen = []
-    r = O.texture_result(style, (56, 24), iterations=10, **RANDOM, callback=seen.append)
+    r = O.texture_result(style, (56, 24), iterations=15, **RANDOM, callback=seen.append)
     assert r.image.size == (56, 24)
     assert "content" not in r.terms
-    assert seen[-1].terms["style"] < 0.5 * seen[0].terms["style"]
+    assert r.terms["style"] < 0.7 * seen[0].terms["style"]  # the result is the best image evaluated
+    assert r.terms["style"] <= 1.01 * min(p.terms["style"] for p in seen)
 
 
 def test_dream_raises_activation(content):
