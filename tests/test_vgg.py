@@ -139,3 +139,9 @@ def test_weights_default_from_env(monkeypatch):
     assert resolve_weights(None) == "random"
     assert VGGFeatures(["relu1_1"]).weights == "random"
     assert vgg_mod.resolve_weights("imagenet") == "imagenet"
+
+
+def test_random_weights_independent_of_truncation():
+    shallow = VGGFeatures(["relu1_2"], weights="random")
+    deep = VGGFeatures(["relu5_3"], weights="random")
+    assert torch.equal(shallow.features[2].weight, deep.features[2].weight)

@@ -166,7 +166,9 @@ class VGGFeatures(nn.Module):
         depth = max(self._index[n] for n in self.layers) + 1
         features = _make_features(arch, pooling)
         if self.weights == "random":
-            _random_init(features)
+            # Layer by layer from one seeded generator: a truncated network gets the same weights
+            # for the layers it keeps as a full one, without drawing the deeper ones.
+            _random_init(nn.Sequential(*list(features)[:depth]))
         else:
             sd = _imagenet_state_dict(arch) if self.weights == "imagenet" else _file_state_dict(self.weights, arch)
             _load_features_state(features, sd, self.weights, arch)
