@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 from PIL import Image
 
 from fastnst import cli
@@ -16,14 +15,6 @@ from tests.conftest import synthetic_rgb
 
 R = ["--vgg-weights", "random"]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny images run faster on one thread, and much faster when other processes share the cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture

@@ -14,14 +14,6 @@ from tests.conftest import synthetic_rgb
 RANDOM = {"vgg_weights": "random"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny images run faster on one thread, and much faster when other processes share the cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def content():

@@ -13,14 +13,6 @@ from fastnst.weights import load_transformer
 from tests.conftest import synthetic_rgb
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread avoids OpenMP barriers stalling on a busy 2-core machine (5x faster here)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture
 def tiny(tmp_path):

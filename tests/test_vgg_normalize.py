@@ -14,14 +14,6 @@ from tests.conftest import synthetic_rgb
 LAYERS = ["relu1_2", "relu2_1", "conv2_2", "relu3_1"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny images run faster on one thread, and much faster when other processes share the cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture
 def folder(tmp_path, monkeypatch):
