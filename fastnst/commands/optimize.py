@@ -264,16 +264,7 @@ def main_gatys(argv: list[str]) -> int:
     if args.scales < 1:
         raise ConfigError(f"--scales must be at least 1, got {args.scales}")
     _check_intermediates(out, args.save_every, iterations * args.scales, args.overwrite)
-    settings = O.GatysSettings(
-        net=args.net, content_layers=args.content_layers, style_layers=args.style_layers,
-        style_layer_weights=None if args.style_layer_weights is None else
-        _floats(args.style_layer_weights, "--style-layer-weights"),
-        content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
-        style_blend=None if args.style_blend is None else _floats(args.style_blend, "--style-blend"),
-        style_scale=args.style_scale, pooling=args.pooling, style_stat=args.style_stat,
-        vgg_weights=args.vgg_weights, vgg_normalize=_normalize_dir(args))
-    settings.check()
-    settings.check_blend(len(args.style))
+    settings = _style_settings(O, args, content_layers=args.content_layers, content_weight=args.content_weight)
     bar = ProgressBar("gatys")
     saved: list[Path] = []
     cb = _saver(out, args.save_every, args.overwrite, saved, bar)
@@ -284,6 +275,21 @@ def main_gatys(argv: list[str]) -> int:
     save_image(result.image, out, overwrite=args.overwrite)
     return _summary(args, result, [str(out)], "gatys",
                     intermediates=[str(s) for s in saved])
+
+
+def _style_settings(O: Any, args: argparse.Namespace, content_layers: Any, content_weight: float) -> Any:
+    """The checked loss settings of gatys and texture (texture: no content term) from parsed flags."""
+    settings = O.GatysSettings(
+        net=args.net, content_layers=content_layers, style_layers=args.style_layers,
+        style_layer_weights=None if args.style_layer_weights is None else
+        _floats(args.style_layer_weights, "--style-layer-weights"),
+        content_weight=content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
+        style_blend=None if args.style_blend is None else _floats(args.style_blend, "--style-blend"),
+        style_scale=args.style_scale, pooling=args.pooling, style_stat=args.style_stat,
+        vgg_weights=args.vgg_weights, vgg_normalize=_normalize_dir(args))
+    settings.check()
+    settings.check_blend(len(args.style))
+    return settings
 
 
 @_interruptible
@@ -310,16 +316,7 @@ def main_texture(argv: list[str]) -> int:
     else:
         size = _int_size(text)
     _check_intermediates(out, args.save_every, iterations, args.overwrite)
-    settings = O.GatysSettings(
-        net=args.net, content_layers=args.style_layers, style_layers=args.style_layers, content_weight=0.0,
-        style_layer_weights=None if args.style_layer_weights is None else
-        _floats(args.style_layer_weights, "--style-layer-weights"),
-        style_weight=args.style_weight, tv_weight=args.tv_weight,
-        style_blend=None if args.style_blend is None else _floats(args.style_blend, "--style-blend"),
-        style_scale=args.style_scale, pooling=args.pooling, style_stat=args.style_stat,
-        vgg_weights=args.vgg_weights, vgg_normalize=_normalize_dir(args))
-    settings.check()
-    settings.check_blend(len(args.style))
+    settings = _style_settings(O, args, content_layers=args.style_layers, content_weight=0.0)
     bar = ProgressBar("texture")
     saved: list[Path] = []
     cb = _saver(out, args.save_every, args.overwrite, saved, bar)
