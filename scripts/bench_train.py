@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -30,11 +29,14 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fastnst.constants import IMAGENET_MEAN, IMAGENET_STD, JOHNSON_CONTENT_LAYERS, JOHNSON_STYLE_LAYERS  # noqa: E402
 from fastnst.networks.transformer import build_transformer, count_flops  # noqa: E402
 from fastnst.networks.vgg import VGGFeatures  # noqa: E402
 from fastnst.training import StyleTransferModule  # noqa: E402
+
+import benchutil  # noqa: E402
 
 
 def gram(y: torch.Tensor) -> torch.Tensor:
@@ -163,26 +165,9 @@ def child(args: argparse.Namespace) -> None:
 
 
 def _load_style(path: str, device: torch.device) -> torch.Tensor:
-    import numpy as np
-    from PIL import Image
+    from fastnst.image import load_rgb, to_tensor
 
-    style = torch.from_numpy(np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255)
-    return style.permute(2, 0, 1)[None].to(device)
-
-
-def matmul_gflops(device: torch.device, n: int = 2048, reps: int = 5) -> float:
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    best = float("inf")
-    for _ in range(3):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        for _ in range(reps):
-            a @ b
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t)
-    return reps * 2 * n**3 / best / 1e9
+    return to_tensor(load_rgb(path)).to(device)
 
 
 def step_flops(arch: str, size: int, batch: int, content_full: bool) -> float:
@@ -215,7 +200,7 @@ def main() -> None:
     print(f"command: {' '.join([Path(sys.executable).name] + sys.argv)}")
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
           f"arch {args.arch}, batch {args.batch}, precision {args.precision}")
-    peak = matmul_gflops(device)
+    peak = benchutil.matmul_gflops(device=str(device))
     print(f"measured fp32 matmul throughput: {peak:.1f} GFLOP/s (2048² @ 2048²)")
     with tempfile.TemporaryDirectory() as tmp:
         from PIL import Image
@@ -262,7 +247,7 @@ def main() -> None:
                       f"{mem[name]:>9.0f} {flops / 1e9:>10.1f} {rate:>8.1f} {rate / peak:>9.0%} "
                       f"{med['plain'] / med[name]:>7.2f}x", flush=True)
             del variants
-    print(f"max RSS of the process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    print(f"max RSS of the process: {benchutil.peak_rss_mib():.0f} MiB")
 
 
 if __name__ == "__main__":

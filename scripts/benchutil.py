@@ -36,12 +36,19 @@ def best_time(fn: Callable[[], object], repeats: int = 3, warmup: int = 1, min_s
     return best
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
-    """Measured fp32 matrix-multiply throughput of this machine in GFLOP/s (torch, all threads)."""
+def matmul_gflops(n: int = 2048, repeats: int = 5, device: str = "cpu") -> float:
+    """Measured fp32 matrix-multiply throughput in GFLOP/s (torch, all threads) on ``device``."""
     import torch
 
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    seconds = best_time(lambda: torch.mm(a, b), repeats=repeats, warmup=2)
+    device = torch.device(device)
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+
+    def mm() -> None:
+        torch.mm(a, b)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    seconds = best_time(mm, repeats=repeats, warmup=2)
     return 2 * n ** 3 / seconds / 1e9
 
 
