@@ -368,6 +368,49 @@ def _export_onnx(weights: Path, onnx_path: Path) -> Path | None:
         return None
 
 
+def fit_module(module: pl.LightningModule, datamodule: ContentDataModule, out: Path, *, steps: int | None,
+               epochs: int | None, preview_every: int, checkpoint_every: int, ckpt_path: Path | None,
+               trainer_options: dict[str, Any], description: str) -> tuple[pl.Trainer, list[Any], PreviewCallback]:
+    """Fit ``module`` on ``datamodule`` with fastnst's loggers (CSV, TensorBoard when installed), preview
+    and checkpoint callbacks into ``out``; shared by style training and ``fastnst train-sr``.
+
+    ``module`` needs a ``preview_grid(images)`` method. Returns (trainer, loggers, preview callback).
+    """
+    from pytorch_lightning.loggers import CSVLogger
+
+    loggers: list[Any] = [CSVLogger(save_dir=str(out), name="logs")]
+    if importlib.util.find_spec("tensorboard") is not None or importlib.util.find_spec("tensorboardX") is not None:
+        from pytorch_lightning.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(save_dir=str(out), name="tensorboard"))
+    previews = PreviewCallback(datamodule.previews, out / "previews", preview_every)
+    checkpoint = ModelCheckpoint(dirpath=str(out), filename="step{step:06d}", auto_insert_metric_name=False,
+                                 every_n_train_steps=checkpoint_every, save_top_k=0, save_last=True)
+    callbacks: list[Callback] = [checkpoint, previews]
+    user_callbacks = trainer_options.pop("callbacks", None) or []
+    callbacks += list(user_callbacks) if isinstance(user_callbacks, (list, tuple)) else [user_callbacks]
+    if trainer_options.get("enable_progress_bar") is False:
+        callbacks.append(_ProgressLog(max(1, checkpoint_every // 10)))
+    kwargs: dict[str, Any] = dict(TRAINER_DEFAULTS, max_steps=steps if steps is not None else -1,
+                                  max_epochs=epochs if epochs is not None else -1, default_root_dir=str(out))
+    kwargs.update(trainer_options)
+    kwargs["logger"] = loggers
+    kwargs["callbacks"] = callbacks
+    out.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
+        trainer = pl.Trainer(**kwargs)
+    log.info("%s", description)
+    with warnings.catch_warnings():
+        # The frozen VGG stays in eval mode on purpose; resuming an iterable stream restarts its epoch.
+        warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
+        warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+        # Resume restores weights, optimizer and step exactly; the random crops simply continue afresh.
+        warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    return trainer, loggers, previews
+
+
 # ------------------------------------------------------------------------------------------- train
 
 
@@ -489,40 +532,13 @@ def run_training(style: str | os.PathLike, data: str = "coco", out: str | os.Pat
                                 f"--overwrite to start again, or another --out")
 
     # -- trainer --
-    from pytorch_lightning.loggers import CSVLogger
-
-    loggers: list[Any] = [CSVLogger(save_dir=str(out), name="logs")]
-    if importlib.util.find_spec("tensorboard") is not None or importlib.util.find_spec("tensorboardX") is not None:
-        from pytorch_lightning.loggers import TensorBoardLogger
-
-        loggers.append(TensorBoardLogger(save_dir=str(out), name="tensorboard"))
-    previews = PreviewCallback(datamodule.previews, out / "previews", preview_every)
-    checkpoint = ModelCheckpoint(dirpath=str(out), filename="step{step:06d}", auto_insert_metric_name=False,
-                                 every_n_train_steps=checkpoint_every, save_top_k=0, save_last=True)
-    callbacks: list[Callback] = [checkpoint, previews]
-    user_callbacks = trainer_options.pop("callbacks", None) or []
-    callbacks += list(user_callbacks) if isinstance(user_callbacks, (list, tuple)) else [user_callbacks]
-    if trainer_options.get("enable_progress_bar") is False:
-        callbacks.append(_ProgressLog(max(1, checkpoint_every // 10)))
-    kwargs: dict[str, Any] = dict(TRAINER_DEFAULTS, max_steps=steps if steps is not None else -1,
-                                  max_epochs=epochs if epochs is not None else -1, default_root_dir=str(out))
-    kwargs.update(trainer_options)
-    kwargs["logger"] = loggers
-    kwargs["callbacks"] = callbacks
-    out.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
-        trainer = pl.Trainer(**kwargs)
-    log.info("training '%s' on %s: %s network, %dx%d crops, batch %d, %s", name, datamodule.describe(),
-             module.hparams.arch, image_size, image_size, batch_size,
-             f"{steps} steps" if steps is not None else f"{epochs} epochs")
-    with warnings.catch_warnings():
-        # The frozen VGG stays in eval mode on purpose; resuming an iterable stream restarts its epoch.
-        warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
-        warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
-        # Resume restores weights, optimizer and step exactly; the random crops simply continue afresh.
-        warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    description = (f"training '{name}' on {datamodule.describe()}: {module.hparams.arch} network, "
+                   f"{image_size}x{image_size} crops, batch {batch_size}, "
+                   + (f"{steps} steps" if steps is not None else f"{epochs} epochs"))
+    trainer, loggers, previews = fit_module(module, datamodule, out, steps=steps, epochs=epochs,
+                                            preview_every=preview_every, checkpoint_every=checkpoint_every,
+                                            ckpt_path=ckpt_path, trainer_options=trainer_options,
+                                            description=description)
 
     # -- results: a resumable last.ckpt at the final step, the weights, the ONNX model --
     trainer.save_checkpoint(str(last_ckpt), weights_only=False)
