@@ -55,6 +55,21 @@ VGG_WEIGHT_CHOICES: tuple[str, ...] = ("imagenet", "random")
 ONNX_INPUT_NAME = "image"
 ONNX_OUTPUT_NAME = "stylized"
 ONNX_OPSET = 18
+# Multi-style models (conditional instance norm) take one more input: blend weights (N, num_styles), float32.
+ONNX_STYLE_NAME = "style"
+
+# Metadata keys written into exported models (onnx metadata_props) and read by the runtime.
+META_VERSION = "fastnst_version"
+META_EXPORTER = "fastnst_exporter"
+META_IO = "fastnst_io"  # "float" (float32 NCHW [0,1]) or "uint8" (uint8 NHWC 0..255)
+META_INPUT = "fastnst_input"  # the input convention in words
+META_STRIDE = "fastnst_stride"
+META_MIN_SIZE = "fastnst_min_size"
+META_PRECISION = "fastnst_precision"
+META_ARCH = "fastnst_arch"
+META_CONFIG = "fastnst_config"
+META_STYLES = "fastnst_styles"  # JSON list of style names, one per column of the `style` input
+META_INPUT_RANGE = "fastnst_input_range"  # "1" (pixels in [0,1]) or "255" (third-party models: 0..255)
 
 # Decompression-bomb guard: images above this many pixels are refused (256 Mpx, i.e. 16384 x 16384).
 # Chosen: large prints (8192 x 8192 = 67 Mpx) pass with room; a bomb of 50000 x 50000 does not.
