@@ -9,6 +9,14 @@ convolution, the paper's choice, is an option.
 The output has exactly the input's height and width for any size: each up-sampling stage resizes to
 the size its matching down-sampling stage received, so odd sizes such as 301×257 come back unchanged.
 Input and output are RGB in [0, 1]; the output layer is the paper's scaled tanh, mapped to [0, 1].
+
+Several styles in one network (``num_styles > 1``): conditional instance normalisation (Dumoulin,
+Shlens and Kudlur 2017, "A Learned Representation for Artistic Style"). Every instance norm keeps one
+scale and shift per style; ``forward(x, style)`` takes ``style`` as blend weights (N, num_styles), and
+the scale and shift are ``style @ table``, so a one-hot row is one style and a convex combination
+blends them with no retraining. The norm itself is parameter-free instance normalisation followed by
+``x * gamma + beta`` (it exports as a plain InstanceNormalization node, a MatMul, a Mul and an Add).
+A single-style network is the plain network, with the same state-dict keys as before.
 """
 
 from __future__ import annotations
@@ -29,6 +37,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "fast": {"channels": (16, 32, 64), "num_residual": 3, "end_kernel": 5, "upsample": "resize"},
 }
 UPSAMPLE_MODES = ("resize", "transpose")
+# Upper bound on styles in one network (chosen: Dumoulin et al. trained 32; this leaves room, bounds memory).
+MAX_STYLES = 256
 
 
 class ConvLayer(nn.Module):
@@ -43,61 +53,106 @@ class ConvLayer(nn.Module):
         return self.conv(self.pad(x))
 
 
-class ConvNormReLU(nn.Module):
-    """ConvLayer → InstanceNorm (affine) → ReLU."""
+class ConditionalInstanceNorm2d(nn.Module):
+    """Instance norm with one scale/shift per style (Dumoulin et al. 2017), blended by weights.
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1) -> None:
+    ``weight`` and ``bias`` are (num_styles, C) tables; ``forward(x, style)`` with ``style`` (N, num_styles)
+    computes parameter-free instance norm, then ``x * (style @ weight) + (style @ bias)`` per channel.
+    ``group_norm=True`` (set by training under channels_last) computes the same statistics with
+    F.group_norm, which keeps channels_last tensors in that layout; export uses F.instance_norm.
+    """
+
+    def __init__(self, num_features: int, num_styles: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.num_features, self.num_styles, self.eps = int(num_features), int(num_styles), float(eps)
+        self.weight = nn.Parameter(torch.ones(num_styles, num_features))
+        self.bias = nn.Parameter(torch.zeros(num_styles, num_features))
+        self.group_norm = False
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        if self.group_norm:
+            y = F.group_norm(x, self.num_features, eps=self.eps)
+        else:
+            y = F.instance_norm(x, eps=self.eps)
+        style = style.to(y.dtype)
+        gamma = (style @ self.weight.to(y.dtype))[:, :, None, None]
+        beta = (style @ self.bias.to(y.dtype))[:, :, None, None]
+        return y * gamma + beta
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, num_styles={self.num_styles}, eps={self.eps}"
+
+
+def _make_norm(channels: int, num_styles: int) -> nn.Module:
+    if num_styles == 1:
+        return nn.InstanceNorm2d(channels, affine=True)
+    return ConditionalInstanceNorm2d(channels, num_styles)
+
+
+def _apply_norm(norm: nn.Module, x: torch.Tensor, style: torch.Tensor | None) -> torch.Tensor:
+    if isinstance(norm, ConditionalInstanceNorm2d):
+        return norm(x, style)
+    return norm(x)
+
+
+class ConvNormReLU(nn.Module):
+    """ConvLayer → InstanceNorm (affine; conditional when num_styles > 1) → ReLU."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, num_styles: int = 1) -> None:
         super().__init__()
         self.conv = ConvLayer(in_ch, out_ch, kernel, stride)
-        self.norm = nn.InstanceNorm2d(out_ch, affine=True)
+        self.norm = _make_norm(out_ch, num_styles)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.norm(self.conv(x)))
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        return F.relu(_apply_norm(self.norm, self.conv(x), style))
 
 
 class ResidualBlock(nn.Module):
     """Two 3×3 conv + instance-norm layers with an identity shortcut (Gross & Wilber 2016 variant)."""
 
-    def __init__(self, ch: int) -> None:
+    def __init__(self, ch: int, num_styles: int = 1) -> None:
         super().__init__()
         self.conv1 = ConvLayer(ch, ch, 3)
-        self.norm1 = nn.InstanceNorm2d(ch, affine=True)
+        self.norm1 = _make_norm(ch, num_styles)
         self.conv2 = ConvLayer(ch, ch, 3)
-        self.norm2 = nn.InstanceNorm2d(ch, affine=True)
+        self.norm2 = _make_norm(ch, num_styles)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.norm1(self.conv1(x)))
-        return x + self.norm2(self.conv2(y))
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        y = F.relu(_apply_norm(self.norm1, self.conv1(x), style))
+        return x + _apply_norm(self.norm2, self.conv2(y), style)
 
 
 class UpsampleConvNormReLU(nn.Module):
     """×2 up-sampling to an exact target size, then conv → instance norm → ReLU."""
 
-    def __init__(self, in_ch: int, out_ch: int, mode: str = "resize") -> None:
+    def __init__(self, in_ch: int, out_ch: int, mode: str = "resize", num_styles: int = 1) -> None:
         super().__init__()
         self.mode = mode
         if mode == "resize":
             self.conv = ConvLayer(in_ch, out_ch, 3)
         else:
             self.conv = nn.ConvTranspose2d(in_ch, out_ch, 3, stride=2, padding=1, output_padding=1)
-        self.norm = nn.InstanceNorm2d(out_ch, affine=True)
+        self.norm = _make_norm(out_ch, num_styles)
 
-    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, size: tuple[int, int], style: torch.Tensor | None = None) -> torch.Tensor:
         if self.mode == "resize":
             y = self.conv(F.interpolate(x, size=size, mode="nearest"))
         else:
             y = self.conv(x)[:, :, : size[0], : size[1]]  # 2·ceil(n/2) ≥ n: crop the extra row/column
-        return F.relu(self.norm(y))
+        return F.relu(_apply_norm(self.norm, y, style))
 
 
 class TransformerNet(nn.Module):
     """Image transformation network; ``forward`` maps (N, 3, H, W) in [0, 1] to the same shape in [0, 1].
 
     Inputs must be at least ``min_size`` pixels on each side (reflection padding needs it).
+    With ``num_styles > 1`` every instance norm is conditional (one scale/shift per style) and
+    ``forward(x, style)`` takes the style blend weights (N, num_styles); ``style_names`` names them.
     """
 
     def __init__(self, channels: tuple[int, int, int] | list[int] = (32, 64, 128), num_residual: int = 5,
-                 end_kernel: int = 9, upsample: str = "resize") -> None:
+                 end_kernel: int = 9, upsample: str = "resize", num_styles: int = 1,
+                 style_names: list[str] | tuple[str, ...] | None = None) -> None:
         super().__init__()
         channels = tuple(int(c) for c in channels)
         if len(channels) != 3 or min(channels) <= 0:
@@ -108,15 +163,31 @@ class TransformerNet(nn.Module):
             raise ConfigError(f"end_kernel must be a positive odd number, got {end_kernel}")
         if upsample not in UPSAMPLE_MODES:
             raise unknown_choice("upsample mode", upsample, UPSAMPLE_MODES)
+        if isinstance(num_styles, bool) or not isinstance(num_styles, int) or not 1 <= num_styles <= MAX_STYLES:
+            raise ConfigError(f"num_styles must be a whole number from 1 to {MAX_STYLES}, got {num_styles}")
+        if style_names is not None:
+            style_names = [str(n) for n in style_names]
+            if len(style_names) != num_styles:
+                raise ConfigError(f"{len(style_names)} style names for {num_styles} styles; give one name per style")
+            if len(set(style_names)) != len(style_names) or not all(style_names):
+                raise ConfigError(f"style names must be distinct and non-empty, got {style_names}")
         c1, c2, c3 = channels
-        self._config = {"channels": list(channels), "num_residual": int(num_residual),
-                        "end_kernel": int(end_kernel), "upsample": upsample}
-        self.down1 = ConvNormReLU(3, c1, end_kernel)
-        self.down2 = ConvNormReLU(c1, c2, 3, stride=2)
-        self.down3 = ConvNormReLU(c2, c3, 3, stride=2)
-        self.residuals = nn.Sequential(*[ResidualBlock(c3) for _ in range(num_residual)])
-        self.up1 = UpsampleConvNormReLU(c3, c2, upsample)
-        self.up2 = UpsampleConvNormReLU(c2, c1, upsample)
+        self._config: dict[str, Any] = {"channels": list(channels), "num_residual": int(num_residual),
+                                        "end_kernel": int(end_kernel), "upsample": upsample}
+        if num_styles > 1:  # single-style configs stay exactly as before
+            self._config["num_styles"] = num_styles
+            if style_names is not None:
+                self._config["style_names"] = list(style_names)
+        self.num_styles = num_styles
+        self.style_names: list[str] = list(style_names) if style_names is not None else \
+            ([] if num_styles == 1 else [f"style{i}" for i in range(num_styles)])
+        s = num_styles
+        self.down1 = ConvNormReLU(3, c1, end_kernel, num_styles=s)
+        self.down2 = ConvNormReLU(c1, c2, 3, stride=2, num_styles=s)
+        self.down3 = ConvNormReLU(c2, c3, 3, stride=2, num_styles=s)
+        self.residuals = nn.Sequential(*[ResidualBlock(c3, num_styles=s) for _ in range(num_residual)])
+        self.up1 = UpsampleConvNormReLU(c3, c2, upsample, num_styles=s)
+        self.up2 = UpsampleConvNormReLU(c2, c1, upsample, num_styles=s)
         self.out = ConvLayer(c1, 3, end_kernel)
         # Reflection padding of k//2 needs more than k//2 pixels; the 1/4-scale stage needs 2.
         self.min_size = max(end_kernel // 2 + 1, 5)
@@ -124,34 +195,81 @@ class TransformerNet(nn.Module):
     @property
     def config(self) -> dict[str, Any]:
         """Constructor arguments as a JSON-able dict (``TransformerNet.from_config`` rebuilds it)."""
-        return dict(self._config, channels=list(self._config["channels"]))
+        out = dict(self._config, channels=list(self._config["channels"]))
+        if "style_names" in out:
+            out["style_names"] = list(out["style_names"])
+        return out
 
     @property
     def preset(self) -> str | None:
-        """The name of the preset this configuration matches, if any."""
+        """The name of the preset this configuration matches, if any (whatever the number of styles)."""
+        arch = {k: v for k, v in self.config.items() if k not in ("num_styles", "style_names")}
         for name, cfg in PRESETS.items():
-            if dict(cfg, channels=list(cfg["channels"])) == self.config:
+            if dict(cfg, channels=list(cfg["channels"])) == arch:
                 return name
         return None
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "TransformerNet":
         """Build from a ``config`` dict (as returned by :attr:`config`)."""
-        allowed = {"channels", "num_residual", "end_kernel", "upsample"}
+        allowed = {"channels", "num_residual", "end_kernel", "upsample", "num_styles", "style_names"}
         unknown = set(config) - allowed
         if unknown:
             raise ConfigError(f"unknown TransformerNet settings {sorted(unknown)}; valid: {sorted(allowed)}")
         return cls(**config)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def style_weights(self, style: int | str | torch.Tensor | list[float] | None, batch: int = 1) -> torch.Tensor:
+        """Blend weights (batch, num_styles) for ``style``: an index, a name, a weight vector or matrix.
+
+        Raises ConfigError for an unknown name, an index out of range, a wrong length, or weights that
+        are negative or sum to zero. Weights are used as given (callers normalise if they want to).
+        """
+        n = self.num_styles
+        if style is None:
+            if n == 1:
+                return torch.ones(batch, 1)
+            raise ConfigError(f"this network holds {n} styles ({', '.join(self.style_names)}); pick one with a "
+                              f"style index, name or weight vector")
+        if isinstance(style, str):
+            if style not in self.style_names:
+                raise unknown_choice("style", style, self.style_names)
+            style = self.style_names.index(style)
+        if isinstance(style, int) and not isinstance(style, bool):
+            if not 0 <= style < n:
+                raise ConfigError(f"style index {style} is out of range; this network holds {n} styles (0..{n - 1})")
+            return F.one_hot(torch.full((batch,), style), n).float()
+        w = torch.as_tensor(style, dtype=torch.float32)
+        if w.dim() == 1:
+            w = w[None].expand(batch, -1)
+        if w.dim() != 2 or w.shape[1] != n:
+            raise ConfigError(f"style weights of shape {tuple(w.shape)}; this network needs (N, {n})")
+        if not torch.isfinite(w).all() or (w < 0).any() or (w.sum(dim=1) <= 0).any():
+            raise ConfigError("style weights must be finite, zero or positive, and not all zero")
+        return w
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        """Stylise ``x`` (N, 3, H, W) in [0, 1]; ``style`` (N, num_styles) blend weights when num_styles > 1.
+
+        A single-style network ignores ``style``. A multi-style network without ``style`` raises
+        ConfigError (there is no silent default style).
+        """
+        if self.num_styles > 1:
+            if style is None:
+                raise ConfigError(f"this network holds {self.num_styles} styles; pass style weights "
+                                  f"(N, {self.num_styles})")
+            if style.dim() == 1:
+                style = style[None].expand(x.shape[0], -1)
+        else:
+            style = None
         size1 = (x.shape[-2], x.shape[-1])
-        y = self.down1(x)
-        y = self.down2(y)
+        y = self.down1(x, style)
+        y = self.down2(y, style)
         size2 = (y.shape[-2], y.shape[-1])
-        y = self.down3(y)
-        y = self.residuals(y)
-        y = self.up1(y, size2)
-        y = self.up2(y, size1)
+        y = self.down3(y, style)
+        for block in self.residuals:
+            y = block(y, style)
+        y = self.up1(y, size2, style)
+        y = self.up2(y, size1, style)
         return (torch.tanh(self.out(y)) + 1) * 0.5
 
 
@@ -178,7 +296,9 @@ def count_flops(model: nn.Module, height: int, width: int) -> int:
     handles = [m.register_forward_hook(hook) for m in model.modules()]
     try:
         with torch.no_grad():
-            model(torch.zeros(1, 3, height, width))
+            x = torch.zeros(1, 3, height, width)
+            styles = getattr(model, "num_styles", 1)
+            model(x, torch.full((1, styles), 1.0 / styles)) if styles > 1 else model(x)
     finally:
         for h in handles:
             h.remove()
