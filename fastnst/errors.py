@@ -7,6 +7,7 @@ them and never prints or exits.
 from __future__ import annotations
 
 import difflib
+import errno
 import os
 from collections.abc import Iterable
 
@@ -27,6 +28,18 @@ class ConfigError(FastNSTError):
 
 class OutputExistsError(FastNSTError):
     """The output exists and overwriting was not asked for."""
+
+
+class OutputError(FastNSTError):
+    """An output cannot be written: disk full, permission denied, read-only or immutable folder."""
+
+
+class ResourceError(FastNSTError):
+    """A request that would exhaust the machine: too many pixels, too much memory, too many threads."""
+
+
+class CheckpointError(FastNSTError):
+    """A truncated or corrupt training checkpoint (the message names the last good one, when any)."""
 
 
 class WeightsUnavailableError(FastNSTError):
@@ -60,3 +73,26 @@ def unknown_choice(kind: str, name: str, choices: Iterable[str]) -> ConfigError:
     choices = list(choices)
     return ConfigError(f"unknown {kind} '{name}'{did_you_mean(name, choices)}; "
                        f"valid: {', '.join(choices)}")
+
+
+_NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG}
+_DENIED = {errno.EACCES, errno.EPERM}
+
+
+def os_error(exc: OSError, path: str | os.PathLike | None = None, action: str = "write") -> FastNSTError:
+    """A one-line :class:`OutputError` for an OSError met while writing ``path`` (disk full, denied, ...).
+
+    Other errors keep their message (``strerror``) on the same single line.
+    """
+    where = f"'{path}'" if path is not None else (f"'{exc.filename}'" if exc.filename else "the output")
+    folder = f"'{os.path.dirname(os.fspath(path)) or '.'}'" if path is not None else "the output folder"
+    if exc.errno in _NO_SPACE:
+        return OutputError(f"cannot {action} {where}: no space left on the device; free some space or "
+                           f"choose an output on another disk (nothing partial was kept)")
+    if exc.errno in _DENIED:
+        return OutputError(f"cannot {action} {where}: permission denied (is {folder} read-only, immutable or "
+                           f"owned by another user?); choose another output path")
+    if exc.errno == errno.EROFS:
+        return OutputError(f"cannot {action} {where}: the file system is read-only; choose another output path")
+    reason = exc.strerror or str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return OutputError(f"cannot {action} {where}: {reason}; check the output path and the disk")

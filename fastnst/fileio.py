@@ -1,30 +1,144 @@
-"""File output that never leaves partial files and never replaces existing ones unasked.
+"""File output that never leaves partial files, never replaces existing ones unasked, never writes onto an input.
 
-Torch-free; used by every command that writes (images, weights, ONNX models).
+Torch-free; used by every command that writes (images, weights, ONNX models, checkpoints).
+
+- :func:`check_output` checks a target before long work starts (exists, folder, writable, not an input).
+- :func:`atomic_output` writes through a temporary file in the target's folder (fsync, then rename):
+  a crash leaves the old file untouched, a full disk or a permission problem becomes one
+  :class:`~fastnst.errors.OutputError` line.
+- Temporary files are named ``.<name>.fastnst-<pid>-<random>.tmp<suffix>``; the next process that writes
+  into the same folder removes those of processes that no longer run (:func:`remove_stale_temps`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
-import tempfile
-from collections.abc import Iterator
+import re
+import secrets
+import socket
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from fastnst.errors import InputError, OutputExistsError
+from fastnst.errors import InputError, OutputError, OutputExistsError, os_error
+
+# Temporary files of fastnst: ".<target name>.fastnst-<pid>-<host>-<random>.tmp[<suffix>]".
+_TEMP_MARK = "fastnst"
+_TEMP_RE = re.compile(r"^\..+\.fastnst-(\d+)-([0-9a-f]{6})-[0-9a-f]{8}\.tmp[^/]*$")
+_cleaned: set[str] = set()
 
 
-def check_output(path: str | os.PathLike, overwrite: bool = False) -> Path:
+def _host_tag() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+
+
+def temp_path(target: str | os.PathLike) -> Path:
+    """A fresh temporary name beside ``target`` (same folder, so the final rename is atomic)."""
+    target = Path(target)
+    name = f".{target.name}.{_TEMP_MARK}-{os.getpid()}-{_host_tag()}-{secrets.token_hex(4)}.tmp{target.suffix}"
+    return target.with_name(name)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except OSError:
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | os.PathLike, force: bool = False) -> list[Path]:
+    """Remove fastnst temporary files in ``folder`` left by processes that no longer run (kill -9, power loss).
+
+    Files of live processes (and of other hosts, on a shared folder) are kept. Runs once per folder and
+    process unless ``force``. Returns the removed paths; never raises.
+    """
+    folder = Path(folder) if str(folder) else Path(".")
+    key = str(folder.resolve()) if folder.exists() else str(folder)
+    if key in _cleaned and not force:
+        return []
+    _cleaned.add(key)
+    removed: list[Path] = []
+    host = _host_tag()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _TEMP_RE.match(entry.name)
+        if not m or m.group(2) != host or _pid_alive(int(m.group(1))):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+    return removed
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether ``a`` and ``b`` are the same file (same path after resolving links, or hard links: same inode)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        pass
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
+def check_not_input(output: str | os.PathLike, inputs: Iterable[str | os.PathLike | None],
+                    in_place: bool = False) -> None:
+    """Refuse an output that is one of ``inputs`` (same file, hard link) or lies in a folder being read.
+
+    ``inputs`` may hold files and folders (``None`` entries, e.g. stdin, are ignored). With ``in_place``
+    an output equal to an input *file* is allowed (the caller writes atomically); an output folder
+    equal to an input folder is allowed too, per-file checks still apply then.
+    Raises InputError saying which input it would replace.
+    """
+    out = Path(output)
+    for item in inputs:
+        if item is None or str(item) in ("", "-"):
+            continue
+        src = Path(item)
+        if not src.exists():
+            continue
+        if src.is_dir():
+            if out.exists() and out.is_dir() and same_file(out, src):
+                if in_place:
+                    continue
+                raise InputError(f"output folder '{out}' is the input folder '{src}': its images would be "
+                                 f"replaced; choose another output folder")
+            continue
+        if out.exists() and same_file(out, src):
+            if in_place:
+                continue
+            raise InputError(f"output '{out}' is the input '{src}' and would replace it (even with --overwrite); "
+                             f"choose another output name")
+
+
+def check_output(path: str | os.PathLike, overwrite: bool = False,
+                 inputs: Iterable[str | os.PathLike | None] = (), in_place: bool = False) -> Path:
     """Check that ``path`` can be written before long work starts; returns it as a Path.
 
-    Raises OutputExistsError when it exists and ``overwrite`` is false, InputError when it is a
-    folder or its folder is missing or not writable.
+    Raises OutputExistsError when it exists and ``overwrite`` is false, InputError when it is empty,
+    a folder, one of ``inputs`` (see :func:`check_not_input`), or its folder is missing or not writable.
     """
+    if path is None or not str(path).strip():
+        raise InputError("the output path is empty; give a file name, e.g. -o out.png")
     path = Path(path)
+    check_not_input(path, inputs, in_place=in_place)
     if path.is_dir():
         raise InputError(f"output '{path}' is a folder; give a file name")
-    if path.exists() and not overwrite:
+    if path.exists() and not overwrite and not (in_place and any(
+            i is not None and str(i) not in ("", "-") and Path(i).is_file() and same_file(path, i) for i in inputs)):
         raise OutputExistsError(f"output '{path}' exists; pass --overwrite to replace it or choose another name")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
@@ -34,27 +148,62 @@ def check_output(path: str | os.PathLike, overwrite: bool = False) -> Path:
     return path
 
 
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it onto ``path``.
-
-    On any exception the temporary file is removed and ``path`` is left as it was.
-    """
-    path = check_output(path, overwrite)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent or ".")
-    os.close(fd)
-    tmp = Path(tmp_name)
+def fsync_path(path: str | os.PathLike) -> None:
+    """Flush a file's (or a folder's) data to the disk; folders where that is not supported are skipped."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) if Path(path).is_dir() else os.O_RDONLY
     try:
-        yield tmp
-        if not overwrite and path.exists():  # appeared while we worked
-            raise OutputExistsError(f"output '{path}' appeared while writing; pass --overwrite to replace it")
-        # mkstemp creates 0600 files; give the result the usual permissions (umask applied).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+        fd = os.open(path, flags)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.EBADF, errno.ENOTSUP, getattr(errno, "EOPNOTSUPP", errno.ENOTSUP)):
+            raise
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        os.close(fd)
+
+
+def commit_temp(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Make a finished temporary file the real one: fsync it, give it the usual permissions, rename, fsync the folder."""
+    tmp, path = Path(tmp), Path(path)
+    fsync_path(tmp)
+    umask = os.umask(0)  # mkstemp-like files are 0600; give the result the usual permissions (umask applied)
+    os.umask(umask)
+    with contextlib.suppress(OSError):
+        os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+    fsync_path(path.parent if str(path.parent) else ".")
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, overwrite: bool = False,
+                  inputs: Iterable[str | os.PathLike | None] = (), in_place: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success fsync it and rename it onto ``path``.
+
+    On any exception the temporary file is removed and ``path`` is left as it was. OS errors (disk
+    full, permission denied, read-only folder) become :class:`~fastnst.errors.OutputError` with one
+    line. Stale temporary files of killed runs in the same folder are removed first.
+    """
+    inputs = list(inputs)
+    path = check_output(path, overwrite, inputs, in_place)
+    remove_stale_temps(path.parent)
+    tmp = temp_path(path)
+    try:
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            raise os_error(exc, path) from None
+        os.close(fd)
+        try:
+            yield tmp
+            if not overwrite and not in_place and path.exists():  # appeared while we worked
+                raise OutputExistsError(f"output '{path}' appeared while writing; pass --overwrite to replace it")
+            commit_temp(tmp, path)
+        except OSError as exc:
+            raise os_error(exc, path) from None
+    finally:
+        with contextlib.suppress(OSError):
             tmp.unlink()
 
 
@@ -65,3 +214,7 @@ def sha256_file(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+__all__ = ["OutputError", "atomic_output", "check_not_input", "check_output", "commit_temp", "fsync_path",
+           "remove_stale_temps", "same_file", "sha256_file", "temp_path"]

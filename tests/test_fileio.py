@@ -41,3 +41,73 @@ def test_atomic_output_success_and_failure(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["m.bin"]
     assert oct(target.stat().st_mode & 0o777) != "0o600"
     assert sha256_file(target) == "11507a0e2f5e69d5dfa40a62a1bd7b6ee57e6bcd85c67c9b8431b36fff21c437"
+
+
+def test_empty_output_path_is_refused():
+    from fastnst.fileio import check_output
+
+    for bad in ("", "   "):
+        with pytest.raises(InputError, match="output path is empty"):
+            check_output(bad)
+
+
+def test_output_equal_to_an_input_is_refused_even_with_overwrite(tmp_path):
+    from fastnst.fileio import check_not_input
+
+    src = tmp_path / "in.png"
+    src.write_bytes(b"x")
+    link = tmp_path / "hard.png"
+    os.link(src, link)
+    for out in (src, tmp_path / "." / "in.png", link):
+        with pytest.raises(InputError, match="would replace it"):
+            check_output(out, overwrite=True, inputs=[src])
+    check_output(src, overwrite=False, inputs=[src], in_place=True)  # explicit in-place is allowed
+    with pytest.raises(InputError, match="input folder"):
+        check_not_input(tmp_path, [tmp_path])
+    check_not_input(tmp_path / "other.png", [src, None, "-"])
+
+
+def test_killed_runs_temp_files_are_removed_by_the_next_writer(tmp_path):
+    import subprocess
+    import sys
+
+    from fastnst.fileio import remove_stale_temps, temp_path
+
+    # a temp file named for a process that has exited (as after kill -9) and one of this live process
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)
+    mine = temp_path(tmp_path / "a.png")
+    mine.write_bytes(b"live")
+    stale = tmp_path / mine.name.replace(f"-{os.getpid()}-", f"-{pid}-")
+    stale.write_bytes(b"partial")
+    (tmp_path / "keep.png").write_bytes(b"x")
+    with atomic_output(tmp_path / "b.png") as tmp:
+        tmp.write_bytes(b"b")
+    assert not stale.exists() and mine.exists() and (tmp_path / "keep.png").exists()
+    assert remove_stale_temps(tmp_path, force=True) == []
+
+
+def test_disk_full_and_permission_errors_become_one_line(tmp_path, monkeypatch):
+    import errno
+
+    from fastnst.errors import OutputError
+
+    target = tmp_path / "m.bin"
+    target.write_bytes(b"old")
+    for code, words in ((errno.ENOSPC, "no space left"), (errno.EACCES, "permission denied"),
+                        (errno.EROFS, "read-only")):
+        with pytest.raises(OutputError, match=words) as info:
+            with atomic_output(target, overwrite=True) as tmp:
+                tmp.write_bytes(b"part")
+                raise OSError(code, os.strerror(code))
+        assert "\n" not in str(info.value)
+        assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["m.bin"]
+
+    def no_space(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", no_space)  # the rename itself fails
+    with pytest.raises(OutputError, match="no space left"):
+        with atomic_output(target, overwrite=True) as tmp:
+            tmp.write_bytes(b"new")
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["m.bin"]
