@@ -181,10 +181,15 @@ class PerceptualLoss(nn.Module):
         return self.vgg(content, layers=self.content_layers)
 
     def forward(self, output: torch.Tensor, content: torch.Tensor | None = None,
-                content_features: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        """Weighted loss terms of ``output`` (N, 3, H, W) against ``content`` (or its precomputed features)."""
+                content_features: Mapping[str, torch.Tensor] | None = None,
+                style_targets: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Weighted loss terms of ``output`` (N, 3, H, W) against ``content`` (or its precomputed features).
+
+        ``style_targets`` ({layer: (1 or N, C, C)}) replaces the targets of :meth:`set_style` for this
+        call (multi-style training gives each batch item its own style's targets).
+        """
         use_content = self.content_weight > 0 and (content is not None or content_features is not None)
-        use_style = self.style_weight > 0 and self._has_style
+        use_style = self.style_weight > 0 and (self._has_style or style_targets is not None)
         layers = tuple(dict.fromkeys((self.content_layers if use_content else ()) +
                                      (self.style_layers if use_style else ())))
         feats = self.vgg(output, layers=layers) if layers else {}
@@ -200,7 +205,8 @@ class PerceptualLoss(nn.Module):
         else:
             terms["content"] = zero
         if use_style:
-            per_layer = style_layer_losses(feats, self.style_targets, self.style_layer_weights, self.style_stat)
+            targets = self.style_targets if style_targets is None else style_targets
+            per_layer = style_layer_losses(feats, targets, self.style_layer_weights, self.style_stat)
             s = zero
             for name, value in per_layer.items():
                 weighted = self.style_weight * value

@@ -32,13 +32,13 @@ from torch import nn
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
 from fastnst import image as fimage
-from fastnst.constants import JOHNSON_CONTENT_LAYERS, JOHNSON_STYLE_LAYERS
+from fastnst.constants import JOHNSON_CONTENT_LAYERS, JOHNSON_STYLE_LAYERS, META_STYLES
 from fastnst.data import ContentDataModule
 from fastnst.errors import ConfigError, FastNSTError, InputError, ModelFormatError, OutputExistsError, \
     did_you_mean, unknown_choice
 from fastnst.fileio import sha256_file
 from fastnst.losses import PerceptualLoss
-from fastnst.networks.transformer import PRESETS, TransformerNet, build_transformer
+from fastnst.networks.transformer import PRESETS, ConditionalInstanceNorm2d, TransformerNet, build_transformer
 from fastnst.networks.vgg import VGGFeatures, check_layers, resolve_weights
 
 log = logging.getLogger(__name__)
@@ -79,12 +79,39 @@ def use_layout_friendly_norms(model: nn.Module) -> nn.Module:
     for module in model.modules():
         if type(module) is nn.InstanceNorm2d and module.affine and not module.track_running_stats:
             module.__class__ = _GroupInstanceNorm
+        elif isinstance(module, ConditionalInstanceNorm2d):
+            module.group_norm = True
     return model
 
 
 def style_name(style: str | os.PathLike) -> str:
     """The style's name used for output files: the style image's file stem."""
     return Path(style).stem or "style"
+
+
+def style_names(styles: Sequence[str | os.PathLike]) -> list[str]:
+    """Distinct names for several style images: their file stems, repeated stems numbered (a, a_2)."""
+    names: list[str] = []
+    for style in styles:
+        base = name = style_name(style)
+        k = 2
+        while name in names:
+            name, k = f"{base}_{k}", k + 1
+        names.append(name)
+    return names
+
+
+def run_name(names: Sequence[str]) -> str:
+    """The name of a run's output files: the style's name, or 'a+b+c' for several (shortened when long)."""
+    joined = "+".join(names)
+    return joined if len(names) == 1 or len(joined) <= 48 else f"{names[0]}+{len(names) - 1}-more"
+
+
+def _style_list(style: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
+    """One style path or several, as a list of strings."""
+    if isinstance(style, (str, os.PathLike)):
+        return [os.fspath(style)]
+    return [os.fspath(s) for s in style]
 
 
 def load_style_image(style: str | os.PathLike, style_size: int | None = None) -> torch.Tensor:
@@ -102,10 +129,14 @@ def load_style_image(style: str | os.PathLike, style_size: int | None = None) ->
 
 
 class StyleTransferModule(pl.LightningModule):
-    """A TransformerNet trained against a perceptual loss for one style image.
+    """A TransformerNet trained against a perceptual loss for one style image, or for several.
+
+    With several style images the network uses conditional instance norm (one scale/shift per
+    style, Dumoulin et al. 2017); every style's Gram targets are buffers (S, C, C), and each batch
+    item is given one style, drawn so that the styles take turns evenly (see :meth:`style_ids`).
 
     Args:
-        style: path of the style image.
+        style: path of the style image, or a list of paths (one network for all of them).
         arch: TransformerNet preset ('johnson' or 'fast'); ignored when ``transformer_config`` is given.
         style_size: long side of the style image in pixels (None: its own size, at most 512).
         content_weight, style_weight, tv_weight: loss weights (defaults: pytorch/examples'
@@ -119,7 +150,7 @@ class StyleTransferModule(pl.LightningModule):
         transformer_config: an explicit TransformerNet configuration (set when loading a checkpoint).
     """
 
-    def __init__(self, style: str, arch: str = "johnson", style_size: int | None = None,
+    def __init__(self, style: str | list[str], arch: str = "johnson", style_size: int | None = None,
                  content_weight: float = 1e5, style_weight: float = 1e10, tv_weight: float = 0.0,
                  content_layers: Sequence[str] = JOHNSON_CONTENT_LAYERS,
                  style_layers: Sequence[str] = JOHNSON_STYLE_LAYERS,
@@ -127,38 +158,87 @@ class StyleTransferModule(pl.LightningModule):
                  preview_every: int = 500, channels_last: bool = True,
                  transformer_config: dict[str, Any] | None = None) -> None:
         super().__init__()
+        styles = _style_list(style)
+        if not styles:
+            raise ConfigError("no style image given; pass at least one --style")
+        names = style_names(styles)
         if transformer_config is not None:
             transformer = TransformerNet.from_config(dict(transformer_config))
+        elif len(styles) > 1:
+            if arch not in PRESETS:
+                raise unknown_choice("architecture preset", arch, PRESETS)
+            transformer = TransformerNet(**PRESETS[arch], num_styles=len(styles), style_names=names)
         else:
             transformer = build_transformer(arch)
+        if transformer.num_styles != len(styles):
+            raise ConfigError(f"the network holds {transformer.num_styles} styles but {len(styles)} style "
+                              f"images were given")
         if lr_schedule not in LR_SCHEDULES:
             raise unknown_choice("learning-rate schedule", lr_schedule, LR_SCHEDULES)
         if not lr > 0:
             raise ConfigError(f"the learning rate must be positive, got {lr}")
         content_layers = list(check_layers(content_layers))
         style_layers = list(check_layers(style_layers))
-        style_tensor = load_style_image(style, style_size)
+        style_tensors = [load_style_image(s, style_size) for s in styles]
         vgg = VGGFeatures(tuple(dict.fromkeys(content_layers + style_layers)), "vgg16", vgg_weights)
         if channels_last:
             use_layout_friendly_norms(transformer)
         self.transformer = transformer
         self.loss = PerceptualLoss(vgg, content_layers, style_layers, content_weight, style_weight, tv_weight)
-        self.loss.set_style(style_tensor)
+        if len(styles) > 1:  # one (S, C, C) buffer per layer; the loss gets each item's rows per step
+            stacks: dict[str, list[torch.Tensor]] = {name: [] for name in style_layers}
+            for tensor in style_tensors:
+                self.loss.set_style(tensor)
+                for name, target in self.loss.style_targets.items():
+                    stacks[name].append(target)
+            for name, targets in stacks.items():
+                self.register_buffer(f"style_targets_{name}", torch.cat(targets).contiguous())
+        else:
+            self.loss.set_style(style_tensors[0])
         # Recorded from these locals; plain types only (checkpoints are read with weights_only=True).
         vgg_weights = vgg.weights
         transformer_config = transformer.config
         arch = transformer.preset or "custom"
         self.save_hyperparameters()
-        self.hparams["style_name"] = style_name(style)
-        self.hparams["style_sha256"] = sha256_file(style)
-        self.style_image = style_tensor  # kept for the preview grid (not a buffer: not saved)
+        if len(styles) > 1:
+            self.hparams["style_name"] = run_name(names)
+            self.hparams["style_names"] = names
+            self.hparams["style_sha256"] = [sha256_file(s) for s in styles]
+        else:
+            self.hparams["style_name"] = style_name(styles[0])
+            self.hparams["style_sha256"] = sha256_file(styles[0])
+        self.style_images = style_tensors  # kept for the preview grid (not buffers: not saved)
+        self.style_image = style_tensors[0]
         self.skipped_images = 0
 
     # -- model ---------------------------------------------------------------------------------------
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Stylise a batch (N, 3, H, W) in [0, 1]."""
-        return self.transformer(x)
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        """Stylise a batch (N, 3, H, W) in [0, 1] (``style``: (N, S) blend weights for several styles)."""
+        return self.transformer(x, style)
+
+    @property
+    def num_styles(self) -> int:
+        return self.transformer.num_styles
+
+    def style_ids(self, step: int, n: int) -> torch.Tensor:
+        """The style index of each of the ``n`` items of step ``step`` (several styles only).
+
+        Chosen: every item gets its own style, and the styles take turns in shuffled cycles of S
+        (item k of the run gets the (k mod S)-th style of cycle k // S, each cycle a fresh
+        permutation). So each step's gradient on the shared convolutions mixes several styles
+        (one style per batch, as Dumoulin et al. did with batch 16, pulls the shared weights toward
+        one style at a time, which hurts more with a short CPU run and batch 4), every style gets
+        the same number of items to within one cycle, and the draw depends only on the step, so a
+        resumed run continues it exactly.
+        """
+        count = self.num_styles
+        ids = []
+        for k in range(step * n, step * n + n):
+            cycle, pos = divmod(k, count)
+            perm = torch.randperm(count, generator=torch.Generator().manual_seed(1_000_003 * cycle + 17))
+            ids.append(int(perm[pos]))
+        return torch.tensor(ids, dtype=torch.long)
 
     def on_fit_start(self) -> None:
         if self.hparams.channels_last:
@@ -180,9 +260,15 @@ class StyleTransferModule(pl.LightningModule):
         images, skipped = batch if isinstance(batch, (list, tuple)) else (batch, None)
         if self.hparams.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        output = self.transformer(images)
-        terms = self.loss(output, images)
         n = images.shape[0]
+        if self.num_styles > 1:
+            ids = self.style_ids(self.global_step, n).to(images.device)
+            output = self.transformer(images, F.one_hot(ids, self.num_styles).to(images.dtype))
+            targets = {name: getattr(self, f"style_targets_{name}")[ids] for name in self.loss.style_layers}
+            terms = self.loss(output, images, style_targets=targets)
+        else:
+            output = self.transformer(images)
+            terms = self.loss(output, images)
         for name, value in terms.items():
             self.log(f"loss/{name}", value.detach(), batch_size=n, prog_bar=(name == "total"))
         if skipped is not None:
@@ -232,10 +318,23 @@ class StyleTransferModule(pl.LightningModule):
             x = images.to(self.device)
             if self.hparams.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            out = self.transformer(x).float().cpu()
+            count = self.num_styles
+            if count > 1:  # every preview image in every style
+                outs = [self.transformer(x, F.one_hot(torch.full((x.shape[0],), i, device=x.device), count)
+                                         .to(x.dtype)).float().cpu() for i in range(count)]
+            else:
+                out = self.transformer(x).float().cpu()
         finally:
             self.transformer.train(was_training)
         size = images.shape[-1]
+        if count > 1:
+            blank = Image.new("RGB", (size, size), (255, 255, 255))
+            tiles = [blank] + [fimage.to_pil(im) for im in images.cpu()]
+            for style_tensor, styled in zip(self.style_images, outs):
+                thumb = fimage.to_pil(style_tensor)
+                thumb.thumbnail((size, size))
+                tiles += [thumb] + [fimage.to_pil(im) for im in styled]
+            return fimage.make_grid(tiles, ncols=images.shape[0] + 1)
         style = fimage.to_pil(self.style_image)
         style.thumbnail((size, size))
         blank = Image.new("RGB", (size, size), (255, 255, 255))
@@ -435,7 +534,8 @@ TRAINER_DEFAULTS: dict[str, Any] = {"log_every_n_steps": 1, "enable_model_summar
                                     "num_sanity_val_steps": 0, "limit_val_batches": 0}
 
 
-def train(style: str | os.PathLike, data: str = "coco", out: str | os.PathLike | None = None,
+def train(style: str | os.PathLike | Sequence[str | os.PathLike], data: str = "coco",
+          out: str | os.PathLike | None = None,
           **options: Any) -> Path:
     """Train a style network for ``style`` on ``data``; returns the path of the trained weights.
 
@@ -445,7 +545,8 @@ def train(style: str | os.PathLike, data: str = "coco", out: str | os.PathLike |
     return run_training(style, data, out, **options).weights
 
 
-def run_training(style: str | os.PathLike, data: str = "coco", out: str | os.PathLike | None = None, *,
+def run_training(style: str | os.PathLike | Sequence[str | os.PathLike], data: str = "coco",
+          out: str | os.PathLike | None = None, *,
           image_size: int = 256, style_size: int | None = None, batch_size: int = 4,
           steps: int | None = None, epochs: int | None = None, lr: float = 1e-3,
           lr_schedule: str = "constant", content_weight: float = 1e5, style_weight: float = 1e10,
@@ -498,10 +599,13 @@ def run_training(style: str | os.PathLike, data: str = "coco", out: str | os.Pat
     trainer_options = _trainer_kwargs(trainer_options)
     if steps is None and epochs is None:
         steps = DEFAULT_STEPS
-    style = Path(style).expanduser()
-    if not style.is_file():
-        raise InputError(f"style image '{style}' does not exist; pass --style PATH of a painting")
-    load_style_image(style, style_size)  # readable and large enough (raises InputError)
+    styles = [Path(s).expanduser() for s in _style_list(style)]  # one style image, or several (one network)
+    if not styles:
+        raise ConfigError("no style image given; pass --style PATH (repeat it for one network with several styles)")
+    for style in styles:
+        if not style.is_file():
+            raise InputError(f"style image '{style}' does not exist; pass --style PATH of a painting")
+        load_style_image(style, style_size)  # readable and large enough (raises InputError)
     vgg_weights = resolve_weights(vgg_weights)
 
     # -- data (fails before anything is written when no image is usable) --
@@ -511,7 +615,7 @@ def run_training(style: str | os.PathLike, data: str = "coco", out: str | os.Pat
 
     # -- model (loads the VGG weights: fails here when ImageNet weights are unavailable) --
     pl.seed_everything(seed, workers=True, verbose=False)
-    module = StyleTransferModule(str(style), arch=arch, style_size=style_size, content_weight=weights["content"],
+    module = StyleTransferModule([str(s) for s in styles] if len(styles) > 1 else str(styles[0]), arch=arch, style_size=style_size, content_weight=weights["content"],
                                  style_weight=weights["style"], tv_weight=weights["tv"],
                                  content_layers=content_layers, style_layers=style_layers,
                                  vgg_weights=vgg_weights, lr=lr, lr_schedule=lr_schedule,
@@ -555,6 +659,8 @@ def run_training(style: str | os.PathLike, data: str = "coco", out: str | os.Pat
                     "image_size": image_size, "batch_size": batch_size, "lr": lr,
                     "vgg_weights": Path(vgg_weights).name if vgg_weights not in ("imagenet", "random") else vgg_weights,
                     "data": str(data)}
+        if module.num_styles > 1:
+            metadata[META_STYLES] = list(module.transformer.style_names)
         from fastnst.weights import save_transformer
 
         transformer = module.transformer.to("cpu", memory_format=torch.contiguous_format).float()
