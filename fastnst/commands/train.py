@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import json
 import sys
 from collections.abc import Sequence
 from typing import Any, Optional, Union
@@ -25,6 +26,7 @@ examples:
   fastnst train --style wave.jpg --data coco
   fastnst train --style wave.jpg --data photos/ --config configs/cpu-quick.yaml
   fastnst train --style wave.jpg --data photos/ --resume checkpoints/wave/last.ckpt --steps 4000
+  fastnst train --style wave.jpg --style mosaic.png --data photos/   (one network, two styles)
   fastnst train --style wave.jpg --trainer.devices 2 --trainer.strategy ddp --trainer.precision bf16-mixed
 """
 
@@ -50,8 +52,9 @@ def build_parser() -> Any:
     p = ArgumentParser(prog="fastnst train", description=_DESCRIPTION, print_config="--print-config",
                        exit_on_error=False, env_prefix=False, default_env=False, formatter_class=Formatter)
     p.add_argument("--config", action=ActionConfigFile, help="YAML file of options (flags given too win)")
-    p.add_argument("--style", type=Optional[str], default=None, required=False,
-                   help="style image (a painting); required")
+    p.add_argument("--style", type=Optional[Union[list[str], str]], default=None, required=False,
+                   help="style image (a painting); required. Repeat it to train one network for several "
+                        "styles (conditional instance norm; pick or blend them with fastnst stylize --style)")
     p.add_argument("--data", type=str, default=d["data"],
                    help="content images: coco (streamed from the Hugging Face hub), a hub dataset id, "
                         "a folder of images, or .parquet file(s)")
@@ -121,6 +124,29 @@ def _configs_first(argv: Sequence[str]) -> list[str]:
     return configs + rest
 
 
+def _styles_together(argv: Sequence[str]) -> list[str]:
+    """Gather repeated ``--style X`` flags into one ``--style`` holding a JSON list (several styles)."""
+    styles: list[str] = []
+    rest: list[str] = []
+    at = -1
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--style" and i + 1 < len(argv):
+            value, i = argv[i + 1], i + 2
+        elif arg.startswith("--style="):
+            value, i = arg[len("--style="):], i + 1
+        else:
+            rest.append(arg)
+            i += 1
+            continue
+        at = len(rest) if at < 0 else at
+        styles.append(value)
+    if len(styles) <= 1:
+        return list(argv)
+    return rest[:at] + ["--style", json.dumps(styles)] + rest[at:]
+
+
 def _one_line(exc: BaseException, limit: int = 240) -> str:
     """An exception's message on one line (jsonargparse spreads one error over several)."""
     text = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip()) or type(exc).__name__
@@ -129,7 +155,7 @@ def _one_line(exc: BaseException, limit: int = 240) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``fastnst train`` with ``argv``; returns the exit code (FastNSTError propagates to the CLI)."""
-    args = _configs_first(list(sys.argv[1:] if argv is None else argv))
+    args = _styles_together(_configs_first(list(sys.argv[1:] if argv is None else argv)))
     parser = build_parser()
     try:
         cfg = parser.parse_args(args)
