@@ -1,0 +1,181 @@
+"""Registry of public-domain paintings: download once into a cache, check it, fail helpfully offline."""
+
+from __future__ import annotations
+
+import datetime
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fastnst.errors import ConfigError, InputError
+from fastnst.styles import paintings as P
+from fastnst.styles.paintings import PAINTINGS, PaintingUnavailableError, resolve_style
+
+
+def _picture(size, seed=0):
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    return Image.fromarray(small).resize(size, Image.Resampling.BICUBIC)
+
+
+@pytest.fixture
+def mirror(tmp_path, monkeypatch):
+    """A local copy of Commons' upload tree (file:// URL) and an empty cache folder."""
+    root = tmp_path / "mirror"
+    root.mkdir()
+    monkeypatch.setenv(P.BASE_URL_ENV, root.as_uri() + "/")
+    monkeypatch.setenv(P.CACHE_DIR_ENV, str(tmp_path / "cache"))
+
+    def put(name, content=None):
+        painting = PAINTINGS[name]
+        rel = painting.url("BASE/")[len("BASE/"):]
+        from urllib.parse import unquote
+        target = root / unquote(rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            (content or _picture(painting.expected_size)).save(target, format="JPEG")
+        return target
+    return put
+
+
+def _cache_files(tmp_path):
+    return sorted(p.name for p in (tmp_path / "cache").rglob("*") if p.is_file())
+
+
+def test_download_once_then_from_cache(mirror, tmp_path):
+    source = mirror("starry_night")
+    path = resolve_style("starry_night")
+    assert path == tmp_path / "cache" / "paintings" / "starry_night.jpg"
+    with Image.open(path) as img:
+        assert img.size == PAINTINGS["starry_night"].expected_size
+    assert _cache_files(tmp_path) == ["starry_night.jpg"]  # no temporary file left behind
+    source.unlink()  # the second call must not need the network
+    assert resolve_style("Starry Night") == path  # names are case/space-insensitive
+    assert resolve_style("the-starry-night") == path  # and aliases work
+
+
+def test_prefilled_cache_needs_no_network(tmp_path, monkeypatch):
+    monkeypatch.setenv(P.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(P.BASE_URL_ENV, "http://127.0.0.1:9/")  # nothing listens there
+    painting = PAINTINGS["great_wave"]
+    target = P.cached_path(painting)
+    target.parent.mkdir(parents=True)
+    _picture(painting.expected_size).save(target)
+    assert resolve_style("great_wave") == target
+
+
+def test_offline_is_one_line_with_url_and_local_file_hint(tmp_path, monkeypatch):
+    monkeypatch.setenv(P.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(P.BASE_URL_ENV, "http://127.0.0.1:9/")
+    with pytest.raises(PaintingUnavailableError) as info:
+        resolve_style("the_scream")
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert PAINTINGS["the_scream"].url("http://127.0.0.1:9/") in msg
+    assert "--style PATH" in msg and "commons.wikimedia.org/wiki/File:" in msg
+    assert _cache_files(tmp_path) == []
+    assert isinstance(info.value, InputError)  # the CLI maps it to exit code 2
+
+
+def test_http_error_is_reported(mirror, tmp_path):
+    with pytest.raises(PaintingUnavailableError, match="cannot download painting 'the_kiss'"):
+        resolve_style("the_kiss")  # not in the mirror: file:// gives an error like a 404
+    assert _cache_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"<html><body>Too many requests</body></html>", "not an image"),
+    (Image.new("RGB", (1280, 1280)), "not the painting"),  # square: not Starry Night's proportions
+    (Image.new("RGB", (64, 51)), "not the painting"),  # right proportions, far too small
+])
+def test_a_download_that_is_not_the_painting_is_rejected_and_not_cached(mirror, tmp_path, content, match):
+    mirror("starry_night", content)
+    with pytest.raises(PaintingUnavailableError, match=match):
+        resolve_style("starry_night")
+    assert _cache_files(tmp_path) == []
+
+
+def test_truncated_download_is_rejected(mirror, tmp_path):
+    good = mirror("composition_vii")
+    data = good.read_bytes()
+    good.write_bytes(data[: len(data) // 2])
+    with pytest.raises(PaintingUnavailableError):
+        resolve_style("composition_vii")
+    assert _cache_files(tmp_path) == []
+
+
+def test_a_bad_cache_entry_is_replaced(mirror, tmp_path):
+    mirror("the_kiss")
+    target = P.cached_path(PAINTINGS["the_kiss"])
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"garbage")
+    assert resolve_style("the_kiss") == target
+    assert P.check_painting(target, PAINTINGS["the_kiss"]) == PAINTINGS["the_kiss"].expected_size
+
+
+def test_unknown_name_lists_every_name_and_suggests_the_closest(tmp_path, monkeypatch):
+    monkeypatch.setenv(P.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    with pytest.raises(ConfigError) as info:
+        resolve_style("stary_nigt")
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert "did you mean 'starry_night'?" in msg
+    for name in ("great_wave", "the_kiss", "mosaic", "stained_glass"):
+        assert name in msg
+    with pytest.raises(ConfigError, match="did you mean 'shipwreck_of_the_minotaur'"):
+        resolve_style("shipwrek")  # close to an alias: the canonical name is suggested
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        resolve_style(tmp_path / "nothere.jpg")
+    with pytest.raises(InputError, match="folder"):
+        resolve_style(tmp_path)
+
+
+def test_existing_file_is_returned_as_is(tmp_path):
+    f = tmp_path / "starry_night"  # a file wins over a registry name
+    _picture((32, 32)).save(f, format="PNG")
+    assert resolve_style(str(f)) == f
+
+
+def test_generated_style_is_made_offline_into_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(P.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(P.BASE_URL_ENV, "http://127.0.0.1:9/")
+    path = resolve_style("stained_glass")
+    assert path == tmp_path / "cache" / "generated" / "stained_glass.png"
+    with Image.open(path) as img:
+        assert img.size == (512, 512)
+    mtime = path.stat().st_mtime_ns
+    assert resolve_style("stained_glass") == path and path.stat().st_mtime_ns == mtime  # reused
+
+
+def test_resolve_styles_keeps_the_shape(tmp_path, monkeypatch):
+    monkeypatch.setenv(P.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    assert P.resolve_styles(None) is None
+    assert P.resolve_styles(["mosaic", "halftone"]) == [P.generated_path("mosaic"), P.generated_path("halftone")]
+
+
+def test_commons_urls():
+    # the thumbnail paths Commons uses (md5-sharded), as linked from many public pages
+    assert PAINTINGS["starry_night"].url() == (
+        "https://upload.wikimedia.org/wikipedia/commons/thumb/e/ea/Van_Gogh_-_Starry_Night_-_Google_Art_Project.jpg/"
+        "1280px-Van_Gogh_-_Starry_Night_-_Google_Art_Project.jpg")
+    assert PAINTINGS["la_grande_jatte"].url() == (
+        "https://upload.wikimedia.org/wikipedia/commons/thumb/7/7d/A_Sunday_on_La_Grande_Jatte%2C_Georges_Seurat%2C_"
+        "1884.jpg/1280px-A_Sunday_on_La_Grande_Jatte%2C_Georges_Seurat%2C_1884.jpg")
+
+
+def test_registry_is_public_domain_and_complete():
+    required = {"starry_night", "great_wave", "the_scream", "composition_vii", "shipwreck_of_the_minotaur"}
+    assert required <= set(PAINTINGS)
+    this_year = datetime.date.today().year
+    for p in PAINTINGS.values():
+        assert p.died <= this_year - 71, p.name  # life + 70 has passed
+        first_year = int("".join(ch for ch in p.year if ch.isdigit())[:4])
+        assert p.died <= this_year - 101 or first_year < 1929, p.name
+        assert "public domain" in P.reason(p) and str(p.died) in P.reason(p)
+        assert p.artist not in ("Pablo Picasso", "Leonid Afremov", "Francis Picabia")
