@@ -18,6 +18,8 @@ from fastnst.errors import FastNSTError, did_you_mean
 # command -> (module, function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("fastnst.commands.train", "main", "train a feed-forward style network (Johnson et al. 2016)"),
+    "train-sr": ("fastnst.commands.train_sr", "main", "train a x4/x8 super-resolution network (perceptual loss)"),
+    "upscale": ("fastnst.commands.upscale", "main", "enlarge images with a trained super-resolution model"),
     "export": ("fastnst.commands.stylize", "main_export", "export trained weights to a verified ONNX model"),
     "stylize": ("fastnst.commands.stylize", "main_stylize", "stylise images with a trained model"),
     "info": ("fastnst.commands.stylize", "main_info", "show a model's metadata and signature"),

@@ -1,0 +1,203 @@
+"""Johnson et al. (2016) super-resolution network.
+
+Layout (paper, section 3.1 and supplementary): a 9×9 convolution, residual blocks at the *low*
+resolution, then log2(factor) ×2 up-sampling stages, then a 9×9 convolution with the paper's scaled
+tanh (mapped to [0, 1]). Batch normalisation as in the paper (at inference it is a per-channel affine
+map, so the network is purely local: tiles with enough margin reproduce the whole-image result
+exactly). Up-sampling is resize-then-convolve as everywhere in fastnst (Odena et al. 2016: no
+checkerboard artefacts) instead of the paper's fractionally strided convolutions.
+
+Input (N, 3, h, w) in [0, 1]; output (N, 3, factor·h, factor·w) in [0, 1], for any h, w ≥ ``min_size``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fastnst.errors import ConfigError, InputError, ModelFormatError
+from fastnst.networks.transformer import ConvLayer
+
+SR_FACTORS: tuple[int, ...] = (2, 4, 8)
+# Metadata keys that mark a super-resolution model (weights files and exported ONNX models).
+META_TASK = "fastnst_task"
+META_FACTOR = "fastnst_factor"
+SR_TASK = "super-resolution"
+SR_CONFIG_KEY = "fastnst_sr_config"
+# Paper (supplementary, super-resolution network): 64 channels, 4 residual blocks.
+DEFAULT_CHANNELS = 64
+DEFAULT_RESIDUAL = 4
+NORMS = ("batch", "none")
+
+
+def _norm(kind: str, ch: int) -> nn.Module:
+    return nn.BatchNorm2d(ch) if kind == "batch" else nn.Identity()
+
+
+class SRResidualBlock(nn.Module):
+    """conv → norm → ReLU → conv → norm, plus the identity (paper, supplementary Fig. 1)."""
+
+    def __init__(self, ch: int, norm: str) -> None:
+        super().__init__()
+        self.conv1, self.norm1 = ConvLayer(ch, ch, 3), _norm(norm, ch)
+        self.conv2, self.norm2 = ConvLayer(ch, ch, 3), _norm(norm, ch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.norm2(self.conv2(F.relu(self.norm1(self.conv1(x)))))
+
+
+class SRUpsample(nn.Module):
+    """Nearest ×2 resize, 3×3 conv, norm, ReLU."""
+
+    def __init__(self, ch: int, norm: str) -> None:
+        super().__init__()
+        self.conv, self.norm = ConvLayer(ch, ch, 3), _norm(norm, ch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.norm(self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))))
+
+
+class SRNet(nn.Module):
+    """Super-resolution network for an up-sampling ``factor`` of 2, 4 or 8.
+
+    Args:
+        factor: output size / input size (paper: 4 and 8).
+        channels: width of every layer (paper: 64).
+        num_residual: residual blocks at the low resolution (paper: 4).
+        norm: 'batch' (paper) or 'none'.
+    """
+
+    def __init__(self, factor: int = 4, channels: int = DEFAULT_CHANNELS, num_residual: int = DEFAULT_RESIDUAL,
+                 norm: str = "batch") -> None:
+        super().__init__()
+        if isinstance(factor, bool) or factor not in SR_FACTORS:
+            raise ConfigError(f"the super-resolution factor must be one of {', '.join(map(str, SR_FACTORS))}, "
+                              f"got {factor}")
+        if int(channels) <= 0 or int(num_residual) < 0:
+            raise ConfigError(f"channels must be positive and num_residual zero or positive, "
+                              f"got {channels}, {num_residual}")
+        if norm not in NORMS:
+            from fastnst.errors import unknown_choice
+
+            raise unknown_choice("norm", norm, NORMS)
+        ch = int(channels)
+        self.factor = int(factor)
+        self._config = {"factor": self.factor, "channels": ch, "num_residual": int(num_residual), "norm": norm}
+        self.head = ConvLayer(3, ch, 9)
+        self.head_norm = _norm(norm, ch)
+        self.residuals = nn.Sequential(*[SRResidualBlock(ch, norm) for _ in range(int(num_residual))])
+        self.ups = nn.Sequential(*[SRUpsample(ch, norm) for _ in range(self.factor.bit_length() - 1)])
+        self.out = ConvLayer(ch, 3, 9)
+        # reflection padding of 4 pixels needs at least 5 on each side
+        self.min_size = 5
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments as a JSON-able dict."""
+        return dict(self._config)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "SRNet":
+        allowed = {"factor", "channels", "num_residual", "norm"}
+        unknown = set(config) - allowed
+        if unknown:
+            raise ConfigError(f"unknown SRNet settings {sorted(unknown)}; valid: {sorted(allowed)}")
+        return cls(**config)
+
+    @property
+    def margin(self) -> int:
+        """Low-resolution pixels of context one output pixel depends on (receptive-field radius, rounded up):
+        tiles cut with this margin reproduce the whole-image output exactly."""
+        return 4 + 2 * len(self.residuals) + 1 + 2  # head 9x9, 3x3 pairs, up-sampling stages and 9x9 end
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.head_norm(self.head(x)))
+        y = self.ups(self.residuals(y) if len(self.residuals) else y)
+        return (torch.tanh(self.out(y)) + 1) * 0.5
+
+
+def sr_metadata(net: SRNet) -> dict[str, str]:
+    """Metadata that marks weights/ONNX files as a super-resolution model."""
+    return {META_TASK: SR_TASK, META_FACTOR: str(net.factor), SR_CONFIG_KEY: json.dumps(net.config)}
+
+
+def is_sr_metadata(meta: dict[str, str]) -> bool:
+    return meta.get(META_TASK) == SR_TASK
+
+
+def save_sr(path: str | os.PathLike, net: SRNet, metadata: dict[str, Any] | None = None,
+            overwrite: bool = False) -> Path:
+    """Write ``net``'s weights (safetensors, no pickle) with its configuration and ``metadata``."""
+    from safetensors.torch import save_file
+
+    from fastnst.fileio import atomic_output
+
+    meta = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
+    meta.update(sr_metadata(net))
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in net.state_dict().items()}
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+    return Path(path)
+
+
+def load_sr(path: str | os.PathLike) -> tuple[SRNet, dict[str, str]]:
+    """Load an SR network from ``.safetensors`` (save_sr) or a ``fastnst train-sr`` ``.ckpt``.
+
+    Returns the network in eval mode and its metadata. Raises InputError (missing file) or
+    ModelFormatError (not a fastnst super-resolution model).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"model '{path}' does not exist; check the path")
+    if path.suffix.lower() == ".ckpt":
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:
+            raise ModelFormatError(f"'{path}' is not a checkpoint that loads safely (weights only)") from None
+        hparams = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
+        config = hparams.get("sr_config")
+        state = {k[len("net."):]: v for k, v in ckpt.get("state_dict", {}).items() if k.startswith("net.")}
+        meta = {k: v if isinstance(v, str) else json.dumps(v, default=str) for k, v in hparams.items()}
+    else:
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = dict(f.metadata() or {})
+                state = {k: f.get_tensor(k) for k in f.keys()}
+        except Exception as exc:
+            raise ModelFormatError(f"'{path}' is not a readable safetensors file ({exc})") from None
+        config = json.loads(meta[SR_CONFIG_KEY]) if SR_CONFIG_KEY in meta else None
+    if not isinstance(config, dict) or not state:
+        raise ModelFormatError(f"'{path}' is not a fastnst super-resolution model; pass weights written by "
+                               f"fastnst train-sr")
+    net = SRNet.from_config(config)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelFormatError(f"'{path}' does not match its recorded SR configuration: "
+                               f"{str(exc).splitlines()[0]}") from None
+    meta.update(sr_metadata(net))
+    return net.eval(), meta
+
+
+def degrade(hr: torch.Tensor, factor: int, sigma: float = 1.0) -> torch.Tensor:
+    """Low-resolution inputs as in the paper (section 4.2): Gaussian blur of width ``sigma`` (pixels),
+    then bicubic down-sampling by ``factor``. (N, 3, H, W) in [0, 1] → (N, 3, H//factor, W//factor)."""
+    if sigma > 0:
+        radius = max(1, int(round(3 * sigma)))
+        t = torch.arange(-radius, radius + 1, dtype=hr.dtype, device=hr.device)
+        k = torch.exp(-0.5 * (t / sigma) ** 2)
+        k = k / k.sum()
+        c = hr.shape[1]
+        x = F.pad(hr, (radius, radius, radius, radius), mode="reflect")
+        x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+        hr = F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    h, w = hr.shape[-2] // factor, hr.shape[-1] // factor
+    return F.interpolate(hr, size=(h, w), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
