@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 SAVE_FORMATS: dict[str, str] = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
                                  ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
 _ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
+_PILLOW_LIMIT_LOCK = threading.Lock()
 
 
 @dataclass
@@ -76,12 +78,27 @@ def _open(source: ImageSource, name: str, max_pixels: int) -> Image.Image:
             raise InputError(f"'{path}' is empty (0 bytes); use a real image file")
     if isinstance(source, bytes):
         source = io.BytesIO(source)
-    # Our own cap is the policy; keep Pillow's bomb check (2x its limit) from firing below it.
-    Image.MAX_IMAGE_PIXELS = max(max_pixels, 1)
+    # Our own cap is the policy, checked on the header's size before any pixel is decoded. Pillow's
+    # global Image.MAX_IMAGE_PIXELS belongs to the host app and is left alone; only when Pillow's own
+    # check refuses an image that our cap allows is it lifted, for that one open, under a lock.
+    start = source.tell() if hasattr(source, "tell") and hasattr(source, "seek") else None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(source)
+            try:
+                img = Image.open(source)
+            except Image.DecompressionBombError:
+                if start is None and not isinstance(source, (str, os.PathLike)):
+                    raise
+                if start is not None:
+                    source.seek(start)  # type: ignore[union-attr]
+                with _PILLOW_LIMIT_LOCK:
+                    saved = Image.MAX_IMAGE_PIXELS
+                    Image.MAX_IMAGE_PIXELS = None
+                    try:
+                        img = Image.open(source)
+                    finally:
+                        Image.MAX_IMAGE_PIXELS = saved
     except Image.DecompressionBombError as exc:
         raise InputError(f"'{name}' is too large to decode safely ({exc}); downscale it first") from exc
     except UnidentifiedImageError as exc:

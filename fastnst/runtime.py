@@ -1,32 +1,47 @@
 """Apply an exported style network with onnxruntime alone (no torch, lightning or datasets).
 
+    import fastnst
+    out = fastnst.stylize("photo.jpg", "wave.onnx")           # a PIL image, same size as the photo
+
     from fastnst.runtime import Stylizer
-    out = Stylizer("wave.onnx").stylize("photo.jpg")        # a PIL image, same size as the photo
-    out.save("photo-wave.jpg")
+    stylizer = Stylizer("wave.onnx", providers="auto", threads=4)
+    array_out = stylizer.stylize(frame)                         # HxWx3 uint8 in -> HxWx3 uint8 out
+    outs = stylizer.stylize_many(frames, batch_size=4)          # a list, same order
+    for out in stylizer.stylize_iter(camera_frames()): ...      # a stream of frames
 
 This module imports only numpy, Pillow, onnxruntime and fastnst's torch-free helpers (constants,
-errors, fileio, image), so an app can embed a model with ``pip install fastnst`` (base install).
+errors, fileio, image, tiling); the ``onnx`` package is imported only when a model must be rewritten
+(tiling, a fixed-size third-party model, an old fastnst model with tiling inputs). It changes no
+global state of the host app (Pillow's ``Image.MAX_IMAGE_PIXELS`` included).
 
 Images of any size come back at exactly their input size: the network input is reflection-padded
 to the network's stride and cropped back. Large images are processed in overlapping tiles blended
-with feathered weights, one row of tiles at a time, so memory stays bounded (see :mod:`fastnst.tiling`).
+with feathered weights, one row of tiles at a time, every tile normalised with instance-norm
+statistics of the whole image (see :mod:`fastnst.tiling`): this works for any model with
+InstanceNormalization, fastnst's own or third-party Johnson-style models taking 0..255 pixels.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Sequence, Union
 
 import numpy as np
 from PIL import Image
 
-from fastnst.constants import ONNX_INPUT_NAME, ONNX_OUTPUT_NAME
-from fastnst.errors import ConfigError, InputError, ModelFormatError
-from fastnst.image import ImageSource, read_image, resize
-from fastnst.tiling import (NORM_STATS_NAME, STATS_INPUT_NAME, TILE_INPUT_NAME, TILE_OUTPUT_NAME,
-                            TILE_STATS_NAME, TileGrid)
+from fastnst.constants import (META_INPUT_RANGE, META_MIN_SIZE, META_STRIDE, META_STYLES, ONNX_OUTPUT_NAME,
+                               ONNX_STYLE_NAME)
+from fastnst.errors import ConfigError, InputError, ModelFormatError, did_you_mean, unknown_choice
+from fastnst.image import ImageSource, check_pixels, read_image, resize
+from fastnst.tiling import LEGACY_INPUTS, NormRewrite, TileGrid, TilingUnsupported, make_dynamic, plain_graph
+
+log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")
 # Images with more pixels than this are tiled automatically (tile=None). Chosen: a 1536x1024 photo
@@ -35,9 +50,30 @@ AUTO_TILE_PIXELS = 1536 * 1024
 DEFAULT_TILE = 1024  # chosen: large tiles amortise the overlap; a 1024² tile runs in < 1 GiB
 # Tiling normalises every tile with instance-norm statistics of the whole image, computed on a copy
 # downscaled to at most this many pixels. Chosen: 1 Mpx costs about one tile and keeps memory low.
+# (Exact statistics would need one pass over all tiles per instance norm, because each layer's
+# statistics depend on the layers before it normalised with whole-image statistics: 15 passes for
+# the johnson preset. The downscaled copy keeps the seam error within the documented bound.)
 STATS_PIXELS = 1024 * 1024
 DEFAULT_STRIDE = 4  # two stride-2 convolutions (metadata 'fastnst_stride' overrides)
 DEFAULT_MIN_SIZE = 8
+INPUT_RANGES = (1, 255)  # pixel range the model expects: fastnst models [0, 1], zoo fast_neural_style 0..255
+MAX_BATCH = 256  # stylize_many / stylize_iter batch_size bound (memory: a batch runs in one call)
+
+# Execution providers: short names -> onnxruntime names; 'auto' takes the first installed of
+# AUTO_ORDER, then CPU (the order onnxruntime's documentation recommends: TensorRT before CUDA).
+PROVIDER_ALIASES: dict[str, str] = {
+    "cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider",
+    "trt": "TensorrtExecutionProvider", "directml": "DmlExecutionProvider", "dml": "DmlExecutionProvider",
+    "coreml": "CoreMLExecutionProvider", "openvino": "OpenVINOExecutionProvider", "rocm": "ROCMExecutionProvider",
+    "migraphx": "MIGraphXExecutionProvider", "qnn": "QNNExecutionProvider", "webgpu": "WebGpuExecutionProvider",
+    "xnnpack": "XnnpackExecutionProvider",
+}
+AUTO_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "DmlExecutionProvider",
+              "CoreMLExecutionProvider", "OpenVINOExecutionProvider")
+OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
+
+ProviderSpec = Union[str, tuple[str, Mapping[str, Any]]]
+StyleSpec = Union[None, str, int, Mapping[str, float], Sequence[float], np.ndarray]
 
 # BT.601 full-range RGB <-> YCbCr (JPEG File Interchange Format).
 _RGB_TO_Y = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -60,40 +96,87 @@ def available_providers() -> list[str]:
     return list(_ort().get_available_providers())
 
 
-def resolve_providers(device: str | Sequence[str] | None = None) -> list[str]:
-    """Provider list for ``device``: 'auto' (CUDA if onnxruntime has it, else CPU), 'cpu' or 'cuda'.
+# ------------------------------------------------------------------------------------------ providers
 
-    A list of onnxruntime provider names is passed through. Asking for 'cuda' where onnxruntime has
-    no CUDA provider raises ConfigError (never a silent CPU run).
+def _provider_name(name: str) -> str:
+    """'cuda' / 'CUDA' / 'CUDAExecutionProvider' -> 'CUDAExecutionProvider'; ConfigError when unknown."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"a provider is a name such as 'cpu' or 'CUDAExecutionProvider', got {name!r}")
+    key = name.strip()
+    if key.lower() in PROVIDER_ALIASES:
+        return PROVIDER_ALIASES[key.lower()]
+    known = set(PROVIDER_ALIASES.values()) | set(available_providers())
+    for full in known:
+        if full.lower() == key.lower() or full.lower() == key.lower() + "executionprovider":
+            return full
+    raise unknown_choice("provider", key, ["auto", *PROVIDER_ALIASES, *sorted(known)])
+
+
+def parse_provider(text: str) -> ProviderSpec:
+    """A CLI provider ``NAME[:key=value,key=value]`` to a name or a (name, options) tuple."""
+    name, sep, rest = text.partition(":")
+    if not sep:
+        return name.strip()
+    options: dict[str, str] = {}
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(f"provider options are key=value pairs separated by commas, got '{item}' in '{text}'")
+        options[key.strip()] = value.strip()
+    return name.strip(), options
+
+
+def resolve_providers(device: ProviderSpec | Sequence[ProviderSpec] | None = None) -> list[ProviderSpec]:
+    """onnxruntime's ``providers`` list for a provider choice.
+
+    ``device``: None or 'auto' (the best installed: TensorRT, CUDA, DirectML, CoreML, OpenVINO, then
+    CPU), a name ('cpu', 'cuda', 'CUDAExecutionProvider', ...), a ``(name, options)`` tuple, or a list of
+    those. The CPU provider is appended as the fallback. A name onnxruntime here lacks raises
+    ConfigError (never a silent CPU run); so do unknown names (with a suggestion) and options that
+    are not a mapping.
     """
     available = available_providers()
-    if device is not None and not isinstance(device, str):
-        missing = [p for p in device if p not in available]
-        if missing:
-            raise ConfigError(f"onnxruntime here lacks {', '.join(missing)}; available: {', '.join(available)}")
-        return list(device)
-    device = (device or "auto").lower()
-    if device not in DEVICES:
-        from fastnst.errors import unknown_choice
+    if device is None or (isinstance(device, str) and device.strip().lower() == "auto"):
+        chosen: list[ProviderSpec] = [p for p in AUTO_ORDER if p in available]
+        return chosen + ["CPUExecutionProvider"]
+    items = [device] if isinstance(device, (str, tuple)) else list(device)
+    if not items:
+        raise ConfigError("the provider list is empty; pass 'auto', 'cpu' or a provider name")
+    out: list[ProviderSpec] = []
+    for item in items:
+        if isinstance(item, tuple):
+            if len(item) != 2 or not isinstance(item[1], Mapping):
+                raise ConfigError(f"a provider with options is a (name, dict) pair, got {item!r}")
+            name, options = _provider_name(item[0]), {str(k): str(v) for k, v in item[1].items()}
+        elif isinstance(item, str):
+            name, options = _provider_name(item), None
+        else:
+            raise ConfigError(f"a provider is a name or a (name, options) pair, got {type(item).__name__}")
+        if name not in available:
+            short = next((k for k, v in PROVIDER_ALIASES.items() if v == name), name)
+            hint = (" install onnxruntime-gpu or" if name in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+                    else "")
+            raise ConfigError(f"provider {short}: this onnxruntime has no {name} (available: "
+                              f"{', '.join(available)});{hint} use --provider cpu")
+        out.append((name, options) if options is not None else name)
+    if not any((p if isinstance(p, str) else p[0]) == "CPUExecutionProvider" for p in out):
+        out.append("CPUExecutionProvider")
+    return out
 
-        raise unknown_choice("device", device, DEVICES)
-    has_cuda = "CUDAExecutionProvider" in available
-    if device == "cuda":
-        if not has_cuda:
-            raise ConfigError("--device cuda: this onnxruntime has no CUDA provider (available: "
-                              f"{', '.join(available)}); install onnxruntime-gpu or use --device cpu")
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    if device == "auto" and has_cuda:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
+
+# ------------------------------------------------------------------------------------------ threads
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask; cgroup-pinned containers included)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS / Windows
+        return max(1, os.cpu_count() or 1)
 
 
 def _physical_cores() -> int:
     """Physical cores available to this process (hyper-threads share one core's FPUs)."""
-    try:
-        logical = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS / Windows
-        logical = os.cpu_count() or 1
+    logical = usable_cpus()
     try:
         siblings: set[str] = set()
         for cpu in os.sched_getaffinity(0):
@@ -104,27 +187,137 @@ def _physical_cores() -> int:
         return max(1, logical)
 
 
-def session_options(threads: int | None = None, low_memory: bool = True) -> Any:
+def check_threads(threads: int | None) -> int:
+    """The intra-op thread count: None -> physical cores; positive ints above the usable CPUs are capped
+    (with a logged note); zero, negative or non-integer values raise ConfigError."""
+    if threads is None:
+        return _physical_cores()
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
+        raise ConfigError(f"threads must be a positive integer, got {threads!r}")
+    if threads <= 0:
+        raise ConfigError(f"threads must be positive, got {threads}")
+    cpus = usable_cpus()
+    if threads > cpus:
+        log.warning("note: %d threads asked for, but this process may use %d CPUs; using %d", threads, cpus, cpus)
+        return cpus
+    return int(threads)
+
+
+def session_options(threads: int | None = None, low_memory: bool = True, optimization: str | None = None) -> Any:
     """onnxruntime SessionOptions tuned for style networks on CPU.
 
-    Threads = physical cores (onnxruntime's own default; hyper-threads share one core's FPUs).
-    ``low_memory`` (default): extended graph optimisations without the NCHWc layout transform.
-    Chosen, measured with scripts/bench_infer.py (johnson preset, 1024², 2 cores, best of 3 runs in
-    fresh processes): all optimisations 8.54 s / 1335 MiB peak RSS, extended 8.80 s / 911 MiB; fast
-    preset 2.01 s / 655 MiB vs 2.13 s / 508 MiB: 3-5% slower for 25-32% less memory. The memory arena
-    stays on (off: 12.1 s, 910 MiB); memory-pattern planning is off (every image has another shape).
+    Threads = physical cores by default (onnxruntime's own default; hyper-threads share one core's
+    FPUs), capped at the CPUs this process may use. ``optimization``: 'disable', 'basic', 'extended'
+    or 'all'; default 'extended' with ``low_memory`` (default), else 'all'. Chosen, measured with
+    scripts/bench_infer.py (johnson preset, 1024², 2 cores, best of 3 runs in fresh processes): all
+    optimisations 8.54 s / 1335 MiB peak RSS, extended 8.80 s / 911 MiB; fast preset 2.01 s / 655 MiB
+    vs 2.13 s / 508 MiB: 3-5% slower for 25-32% less memory (the NCHWc layout transform is what 'all'
+    adds). The memory arena stays on (off: 12.1 s, 910 MiB); memory-pattern planning is off (every
+    image has another shape).
     """
     ort = _ort()
+    level = optimization or ("extended" if low_memory else "all")
+    if level not in OPTIMIZATION_LEVELS:
+        raise unknown_choice("graph optimisation level", str(level), OPTIMIZATION_LEVELS)
     options = ort.SessionOptions()
-    options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED if low_memory
-                                        else ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
-    options.intra_op_num_threads = int(threads) if threads else _physical_cores()
+    options.graph_optimization_level = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[level]
+    options.intra_op_num_threads = check_threads(threads)
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.enable_mem_pattern = False
     options.log_severity_level = 3
     return options
 
+
+# ------------------------------------------------------------------------------------------ styles
+
+def parse_style(spec: StyleSpec, names: Sequence[str]) -> np.ndarray | None:
+    """Blend weights (float32, summing to 1) of a multi-style model's ``style`` input.
+
+    ``spec``: None (the first style; None for a single-style model), a style name, an index (int or
+    digits), ``"a:0.5,b:0.5"`` (names or indices with weights), a {name: weight} mapping, or a weight
+    vector of length ``len(names)``. ``names`` are the model's style names; an empty list means a
+    single-style model, which accepts only None. Raises ConfigError for unknown names (with a
+    suggestion), out-of-range indices, negative or non-finite weights, an all-zero blend, a style for
+    a single-style model, or a malformed string.
+    """
+    names = list(names)
+    count = len(names)
+    if spec is None:
+        if count <= 1:
+            return None
+        out = np.zeros(count, np.float32)
+        out[0] = 1.0
+        return out
+    if count <= 1:
+        raise ConfigError("this model has a single style; leave out --style (style=None)")
+    listing = ", ".join(f"{i}={n}" for i, n in enumerate(names))
+
+    def index_of(key: Any) -> int:
+        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+            if not 0 <= int(key) < count:
+                raise ConfigError(f"style index {key} is out of range; this model has {count} styles ({listing})")
+            return int(key)
+        text = str(key).strip()
+        if text in names:
+            return names.index(text)
+        if text.lstrip("-").isdigit():
+            return index_of(int(text))
+        raise ConfigError(f"unknown style '{text}'{did_you_mean(text, names)}; this model has: {listing}")
+
+    weights = np.zeros(count, np.float64)
+    if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
+        weights[index_of(spec)] = 1.0
+    elif isinstance(spec, str):
+        text = spec.strip()
+        if not text:
+            raise ConfigError(f"empty style; pass a name, an index or a blend such as '{names[0]}:0.5,{names[1]}:0.5'")
+        if ":" not in text and "," not in text:
+            weights[index_of(text)] = 1.0
+        else:
+            for part in text.split(","):
+                key, sep, value = part.rpartition(":")
+                if not sep or not key.strip():
+                    raise ConfigError(f"a style blend is NAME:WEIGHT pairs separated by commas, got '{part.strip()}'")
+                try:
+                    w = float(value)
+                except ValueError:
+                    raise ConfigError(f"style weight '{value.strip()}' for '{key.strip()}' is not a number") from None
+                weights[index_of(key)] += _check_weight(w, key.strip())
+    elif isinstance(spec, Mapping):
+        for key, w in spec.items():
+            weights[index_of(key)] += _check_weight(w, str(key))
+    else:
+        try:
+            vec = np.asarray(spec, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ConfigError(f"style must be a name, an index, a blend string, a dict or a weight vector, "
+                              f"not {type(spec).__name__}") from None
+        if vec.shape != (count,):
+            raise ConfigError(f"a style weight vector needs {count} values ({listing}), got shape {vec.shape}")
+        for name, w in zip(names, vec):
+            _check_weight(float(w), name)
+        weights = vec.copy()
+    total = float(weights.sum())
+    if total <= 0:
+        raise ConfigError("the style weights sum to zero; give at least one style a positive weight")
+    return (weights / total).astype(np.float32)
+
+
+def _check_weight(w: Any, name: str) -> float:
+    try:
+        w = float(w)
+    except (TypeError, ValueError):
+        raise ConfigError(f"style weight for '{name}' is not a number: {w!r}") from None
+    if not np.isfinite(w) or w < 0:
+        raise ConfigError(f"style weight for '{name}' must be a finite number >= 0, got {w}")
+    return w
+
+
+# ------------------------------------------------------------------------------------------ images
 
 def _pad_amounts(size: int, stride: int, min_size: int) -> tuple[int, int]:
     """Padding (before, after) to a multiple of ``stride``; all after, so the pixel grid of the
@@ -133,46 +326,216 @@ def _pad_amounts(size: int, stride: int, min_size: int) -> tuple[int, int]:
     return 0, target - size
 
 
-class Stylizer:
-    """An exported fastnst style network run by onnxruntime.
+@dataclass
+class _Item:
+    """One prepared input: RGB pixels (uint8 or float32 HxWx3), alpha, ICC and how to give it back."""
 
-    ``model_path`` is an ``.onnx`` file written by ``fastnst export`` (float or uint8 convention).
-    ``providers``: None or 'auto' (CUDA when available, else CPU), 'cpu', 'cuda', or a list of
-    onnxruntime provider names. ``threads``: CPU threads (default: physical cores). ``low_memory``
-    (default True) skips onnxruntime's NCHWc layout transform: 3-5% slower, 25-32% less memory.
-    Raises InputError for a missing file, ModelFormatError for a file
-    that is not ONNX or not a style network, ConfigError for an unavailable device.
+    src: np.ndarray
+    alpha: Any  # PIL 'L' image, a numpy HxW array (array inputs) or None
+    icc: bytes | None
+    kind: str  # "pil" (PIL/path/bytes in) or "array"
+    dtype: Any = None  # array inputs: the dtype to return
+    channels: int = 3  # array inputs: 3 or 4 (gray HxW comes back as HxWx3)
+
+
+def _prepare(image: ImageSource, max_size: int | None) -> _Item:
+    """Decode/convert ``image`` to an _Item; arrays keep float precision."""
+    if isinstance(image, np.ndarray) and (image.dtype == np.uint8 or np.issubdtype(image.dtype, np.floating)):
+        arr = image
+        if arr.ndim == 2:
+            arr = arr[:, :, None]
+        if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
+            raise InputError(f"expected an HxW, HxWx3 or HxWx4 array, got shape {image.shape}")
+        check_pixels(arr.shape[1], arr.shape[0], name="<array>")
+        channels = 4 if arr.shape[2] == 4 else 3
+        alpha = arr[:, :, 3].copy() if arr.shape[2] == 4 else None
+        rgb = np.repeat(arr, 3, axis=2) if arr.shape[2] == 1 else arr[:, :, :3]
+        if arr.dtype == np.uint8:
+            src = np.ascontiguousarray(rgb)
+        else:
+            if not np.isfinite(rgb).all():
+                raise InputError("the image array has NaN or infinite values; pass pixels in [0, 1]")
+            src = np.clip(rgb, 0.0, 1.0).astype(np.float32)
+        if max_size is not None and max(src.shape[:2]) > max_size:
+            src, alpha = _resize_array(src, alpha, max_size)
+        return _Item(src, alpha, None, "array", image.dtype, channels)
+    data = read_image(image)
+    rgb_img, alpha, icc = data.rgb, data.alpha, data.icc_profile
+    if max_size is not None and max(rgb_img.size) > max_size:
+        rgb_img = resize(rgb_img, long_edge=max_size)
+        if alpha is not None:
+            alpha = alpha.resize(rgb_img.size, Image.Resampling.BICUBIC)
+    src = np.asarray(rgb_img)
+    return _Item(src, alpha, icc, "pil")
+
+
+def _resize_array(src: np.ndarray, alpha: np.ndarray | None, long_edge: int) -> tuple[np.ndarray, np.ndarray | None]:
+    h, w = src.shape[:2]
+    scale = long_edge / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if src.dtype == np.uint8:
+        out = np.asarray(Image.fromarray(src, "RGB").resize(size, Image.Resampling.BICUBIC))
+    else:
+        out = np.stack([np.asarray(Image.fromarray(src[:, :, c], "F").resize(size, Image.Resampling.BICUBIC))
+                        for c in range(3)], axis=2).clip(0.0, 1.0).astype(np.float32)
+    if alpha is not None:
+        mode = "L" if alpha.dtype == np.uint8 else "F"
+        alpha = np.asarray(Image.fromarray(alpha.astype(np.float32) if mode == "F" else alpha, mode)
+                           .resize(size, Image.Resampling.BICUBIC)).astype(alpha.dtype)
+    return out, alpha
+
+
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0, out=x if x.flags.writeable and x.dtype == np.float32 else None)
+    return (x * np.float32(255.0) + np.float32(0.5)).astype(np.uint8)
+
+
+def _as_float(src: np.ndarray) -> np.ndarray:
+    if src.dtype == np.uint8:
+        out = src.astype(np.float32)
+        out *= np.float32(1.0 / 255.0)
+        return out
+    return src
+
+
+# ------------------------------------------------------------------------------------------ Stylizer
+
+class Stylizer:
+    """An exported style network run by onnxruntime.
+
+    ``model_path``: an ``.onnx`` file written by ``fastnst export`` (float or uint8 convention, one
+    or several styles), or a third-party model with one image input (N, 3, H, W) and one image
+    output, e.g. the ONNX model zoo's fast_neural_style models (``input_range=255``).
+    ``providers``: 'auto' (default: TensorRT, CUDA, DirectML, CoreML, OpenVINO, whichever is
+    installed first, then CPU), a name, a ``(name, options)`` pair or a list of them (see
+    :func:`resolve_providers`). ``threads``: intra-op CPU threads (default: physical cores; capped at
+    the CPUs this process may use). ``optimization``: onnxruntime graph optimisation level
+    ('disable', 'basic', 'extended', 'all'; default 'extended' when ``low_memory``, else 'all').
+    ``input_range``: 1 when the model takes pixels in [0, 1], 255 for 0..255 (default: the model's
+    ``fastnst_input_range`` metadata, else 1).
+    Raises InputError for a missing file, ModelFormatError for a file that is not ONNX or not an
+    image-to-image model, ConfigError for unavailable providers or bad options.
     """
 
-    def __init__(self, model_path: str | os.PathLike, providers: str | Sequence[str] | None = None,
-                 threads: int | None = None, low_memory: bool = True) -> None:
+    def __init__(self, model_path: str | os.PathLike, providers: ProviderSpec | Sequence[ProviderSpec] | None = None,
+                 threads: int | None = None, low_memory: bool = True, optimization: str | None = None,
+                 input_range: float | None = None) -> None:
         ort = _ort()
         path = Path(model_path)
         if not path.is_file():
             raise InputError(f"model '{path}' does not exist; check the path")
         if path.stat().st_size == 0:
             raise ModelFormatError(f"model '{path}' is empty (0 bytes); export it again with fastnst export")
-        wanted = resolve_providers(providers)
+        self.path = path
+        self._options = session_options(threads, low_memory, optimization)
+        self._requested = providers
+        self._providers = resolve_providers(providers)
+        self.session = self._session(str(path))
+        self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
+        self._check_signature()
+        self.stride = _meta_int(self.metadata, META_STRIDE, DEFAULT_STRIDE)
+        self.min_size = max(_meta_int(self.metadata, META_MIN_SIZE, DEFAULT_MIN_SIZE), 1)
+        self.input_range = self._input_range(input_range)
+        self._lock = threading.Lock()
+        self._tiling: Any = None  # (stats session, tile session, NormRewrite) once built; False: unsupported
+        self.tiling_note = ""
+        self.legacy = bool({i.name for i in self.session.get_overridable_initializers()} & set(LEGACY_INPUTS))
+        # fixed-size third-party models and old fastnst models with tiling inputs: rewrite when onnx is here
+        if self.static_size or self.legacy:
+            model = self._load_proto(required=False)
+            if model is not None:
+                changed = plain_graph(model, self.output_name) if self.legacy else False
+                changed |= make_dynamic(model, self.input_name, nhwc=self.io_kind == "uint8")
+                if changed:
+                    self.session = self._session(model.SerializeToString())
+                    self._check_signature()
+        self._check_providers()
+
+    # -- loading ---------------------------------------------------------------------------------
+    def _session(self, model: str | bytes) -> Any:
+        ort = _ort()
         try:
-            self.session = ort.InferenceSession(str(path), session_options(threads, low_memory), providers=wanted)
+            return ort.InferenceSession(model, self._options, providers=self._providers)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise ModelFormatError(f"'{path}' is not an ONNX model onnxruntime can load ({first}); "
+            raise ModelFormatError(f"'{self.path}' is not an ONNX model onnxruntime can load ({first}); "
                                    f"pass an .onnx file written by fastnst export") from None
-        if "CUDAExecutionProvider" in wanted[:1] and "CUDAExecutionProvider" not in self.session.get_providers():
-            if providers is not None and str(providers).lower() == "cuda":
-                raise ConfigError("--device cuda: onnxruntime could not start its CUDA provider "
-                                  "(missing CUDA/cuDNN libraries?); use --device cpu")
-        self.path = path
-        self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
-        self.io_kind = self._check_signature()
-        self.stride = int(self.metadata.get("fastnst_stride", DEFAULT_STRIDE) or DEFAULT_STRIDE)
-        self.min_size = int(self.metadata.get("fastnst_min_size", DEFAULT_MIN_SIZE) or DEFAULT_MIN_SIZE)
-        overridable = {i.name for i in self.session.get_overridable_initializers()}
-        out_names = {o.name for o in self.session.get_outputs()}
-        # models from fastnst export carry a tile path normalised with whole-image statistics
-        self.has_tile_path = ({STATS_INPUT_NAME, TILE_INPUT_NAME, TILE_STATS_NAME} <= overridable
-                              and {TILE_OUTPUT_NAME, NORM_STATS_NAME} <= out_names)
+
+    def _check_providers(self) -> None:
+        wanted = self._providers[0] if isinstance(self._providers[0], str) else self._providers[0][0]
+        used = self.session.get_providers()
+        if wanted != used[0]:
+            explicit = self._requested is not None and not (
+                isinstance(self._requested, str) and self._requested.lower() == "auto")
+            if explicit:
+                raise ConfigError(f"onnxruntime could not start {wanted} (missing libraries or device?); "
+                                  f"use --provider cpu")
+            log.info("note: %s did not start; running on %s", wanted, used[0])
+
+    def _load_proto(self, required: bool = True) -> Any:
+        try:
+            import onnx
+        except ModuleNotFoundError:
+            if required:
+                raise
+            log.warning("note: the onnx package is not installed, so '%s' runs as stored (pip install onnx "
+                        "lets fastnst lift fixed sizes and strip old tiling inputs)", self.path.name)
+            return None
+        return onnx.load(str(self.path))
+
+    def _check_signature(self) -> None:
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        expect = ("expected an image input of shape (N, 3, H, W) float or (N, H, W, 3) uint8 (optionally a "
+                  f"'{ONNX_STYLE_NAME}' input of blend weights) and an image output")
+        images = [i for i in inputs if i.name != ONNX_STYLE_NAME]
+        styles = [i for i in inputs if i.name == ONNX_STYLE_NAME]
+        if len(images) != 1 or not outputs:
+            names = ", ".join(f"'{i.name}'" for i in inputs) or "none"
+            raise ModelFormatError(f"'{self.path}' is not an image-to-image style model: inputs {names}; {expect}")
+        inp = images[0]
+        out = next((o for o in outputs if o.name == ONNX_OUTPUT_NAME), outputs[0])
+        shape = list(inp.shape)
+        if len(shape) == 4 and inp.type == "tensor(float)" and shape[1] == 3:
+            self.io_kind = "float"
+            hw = shape[2:4]
+        elif len(shape) == 4 and inp.type == "tensor(uint8)" and shape[3] == 3:
+            self.io_kind = "uint8"
+            hw = shape[1:3]
+        else:
+            raise ModelFormatError(f"'{self.path}' is not an image-to-image style model: input '{inp.name}' "
+                                   f"{inp.type} {shape}; {expect}")
+        if len(out.shape) != 4:
+            raise ModelFormatError(f"'{self.path}' is not an image-to-image style model: output '{out.name}' "
+                                   f"has shape {list(out.shape)}; {expect}")
+        self.input_name, self.output_name = inp.name, out.name
+        self.static_size = tuple(hw) if all(isinstance(d, int) and d > 0 for d in hw) else None
+        self.style_names: list[str] = []
+        if styles:
+            names: list[str] = []
+            try:
+                names = [str(n) for n in json.loads(self.metadata.get(META_STYLES, "[]"))]
+            except (json.JSONDecodeError, TypeError):
+                names = []
+            count = styles[0].shape[1] if len(styles[0].shape) == 2 else None
+            if not names and isinstance(count, int):
+                names = [f"style{i}" for i in range(count)]
+            if not names or (isinstance(count, int) and count != len(names)):
+                raise ModelFormatError(f"'{self.path}' has a '{ONNX_STYLE_NAME}' input but no usable style list "
+                                       f"(metadata '{META_STYLES}'); export it again with fastnst export")
+            self.style_names = names
+
+    def _input_range(self, value: float | None) -> float:
+        if value is None:
+            value = self.metadata.get(META_INPUT_RANGE, 1)
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"input range must be 1 or 255, got {value!r}") from None
+        if value not in INPUT_RANGES:
+            raise ConfigError(f"input range must be 1 (pixels in [0, 1]) or 255 (0..255), got {value:g}")
+        if self.io_kind == "uint8" and value != 255 and self.metadata.get(META_INPUT_RANGE) is None:
+            return 255.0  # uint8 models take 0..255 by definition
+        return value
 
     @property
     def providers(self) -> list[str]:
@@ -181,27 +544,16 @@ class Stylizer:
 
     @property
     def device(self) -> str:
-        """'cuda' or 'cpu': where the network runs."""
-        return "cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu"
+        """A short name of the provider the network runs on: 'cpu', 'cuda', 'tensorrt', ..."""
+        first = self.providers[0]
+        return next((k for k, v in PROVIDER_ALIASES.items() if v == first), first)
 
-    def _check_signature(self) -> str:
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        expect = (f"expected one input '{ONNX_INPUT_NAME}' of shape (N, 3, H, W) float or (N, H, W, 3) uint8 "
-                  f"and output '{ONNX_OUTPUT_NAME}'")
-        if len(inputs) != 1 or not outputs:
-            raise ModelFormatError(f"'{self.path}' is not a fastnst style model: {len(inputs)} inputs; {expect}")
-        inp, out = inputs[0], outputs[0]
-        shape = list(inp.shape)
-        if inp.name != ONNX_INPUT_NAME or out.name != ONNX_OUTPUT_NAME or len(shape) != 4:
-            raise ModelFormatError(f"'{self.path}' is not a fastnst style model: input '{inp.name}' "
-                                   f"{shape}, output '{out.name}'; {expect}")
-        if inp.type == "tensor(float)" and shape[1] == 3:
-            return "float"
-        if inp.type == "tensor(uint8)" and shape[3] == 3:
-            return "uint8"
-        raise ModelFormatError(f"'{self.path}' is not a fastnst style model: input {inp.type} {shape}; {expect}")
+    @property
+    def has_tile_path(self) -> bool:
+        """Whether tiles can be normalised with whole-image statistics (the graph rewrite works)."""
+        return bool(self._tiler())
 
-    # -- the network ----------------------------------------------------------------------------
+    # -- the network -----------------------------------------------------------------------------
     def _pad(self, rgb: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
         h, w = rgb.shape[:2]
         top, bottom = _pad_amounts(h, self.stride, self.min_size)
@@ -210,103 +562,225 @@ class Stylizer:
             rgb = np.pad(rgb, ((top, bottom), (left, right), (0, 0)), mode="reflect")
         return rgb, (top, left, h, w)
 
-    def _feed(self, rgb: np.ndarray) -> np.ndarray:
-        """HxWx3 uint8 to the model's input layout (uint8 NHWC or float32 NCHW)."""
+    def _feed(self, batch: Sequence[np.ndarray]) -> np.ndarray:
+        """HxWx3 arrays (uint8 or float32 [0, 1], same size) to the model's input layout and range."""
         if self.io_kind == "uint8":
-            return np.ascontiguousarray(rgb)[None]
-        x = np.empty((1, 3) + rgb.shape[:2], dtype=np.float32)
-        np.multiply(rgb.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=x[0])
+            return np.stack([b if b.dtype == np.uint8 else _to_uint8(b.copy()) for b in batch])
+        h, w = batch[0].shape[:2]
+        x = np.empty((len(batch), 3, h, w), dtype=np.float32)
+        for i, b in enumerate(batch):
+            scale = self.input_range / 255.0 if b.dtype == np.uint8 else self.input_range
+            np.multiply(b.transpose(2, 0, 1), np.float32(scale), out=x[i])
         return x
 
-    def run(self, rgb: np.ndarray) -> np.ndarray:
-        """Stylise one HxWx3 uint8 array; returns HxWx3 float32 in [0, 1] of the same size.
-
-        The array is reflection-padded to the network's stride (and minimum size) and cropped back.
-        """
-        padded, (top, left, h, w) = self._pad(rgb)
-        y = self.session.run([ONNX_OUTPUT_NAME], {ONNX_INPUT_NAME: self._feed(padded)})[0][0]
+    def _back(self, y: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+        """One output (model layout) to HxWx3 float32 in [0, 1] (not clipped), cropped to ``box``."""
+        top, left, h, w = box
         if self.io_kind == "uint8":
             out = y[top:top + h, left:left + w].astype(np.float32)
             out *= np.float32(1.0 / 255.0)
             return out
-        return np.ascontiguousarray(y[:, top:top + h, left:left + w].transpose(1, 2, 0))
+        out = np.ascontiguousarray(y[:, top:top + h, left:left + w].transpose(1, 2, 0))
+        if self.input_range != 1:
+            out *= np.float32(1.0 / self.input_range)
+        return out
 
-    def norm_stats(self, rgb: np.ndarray) -> np.ndarray:
-        """Instance-norm statistics (1, K) of the network run on a whole HxWx3 uint8 image."""
-        padded, _ = self._pad(rgb)
-        x = np.empty((1, 3) + padded.shape[:2], dtype=np.float32)
-        np.multiply(padded.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=x[0])
-        return self.session.run([NORM_STATS_NAME], {ONNX_INPUT_NAME: self._dummy, STATS_INPUT_NAME: x})[0][:1]
+    def _style_feed(self, style: np.ndarray | None, n: int) -> dict[str, np.ndarray]:
+        if not self.style_names:
+            return {}
+        if style is None:
+            style = parse_style(None, self.style_names)
+        return {ONNX_STYLE_NAME: np.repeat(np.asarray(style, np.float32)[None], n, axis=0)}
 
-    def run_tile(self, rgb: np.ndarray, stats: np.ndarray) -> np.ndarray:
-        """Stylise an HxWx3 uint8 tile normalised with ``stats`` (from :meth:`norm_stats`); float32 HxWx3."""
-        padded, (top, left, h, w) = self._pad(rgb)
-        x = np.empty((1, 3) + padded.shape[:2], dtype=np.float32)
-        np.multiply(padded.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=x[0])
-        y = self.session.run([TILE_OUTPUT_NAME], {ONNX_INPUT_NAME: self._dummy, TILE_INPUT_NAME: x,
-                                                  TILE_STATS_NAME: stats})[0][0]
-        return np.ascontiguousarray(y[:, top:top + h, left:left + w].transpose(1, 2, 0))
+    def _check_size(self, h: int, w: int) -> None:
+        if self.static_size and (h, w) != tuple(self.static_size):
+            sh, sw = self.static_size
+            raise InputError(f"'{self.path.name}' takes only {sw}x{sh} images (a fixed-size model) and the padded "
+                             f"image is {w}x{h}; install the onnx package (fastnst then lifts the fixed size) "
+                             f"or resize the image")
 
-    @property
-    def _dummy(self) -> np.ndarray:
-        """A minimal image for the main input while only the tile path is wanted."""
-        n = max(self.min_size, 8)
-        return self._feed(np.zeros((n, n, 3), np.uint8))
+    def run(self, rgb: np.ndarray, style: np.ndarray | None = None) -> np.ndarray:
+        """Stylise one HxWx3 array (uint8, or float32 in [0, 1]); returns HxWx3 float32 in [0, 1].
 
-    # -- the public entry point -----------------------------------------------------------------
-    def stylize(self, image: ImageSource, strength: float = 1.0, preserve_color: bool = False,
-                max_size: int | None = None, tile: int | None = None, overlap: int | None = None) -> Image.Image:
-        """Stylise ``image`` (a PIL image, a path, encoded bytes or an HxWx3 uint8 array).
-
-        Returns a PIL image of the input's size (after EXIF orientation; after ``max_size``, which
-        downscales so that the longer side is at most ``max_size``). Alpha is re-attached (RGBA) and
-        the ICC profile kept in ``.info['icc_profile']``. ``strength`` in [0, 1] blends stylised
-        (1) and original (0); ``preserve_color`` keeps the original colours (YCbCr chroma) and takes
-        the stylised luminance. ``tile``: None tiles automatically above AUTO_TILE_PIXELS, 0 never,
-        N uses N-pixel tiles. Raises InputError for unreadable images, ConfigError for bad options.
+        The array is reflection-padded to the network's stride (and minimum size) and cropped back.
+        ``style``: blend weights from :func:`parse_style` (multi-style models; None = first style).
         """
-        strength = float(strength)
-        if not 0.0 <= strength <= 1.0:
-            raise ConfigError(f"strength must be between 0 and 1, got {strength}")
-        if max_size is not None and int(max_size) <= 0:
-            raise ConfigError(f"max_size must be positive, got {max_size}")
-        if tile is not None and int(tile) < 0:
-            raise ConfigError(f"tile must be 0 (off) or a positive size in pixels, got {tile}")
-        data = read_image(image)
-        rgb_img, alpha, icc = data.rgb, data.alpha, data.icc_profile
-        if max_size is not None and max(rgb_img.size) > int(max_size):
-            rgb_img = resize(rgb_img, long_edge=int(max_size))
-            if alpha is not None:
-                alpha = alpha.resize(rgb_img.size, Image.Resampling.BICUBIC)
-        w, h = rgb_img.size
-        if tile is None:
-            tile_size = DEFAULT_TILE if w * h > AUTO_TILE_PIXELS else 0
-        else:
-            tile_size = int(tile)
-        tiled = bool(tile_size) and (w > tile_size or h > tile_size) and strength > 0
-        stats = None
-        if tiled and self.has_tile_path:
-            small = rgb_img if w * h <= STATS_PIXELS else rgb_img.resize(
-                _fit(w, h, STATS_PIXELS), Image.Resampling.BOX)
-            stats = self.norm_stats(np.asarray(small))
+        return self.run_batch([rgb], style)[0]
+
+    def run_batch(self, images: Sequence[np.ndarray], style: np.ndarray | None = None) -> list[np.ndarray]:
+        """Stylise same-sized HxWx3 arrays in one onnxruntime call; a list of HxWx3 float32 results."""
+        padded = [self._pad(im) for im in images]
+        box = padded[0][1]
+        self._check_size(*padded[0][0].shape[:2])
+        feeds = {self.input_name: self._feed([p for p, _ in padded]), **self._style_feed(style, len(images))}
+        y = self.session.run([self.output_name], feeds)[0]
+        return [self._back(y[i], box) for i in range(len(images))]
+
+    # -- tiling ----------------------------------------------------------------------------------
+    def _tiler(self) -> Any:
+        """(stats session, tile session, NormRewrite), built on first use; False when the model cannot
+        be rewritten (``tiling_note`` says why)."""
+        with self._lock:
+            if self._tiling is None:
+                try:
+                    try:
+                        model = self._load_proto()
+                    except ModuleNotFoundError as exc:
+                        raise TilingUnsupported("the onnx package is not installed (pip install onnx)") from exc
+                    plain_graph(model, self.output_name)
+                    make_dynamic(model, self.input_name, nhwc=self.io_kind == "uint8")
+                    rewrite = NormRewrite(model, self.output_name)
+                    stats = self._session(rewrite.stats_model.SerializeToString())
+                    tile = self._session(rewrite.tile_model.SerializeToString())
+                    rewrite.stats_model = rewrite.tile_model = None  # the sessions hold what they need
+                    self._tiling = (stats, tile, rewrite)
+                except TilingUnsupported as exc:
+                    self.tiling_note = str(exc)
+                    self._tiling = False
+        return self._tiling
+
+    def norm_stats(self, rgb: np.ndarray, style: np.ndarray | None = None) -> Any:
+        """Instance-norm statistics of the network run on a whole HxWx3 image (for :meth:`run_tile`)."""
+        stats_session, _, rewrite = self._tiler()
+        padded, _ = self._pad(rgb)
+        feeds = {self.input_name: self._feed([padded]), **self._style_feed(style, 1)}
+        return rewrite.tile_feeds(stats_session.run(rewrite.stats_outputs, feeds))
+
+    def run_tile(self, rgb: np.ndarray, stats: Any, style: np.ndarray | None = None) -> np.ndarray:
+        """Stylise an HxWx3 tile normalised with ``stats`` (from :meth:`norm_stats`); float32 HxWx3."""
+        _, tile_session, _ = self._tiler()
+        padded, box = self._pad(rgb)
+        feeds = {self.input_name: self._feed([padded]), **self._style_feed(style, 1), **stats}
+        return self._back(tile_session.run([self.output_name], feeds)[0][0], box)
+
+    def _tile_runner(self, src: np.ndarray, style: np.ndarray | None, explicit: bool) -> Any:
+        """The function each tile goes through: whole-image statistics when the rewrite works."""
+        if self._tiler():
+            h, w = src.shape[:2]
+            if h * w <= STATS_PIXELS:
+                small = src
+            elif src.dtype == np.uint8:
+                small = np.asarray(Image.fromarray(src, "RGB").resize(_fit(w, h, STATS_PIXELS), Image.Resampling.BOX))
+            else:
+                small = _resize_array(src, None, max(_fit(w, h, STATS_PIXELS)))[0]
+            stats = self.norm_stats(small, style)
             del small
-        src = np.asarray(rgb_img)
-        del rgb_img, data  # the decoded copy is no longer needed (large images: bounded memory)
-        if tiled:
-            run = self.run if stats is None else (lambda t: self.run_tile(t, stats))
+            return lambda t: self.run_tile(t, stats, style)
+        if "no InstanceNormalization" in self.tiling_note:  # nothing to keep consistent: tiles run as they are
+            return lambda t: self.run(t, style)
+        raise TilingUnsupported(self.tiling_note)
+
+    # -- the public entry points -----------------------------------------------------------------
+    def stylize(self, image: ImageSource, strength: float = 1.0, preserve_color: bool = False,
+                max_size: int | None = None, tile: int | None = None, overlap: int | None = None,
+                style: StyleSpec = None) -> Any:
+        """Stylise ``image`` and return it in the kind it was given.
+
+        ``image``: a PIL image (-> a PIL image), a numpy array HxWx3 / HxWx4 / HxW, uint8 or float in
+        [0, 1] (-> an array of the same dtype; HxWx4 keeps its alpha, HxW comes back HxWx3), or a path,
+        encoded bytes or a binary file (-> a PIL image). The result has the input's size (after EXIF
+        orientation and ``max_size``, which downscales so that the longer side is at most
+        ``max_size``). PIL results carry alpha (RGBA) and ``.info['icc_profile']``.
+        ``strength`` in [0, 1] blends stylised (1) and original (0); ``preserve_color`` keeps the
+        original colours (YCbCr chroma). ``tile``: None tiles automatically above AUTO_TILE_PIXELS,
+        0 never, N uses N-pixel tiles (``overlap`` pixels of overlap). ``style``: for multi-style
+        models, see :func:`parse_style`. Raises InputError for unreadable images, ConfigError for bad
+        options.
+        """
+        return next(self.stylize_iter([image], 1, strength=strength, preserve_color=preserve_color,
+                                      max_size=max_size, tile=tile, overlap=overlap, style=style))
+
+    def stylize_many(self, images: Iterable[ImageSource], batch_size: int = 1, **options: Any) -> list[Any]:
+        """:meth:`stylize` for several images; a list in the same order. Consecutive same-sized,
+        untiled images run ``batch_size`` at a time in one onnxruntime call."""
+        return list(self.stylize_iter(images, batch_size, **options))
+
+    def stylize_iter(self, images: Iterable[ImageSource], batch_size: int = 1, *, strength: float = 1.0,
+                     preserve_color: bool = False, max_size: int | None = None, tile: int | None = None,
+                     overlap: int | None = None, style: StyleSpec = None) -> Iterator[Any]:
+        """Stylise a stream of images (e.g. video frames), yielding each result as soon as its batch
+        is done; at most ``batch_size`` inputs are held at a time. Options as in :meth:`stylize`."""
+        strength, max_size, tile, overlap = _check_options(strength, max_size, tile, overlap)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or not 1 <= batch_size <= MAX_BATCH:
+            raise ConfigError(f"batch_size must be an integer from 1 to {MAX_BATCH}, got {batch_size!r}")
+        weights = parse_style(style, self.style_names)
+        pending: list[_Item] = []
+        for image in images:
+            pending.append(_prepare(image, max_size))
+            if len(pending) >= batch_size:
+                yield from self._render_batch(pending, strength, preserve_color, tile, overlap, weights)
+                pending = []
+        if pending:
+            yield from self._render_batch(pending, strength, preserve_color, tile, overlap, weights)
+
+    def _render_batch(self, items: list[_Item], strength: float, preserve_color: bool, tile: int | None,
+                      overlap: int | None, style: np.ndarray | None) -> Iterator[Any]:
+        styled: list[np.ndarray | None] = [None] * len(items)
+        if strength > 0:
+            plain = [i for i, it in enumerate(items) if not self._tile_size(it.src, tile)]
+            groups: dict[tuple[int, ...], list[int]] = {}
+            for i in plain:
+                groups.setdefault(items[i].src.shape + (items[i].src.dtype.itemsize,), []).append(i)
+            for idx in groups.values():
+                for i, out in zip(idx, self.run_batch([items[i].src for i in idx], style)):
+                    styled[i] = out
+        for i, item in enumerate(items):
+            yield self._render(item, styled[i], strength, preserve_color, tile, overlap, style)
+            items[i] = styled[i] = None  # type: ignore[call-overload]  # free as we go
+
+    def _tile_size(self, src: np.ndarray, tile: int | None) -> int:
+        h, w = src.shape[:2]
+        size = (DEFAULT_TILE if h * w > AUTO_TILE_PIXELS else 0) if tile is None else tile
+        return size if size and (w > size or h > size) else 0
+
+    def _render(self, item: _Item, styled: np.ndarray | None, strength: float, preserve_color: bool,
+                tile: int | None, overlap: int | None, style: np.ndarray | None) -> Any:
+        src = item.src
+        h, w = src.shape[:2]
+        tile_size = self._tile_size(src, tile) if strength > 0 else 0
+        if tile_size:
+            try:
+                run = self._tile_runner(src, style, explicit=tile is not None)
+            except TilingUnsupported as exc:
+                if tile is not None:
+                    raise ConfigError(f"cannot tile '{self.path.name}' with whole-image statistics: {exc}; "
+                                      f"pass --tile 0 to run it in one piece") from None
+                log.warning("note: running untiled: %s", exc)
+                tile_size = 0
+        if tile_size:
             grid = TileGrid(h, w, tile_size, overlap, self.stride)
-            out = Image.new("RGB", (w, h))
+            if item.kind == "pil":
+                out_img = Image.new("RGB", (w, h))
+                for y0, band in grid.bands(src, run):
+                    rows = _finish(src[y0:y0 + band.shape[0]], band, strength, preserve_color)
+                    out_img.paste(Image.fromarray(_to_uint8(rows), "RGB"), (0, y0))
+                    del band, rows
+                return self._give_back_pil(out_img, item)
+            result = np.empty((h, w, 3), np.uint8 if item.dtype == np.uint8 else np.float32)
             for y0, band in grid.bands(src, run):
-                styled = _finish(src[y0:y0 + band.shape[0]], band, strength, preserve_color)
-                out.paste(Image.fromarray(styled, "RGB"), (0, y0))
-                del band, styled
-        else:
-            out = Image.fromarray(_finish(src, self.run(src) if strength > 0 else None, strength,
-                                          preserve_color), "RGB")
-        if alpha is not None:
-            out.putalpha(alpha)
-        if icc:
-            out.info["icc_profile"] = icc
+                rows = _finish(src[y0:y0 + band.shape[0]], band, strength, preserve_color)
+                result[y0:y0 + band.shape[0]] = _to_uint8(rows) if result.dtype == np.uint8 else np.clip(rows, 0, 1)
+            return self._give_back_array(result, item)
+        if styled is None and strength > 0:
+            styled = self.run(src, style)
+        rgb = _finish(src, styled, strength, preserve_color)
+        if item.kind == "pil":
+            return self._give_back_pil(Image.fromarray(_to_uint8(rgb), "RGB"), item)
+        return self._give_back_array(_to_uint8(rgb) if item.dtype == np.uint8 else np.clip(rgb, 0, 1), item)
+
+    @staticmethod
+    def _give_back_pil(out: Image.Image, item: _Item) -> Image.Image:
+        if item.alpha is not None:
+            out.putalpha(item.alpha)
+        if item.icc:
+            out.info["icc_profile"] = item.icc
+        return out
+
+    @staticmethod
+    def _give_back_array(rgb: np.ndarray, item: _Item) -> np.ndarray:
+        out = rgb.astype(item.dtype, copy=False)
+        if item.channels == 4:
+            out = np.concatenate([out, item.alpha[:, :, None].astype(item.dtype)], axis=2)
         return out
 
     def describe(self) -> dict[str, Any]:
@@ -321,12 +795,40 @@ class Stylizer:
                 meta[key] = json.loads(value) if value[:1] in "[{" else value
             except (json.JSONDecodeError, TypeError):
                 meta[key] = value
-        return {"model": str(self.path), "size_bytes": self.path.stat().st_size, "io": self.io_kind,
-                "inputs": sig(self.session.get_inputs()),
+        info = {"model": str(self.path), "size_bytes": self.path.stat().st_size, "io": self.io_kind,
+                "input_range": int(self.input_range), "inputs": sig(self.session.get_inputs()),
                 "optional_inputs": sig(self.session.get_overridable_initializers()),
                 "outputs": sig(self.session.get_outputs()),
                 "metadata": meta, "providers_available": available_providers(),
                 "providers_used": self.providers}
+        if self.style_names:
+            info["styles"] = list(self.style_names)
+        return info
+
+
+def _meta_int(meta: Mapping[str, str], key: str, default: int) -> int:
+    try:
+        return int(meta.get(key, default) or default)
+    except (TypeError, ValueError):
+        return default
+
+
+def _check_options(strength: float, max_size: int | None, tile: int | None,
+                   overlap: int | None) -> tuple[float, int | None, int | None, int | None]:
+    try:
+        strength = float(strength)
+    except (TypeError, ValueError):
+        raise ConfigError(f"strength must be a number between 0 and 1, got {strength!r}") from None
+    if not 0.0 <= strength <= 1.0:
+        raise ConfigError(f"strength must be between 0 and 1, got {strength}")
+    if max_size is not None and int(max_size) <= 0:
+        raise ConfigError(f"max_size must be positive, got {max_size}")
+    if tile is not None and int(tile) < 0:
+        raise ConfigError(f"tile must be 0 (off) or a positive size in pixels, got {tile}")
+    if overlap is not None and int(overlap) < 0:
+        raise ConfigError(f"overlap must be 0 or a positive number of pixels, got {overlap}")
+    return (strength, None if max_size is None else int(max_size), None if tile is None else int(tile),
+            None if overlap is None else int(overlap))
 
 
 def _fit(w: int, h: int, pixels: int) -> tuple[int, int]:
@@ -336,18 +838,16 @@ def _fit(w: int, h: int, pixels: int) -> tuple[int, int]:
 
 
 def _finish(src: np.ndarray, styled: np.ndarray | None, strength: float, preserve_color: bool) -> np.ndarray:
-    """Colour transfer and strength blend of stylised rows with the original rows; returns uint8."""
+    """Colour transfer and strength blend of stylised rows with the original rows; float32 (unclipped)."""
     if styled is None or strength == 0.0:
-        return np.array(src, dtype=np.uint8, copy=True)
+        return _as_float(src).copy()
     if preserve_color:
         styled = preserve_colors(src, styled)
     if strength < 1.0:
-        orig = src.astype(np.float32)
-        orig *= np.float32((1.0 - strength) / 255.0)
+        orig = _as_float(src) * np.float32(1.0 - strength)
         styled = styled * np.float32(strength)
         styled += orig
-    styled = np.clip(styled, 0.0, 1.0, out=styled if styled.flags.writeable else None)
-    return (styled * np.float32(255.0) + np.float32(0.5)).astype(np.uint8)
+    return styled
 
 
 def preserve_colors(original: np.ndarray, styled: np.ndarray) -> np.ndarray:
@@ -368,5 +868,28 @@ def preserve_colors(original: np.ndarray, styled: np.ndarray) -> np.ndarray:
     return np.clip(out, 0.0, 1.0, out=out)
 
 
-__all__ = ["Stylizer", "available_providers", "resolve_providers", "session_options", "preserve_colors",
-           "AUTO_TILE_PIXELS", "DEFAULT_TILE"]
+_CACHE: dict[tuple[str, float, str], Stylizer] = {}
+_CACHE_SIZE = 4  # chosen: a few models in an app; each holds its weights and an onnxruntime session
+
+
+def stylize(image: ImageSource, model: str | os.PathLike | Stylizer, **options: Any) -> Any:
+    """One call: stylise ``image`` with ``model`` (a path or a Stylizer) and return it in the kind it
+    was given (see :meth:`Stylizer.stylize`). ``providers``, ``threads`` and ``input_range`` go to the
+    Stylizer (kept for the next call with the same model); the other options to ``stylize``."""
+    if isinstance(model, Stylizer):
+        return model.stylize(image, **options)
+    load = {k: options.pop(k) for k in ("providers", "threads", "input_range", "optimization") if k in options}
+    path = Path(model)
+    key = (str(path.resolve()), path.stat().st_mtime if path.exists() else 0.0, repr(sorted(load.items())))
+    stylizer = _CACHE.get(key)
+    if stylizer is None:
+        stylizer = Stylizer(path, **load)
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = stylizer
+    return stylizer.stylize(image, **options)
+
+
+__all__ = ["Stylizer", "stylize", "available_providers", "resolve_providers", "parse_provider", "parse_style",
+           "session_options", "check_threads", "usable_cpus", "preserve_colors", "AUTO_TILE_PIXELS",
+           "DEFAULT_TILE", "AUTO_ORDER", "PROVIDER_ALIASES"]

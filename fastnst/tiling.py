@@ -1,32 +1,42 @@
-"""Overlapping tiles with feathered blending, streamed one row of tiles at a time.
+"""Overlapping tiles with feathered blending, and the graph rewrite that makes tiles seamless.
 
-Torch-free (numpy only). A :class:`TileGrid` cuts an H×W image into tiles of ``tile`` pixels that
-overlap by ``overlap`` pixels and start on multiples of the network's stride; each tile is stylised
-on its own and blended into the result with raised-cosine weights across each overlap (normalised
-by the weight sum). Only one band of rows (tile height × image width) is held in float32 at a time,
-so peak memory grows with the image width, not with its area.
+Torch-free. A :class:`TileGrid` cuts an H×W image into tiles of ``tile`` pixels that overlap by
+``overlap`` pixels and start on multiples of the network's stride; each tile is stylised on its own
+and blended into the result with raised-cosine weights across each overlap (normalised by the
+weight sum). Only one band of rows (tile height × image width) is held in float32 at a time, so
+peak memory grows with the image width, not with its area.
 
 Instance normalisation would make tiles disagree if each used its own statistics (a patchwork of
-slightly different tones). Models written by ``fastnst export`` therefore carry a second path in the
-same graph: ``norm_stats`` reports the statistics of every instance norm for ``stats_image`` (the
-downscaled whole image), and ``tile``/``tile_stats`` run a tile normalised with them. Tiles then differ from an
-untiled run only within a few tens of pixels of their borders, where the feathering hides it; the
-seam error is measured in tests/test_runtime.py and scripts/bench_infer.py.
+slightly different tones). :class:`NormRewrite` therefore rewrites any model's
+InstanceNormalization nodes (with the ``onnx`` package) into two derived models: a *stats* model
+that returns the mean and variance of every instance norm's input for a whole (downscaled) image,
+and a *tile* model in which every instance norm is replaced by ``(x - mean) * inv_std * scale +
+bias`` with ``mean`` and ``inv_std`` fed from outside. Tiles normalised with whole-image statistics
+differ from an untiled run only within a few tens of pixels of their borders, where the feathering
+hides it (URST, Chen et al. 2022, "thumbnail instance normalization", does the same). The model file
+itself stays plain; the seam error is measured in tests/test_tiling.py and scripts/bench_infer.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-# Extra inputs/outputs of exported models for tiling with whole-image statistics (fastnst.export).
-# `tile` and `tile_stats` have default values, so plain callers feed only the image.
-STATS_INPUT_NAME = "stats_image"  # input: a float32 NCHW image in [0, 1] (downscaled whole image)
-NORM_STATS_NAME = "norm_stats"  # output: mean and variance of every instance norm on it, (1, K)
-TILE_INPUT_NAME = "tile"  # input: a float32 NCHW tile in [0, 1]
-TILE_STATS_NAME = "tile_stats"  # input: (1, K) statistics the tile is normalised with
-TILE_OUTPUT_NAME = "stylized_tile"  # output: the stylised tile, float32 NCHW
+# Extra inputs/outputs of models written by fastnst export before the plain-file change: the runtime
+# strips them at load (they had default values, so they also run unchanged with only `image` fed).
+STATS_INPUT_NAME = "stats_image"
+NORM_STATS_NAME = "norm_stats"
+TILE_INPUT_NAME = "tile"
+TILE_STATS_NAME = "tile_stats"
+TILE_OUTPUT_NAME = "stylized_tile"
+LEGACY_INPUTS = (STATS_INPUT_NAME, TILE_INPUT_NAME, TILE_STATS_NAME)
+LEGACY_OUTPUTS = (NORM_STATS_NAME, TILE_OUTPUT_NAME)
+
+# Names of the tensors the rewrite adds (prefixed so they cannot clash with a model's own names).
+_PREFIX = "fastnst_tiling_"
 
 # Chosen: an eighth of the tile. With whole-image statistics the tiled result differs from the untiled
 # one only within ~32 px of a tile border (measured on the fast preset); 128 px at 1024-px tiles hides it.
@@ -126,3 +136,211 @@ class TileGrid:
             yield acc_y0, finished
             acc, wsum = acc[done:].copy(), wsum[done:].copy()
             acc_y0 += done
+
+
+# ------------------------------------------------------------------------------------ graph rewrite
+
+class TilingUnsupported(Exception):
+    """The model cannot be rewritten for tiling (the runtime then says so; see Stylizer)."""
+
+
+def _onnx() -> Any:
+    try:
+        import onnx
+    except ModuleNotFoundError as exc:
+        raise TilingUnsupported("the 'onnx' package is not installed (pip install onnx)") from exc
+    return onnx
+
+
+def _opset(model: Any) -> int:
+    return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+
+
+def prune(graph: Any, outputs: list[str]) -> None:
+    """Keep only the nodes, initialisers and inputs that ``outputs`` need (in place)."""
+    keep_out = [o for o in graph.output if o.name in outputs]
+    needed = set(outputs)
+    kept = []
+    for node in reversed(list(graph.node)):
+        if any(o in needed for o in node.output):
+            kept.append(node)
+            needed.update(i for i in node.input if i)
+            for attr in node.attribute:  # values captured by subgraphs (If/Loop bodies)
+                for sub in list(attr.g.node if attr.HasField("g") else []) + [n for g in attr.graphs for n in g.node]:
+                    needed.update(i for i in sub.input if i)
+    kept.reverse()
+    del graph.node[:]
+    graph.node.extend(kept)
+    inits = [t for t in graph.initializer if t.name in needed]
+    del graph.initializer[:]
+    graph.initializer.extend(inits)
+    inputs = [i for i in graph.input if i.name in needed]
+    del graph.input[:]
+    graph.input.extend(inputs)
+    del graph.output[:]
+    graph.output.extend(keep_out)
+    names = needed | {o for n in kept for o in n.output}
+    vis = [v for v in graph.value_info if v.name in names]
+    del graph.value_info[:]
+    graph.value_info.extend(vis)
+
+
+def plain_graph(model: Any, output: str) -> bool:
+    """Strip everything but ``output``'s path (legacy tiling inputs/outputs). True when it changed."""
+    before = (len(model.graph.node), len(model.graph.input), len(model.graph.output))
+    prune(model.graph, [output])
+    return before != (len(model.graph.node), len(model.graph.input), len(model.graph.output))
+
+
+def make_dynamic(model: Any, image_input: str, nhwc: bool = False) -> bool:
+    """Give a fixed-size model symbolic height and width (third-party models are often exported at
+    224×224 although every operator takes any size). True when something changed."""
+    changed = False
+    hw = (1, 2) if nhwc else (2, 3)
+    values = [v for v in model.graph.input if v.name == image_input] + list(model.graph.output)
+    for value in values:
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) != 4:
+            continue
+        for axis, label in zip(hw, ("height", "width")):
+            if dims[axis].HasField("dim_value"):
+                dims[axis].ClearField("dim_value")
+                dims[axis].dim_param = f"{_PREFIX}{label}"
+                changed = True
+    if changed:
+        del model.graph.value_info[:]  # inferred shapes of the fixed size would contradict
+    return changed
+
+
+@dataclass
+class _Norm:
+    x: str  # the InstanceNormalization's input
+    eps: float
+    index: int
+
+
+class NormRewrite:
+    """The stats and tile models derived from a model's InstanceNormalization nodes.
+
+    ``stats_model`` maps the model's inputs to ``mean_k``, ``var_k`` (N, C, 1, 1) of every instance
+    norm's input (in graph order); ``tile_model`` takes the model's inputs plus ``mean_k`` and
+    ``inv_std_k`` and normalises with them instead of the tile's own statistics. Use
+    :meth:`tile_feeds` to turn stats outputs into tile-model feeds. Raises TilingUnsupported when the
+    model has no InstanceNormalization (nothing to keep consistent; tiles would not need it) or the
+    ``onnx`` package is missing.
+    """
+
+    def __init__(self, model: Any, output: str) -> None:
+        onnx = _onnx()
+        from onnx import TensorProto, helper
+
+        model = _copy(model)
+        opset = _opset(model)
+        if opset < 5:
+            raise TilingUnsupported(f"opset {opset} is too old to rewrite (needs 5 or later)")
+        norms_nodes = [n for n in model.graph.node if n.op_type == "InstanceNormalization" and n.domain in ("", "ai.onnx")]
+        if not norms_nodes:
+            raise TilingUnsupported("the model has no InstanceNormalization nodes")
+        types = _elem_types(model)
+        self.norms: list[_Norm] = []
+        for k, node in enumerate(norms_nodes):
+            eps = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
+            self.norms.append(_Norm(node.input[0], float(eps), k))
+        self.dtypes = [types.get(n.x) or types.get(node.input[1]) or TensorProto.FLOAT
+                       for n, node in zip(self.norms, norms_nodes)]
+        self.np_dtypes = [helper.tensor_dtype_to_np_dtype(t) for t in self.dtypes]
+        self.output = output
+
+        # stats model: the original graph plus mean/var of every instance norm's input
+        stats = _copy(model)
+        axes_name = _PREFIX + "axes"
+        if opset >= 18:
+            stats.graph.initializer.append(helper.make_tensor(axes_name, TensorProto.INT64, [2], [2, 3]))
+        outs = []
+        for norm, dtype in zip(self.norms, self.dtypes):
+            k = norm.index
+            mean, diff, sq, var = (f"{_PREFIX}{t}_{k}" for t in ("mean", "diff", "sq", "var"))
+            stats.graph.node.extend([
+                _reduce_mean(helper, norm.x, mean, opset, axes_name),
+                helper.make_node("Sub", [norm.x, mean], [diff]),
+                helper.make_node("Mul", [diff, diff], [sq]),
+                _reduce_mean(helper, sq, var, opset, axes_name),
+            ])
+            for name in (mean, var):
+                stats.graph.output.append(helper.make_tensor_value_info(name, dtype, [None, None, 1, 1]))
+                outs.append(name)
+        prune(stats.graph, outs)
+        self.stats_outputs = outs
+        self.stats_model = stats
+
+        # tile model: every instance norm takes its statistics from two new inputs
+        tile = _copy(model)
+        shape_name = _PREFIX + "c11"
+        tile.graph.initializer.append(helper.make_tensor(shape_name, TensorProto.INT64, [3], [-1, 1, 1]))
+        new_nodes = []
+        k = 0
+        self.tile_inputs: list[tuple[str, str]] = []
+        for node in tile.graph.node:
+            if node.op_type != "InstanceNormalization" or node.domain not in ("", "ai.onnx"):
+                new_nodes.append(node)
+                continue
+            x, scale, bias = node.input[0], node.input[1], node.input[2]
+            mean, inv = f"{_PREFIX}mean_{k}", f"{_PREFIX}inv_std_{k}"
+            t = [f"{_PREFIX}t{k}_{j}" for j in range(4)]
+            new_nodes += [
+                helper.make_node("Sub", [x, mean], [t[0]]),
+                helper.make_node("Mul", [t[0], inv], [t[1]]),
+                helper.make_node("Reshape", [scale, shape_name], [t[2]]),
+                helper.make_node("Mul", [t[1], t[2]], [t[3]]),
+                helper.make_node("Reshape", [bias, shape_name], [t[3] + "_b"]),
+                helper.make_node("Add", [t[3], t[3] + "_b"], [node.output[0]]),
+            ]
+            for name in (mean, inv):
+                tile.graph.input.append(helper.make_tensor_value_info(name, self.dtypes[k], [None, None, 1, 1]))
+            self.tile_inputs.append((mean, inv))
+            k += 1
+        del tile.graph.node[:]
+        tile.graph.node.extend(new_nodes)
+        prune(tile.graph, [output])
+        self.tile_model = tile
+        onnx.checker.check_model(stats)
+        onnx.checker.check_model(tile)
+
+    def tile_feeds(self, stats: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """Feeds of the tile model's statistics inputs from the stats model's outputs (batch 1)."""
+        feeds = {}
+        for norm, dtype, (mean_name, inv_name) in zip(self.norms, self.np_dtypes, self.tile_inputs):
+            mean = np.asarray(stats[2 * norm.index][:1], dtype=np.float64)
+            var = np.asarray(stats[2 * norm.index + 1][:1], dtype=np.float64)
+            feeds[mean_name] = mean.astype(dtype)
+            feeds[inv_name] = (1.0 / np.sqrt(var + norm.eps)).astype(dtype)
+        return feeds
+
+
+def _copy(model: Any) -> Any:
+    clone = type(model)()
+    clone.CopyFrom(model)
+    return clone
+
+
+def _reduce_mean(helper: Any, x: str, out: str, opset: int, axes_name: str) -> Any:
+    if opset >= 18:
+        return helper.make_node("ReduceMean", [x, axes_name], [out], keepdims=1)
+    return helper.make_node("ReduceMean", [x], [out], axes=[2, 3], keepdims=1)
+
+
+def _elem_types(model: Any) -> dict[str, int]:
+    """Element type of every tensor whose type onnx's shape inference can tell."""
+    import onnx
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # noqa: BLE001 - inference is a convenience: fall back to the initialisers
+        inferred = model
+    types: dict[str, int] = {}
+    for v in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+        if v.type.HasField("tensor_type") and v.type.tensor_type.elem_type:
+            types[v.name] = v.type.tensor_type.elem_type
+    for t in model.graph.initializer:
+        types[t.name] = t.data_type
+    return types
