@@ -1,3 +1,7 @@
-"""Styles that work out of the box: built-in trained models, code-generated style pictures
-(:mod:`fastnst.styles.generated`) and a registry of public-domain paintings
-(:mod:`fastnst.styles.paintings`). Importing this package is cheap and torch-free."""
+"""Styles that work out of the box. Importing this package is cheap and torch-free.
+
+* :mod:`fastnst.styles.builtin`: the built-in styles shipped with the package (one multi-style ONNX
+  model; each style's name, source, licence and thumbnail).
+* :mod:`fastnst.styles.generated`: style pictures drawn by code (numpy + Pillow).
+* :mod:`fastnst.styles.paintings`: a registry of public-domain paintings, downloaded once into a cache.
+"""

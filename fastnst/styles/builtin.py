@@ -1,0 +1,129 @@
+"""The built-in styles shipped in the package: one multi-style ONNX model and what each style is.
+
+Torch-free (standard library only): ``fastnst stylize photo.jpg`` with no ``--model`` runs the
+shipped model (``models/builtin.onnx``, conditional instance norm, one column of its ``style``
+input per style) with onnxruntime alone.
+
+Every style picture can be had offline and may be shipped: six are drawn by code in this
+repository (:mod:`fastnst.styles.generated`, fastnst's own pictures under its MIT licence), the
+others are public-domain or CC0 pictures that scikit-image ships in ``skimage/data``. The network
+was trained with the imported Caffe VGG16 on photos that packages ship (never anything fetched);
+``models/builtin.json`` records the exact command, its duration and the machine, and
+``ATTRIBUTION.md`` (written by ``scripts/build_builtin_styles.py``) lists it all for people.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from fastnst.errors import InputError, ModelFormatError, unknown_choice
+
+STYLES_DIR = Path(__file__).resolve().parent
+MODEL_PATH = STYLES_DIR / "models" / "builtin.onnx"
+INFO_PATH = STYLES_DIR / "models" / "builtin.json"
+THUMBNAIL_DIR = STYLES_DIR / "thumbnails"
+ATTRIBUTION_PATH = STYLES_DIR / "ATTRIBUTION.md"
+
+_GENERATED_LICENCE = "MIT (drawn by fastnst's own code; no third-party material)"
+_GENERATED_SOURCE = "fastnst.styles.generated.generate_style('{name}', size=512, seed=0)"
+
+
+@dataclass(frozen=True)
+class BuiltinStyle:
+    """One built-in style: its name (as the model's ``fastnst_styles`` metadata spells it) and provenance."""
+
+    name: str
+    title: str
+    source: str  # where the style picture comes from (how to make it again)
+    licence: str
+    author: str
+    url: str = ""
+
+    @property
+    def thumbnail(self) -> Path:
+        """A small JPEG of the style picture (shipped in the package)."""
+        return THUMBNAIL_DIR / f"{self.name}.jpg"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"name": self.name, "title": self.title, "source": self.source, "licence": self.licence,
+                "author": self.author, "url": self.url, "thumbnail": str(self.thumbnail)}
+
+
+def _generated(name: str, title: str) -> BuiltinStyle:
+    return BuiltinStyle(name, title, _GENERATED_SOURCE.format(name=name), _GENERATED_LICENCE, "fastnst developers")
+
+
+# The order is the order of the model's style input columns (checked against the model's metadata).
+BUILTIN_STYLES: tuple[BuiltinStyle, ...] = (
+    _generated("mosaic", "Voronoi tile mosaic"),
+    _generated("stained_glass", "Stained glass with dark leading"),
+    _generated("brushstrokes", "Flow-field brush strokes"),
+    _generated("halftone", "CMYK halftone dots"),
+    _generated("pointillist", "Pointillist dabs"),
+    _generated("geometric", "Geometric abstraction (circles, triangles, lines)"),
+    BuiltinStyle("hubble", "Hubble eXtreme Deep Field",
+                 "scikit-image 0.26 skimage/data/hubble_deep_field.jpg (centre square, 512 px)",
+                 "public domain (NASA media guidelines)", "NASA, ESA",
+                 "http://hubblesite.org/newscenter/archive/releases/2012/37/image/a/"),
+    BuiltinStyle("retina", "Fundus photograph of a normal left eye",
+                 "scikit-image 0.26 skimage/data/retina.jpg (centre crop inside the dark rim, 512 px)",
+                 "CC0 1.0 (public domain dedication)", "Wikimedia Commons (author named on the file page)",
+                 "https://commons.wikimedia.org/wiki/File:Fundus_photograph_of_normal_left_eye.jpg"),
+    BuiltinStyle("brick", "Brick wall (greyscale)",
+                 "scikit-image 0.26 skimage/data/brick.png (512 px)",
+                 "CC0 1.0 (CC0Textures, Bricks25)", "CC0Textures (ambientCG)",
+                 "https://cc0textures.com/view.php?tex=Bricks25"),
+)
+
+#: The style ``fastnst stylize photo.jpg`` uses when neither --model nor --style is given.
+DEFAULT_STYLE = "mosaic"
+
+
+def style_names() -> list[str]:
+    """The built-in style names, in the model's column order."""
+    return [s.name for s in BUILTIN_STYLES]
+
+
+names = style_names  # the same list under the name the other registries use
+
+
+def get_style(name: str) -> BuiltinStyle:
+    """The built-in style ``name``; ConfigError (listing the names, suggesting the closest) when unknown."""
+    for style in BUILTIN_STYLES:
+        if style.name == name:
+            return style
+    raise unknown_choice("built-in style", name, style_names())
+
+
+def is_builtin(name: str) -> bool:
+    """Whether ``name`` is a built-in style name."""
+    return any(s.name == name for s in BUILTIN_STYLES)
+
+
+def model_path() -> Path:
+    """The shipped multi-style ONNX model; InputError when the package was installed without it."""
+    if not MODEL_PATH.is_file():
+        raise InputError(f"the built-in style model is missing ({MODEL_PATH}); reinstall fastnst, "
+                         f"or pass --model PATH of a trained model")
+    return MODEL_PATH
+
+
+@lru_cache(maxsize=1)
+def training_info() -> dict[str, Any]:
+    """What made the shipped model: command, seconds, steps, machine, VGG weights ({} when not recorded)."""
+    if not INFO_PATH.is_file():
+        return {}
+    try:
+        info = json.loads(INFO_PATH.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelFormatError(f"'{INFO_PATH}' is not readable JSON ({exc}); reinstall fastnst") from None
+    return info if isinstance(info, dict) else {}
+
+
+def describe() -> list[dict[str, str]]:
+    """One dict per built-in style (name, title, source, licence, author, url, thumbnail), plus 'default'."""
+    return [dict(s.as_dict(), default="yes" if s.name == DEFAULT_STYLE else "") for s in BUILTIN_STYLES]
