@@ -19,6 +19,7 @@ Every image is decoded through :mod:`fastnst.image` (EXIF orientation, decompres
 from __future__ import annotations
 
 import glob
+import hashlib
 import logging
 import math
 import os
@@ -30,7 +31,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, get_worker_info
 
 from fastnst import image as fimage
 from fastnst.errors import ConfigError, FastNSTError, InputError
@@ -258,10 +259,54 @@ def load_crop(source: Any, size: int, generator: torch.Generator | None) -> torc
 # ------------------------------------------------------------------------------------------ datasets
 
 
+def sample_seed(seed: int, epoch: int, rank: int, position: int) -> int:
+    """The crop seed of one sample: a hash of (run seed, epoch, rank, position in the epoch), so a sample's
+    crop does not depend on data loader workers, prefetching or where a run was resumed."""
+    digest = hashlib.blake2b(f"{seed}/{epoch}/{rank}/{position}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+class ResumableSampler(Sampler):
+    """Epoch permutations drawn from (seed, epoch) and a position that a checkpoint can restore.
+
+    Yields ``(file index, crop seed)`` keys for :class:`FolderImages`. Training batch ``g`` (counted over
+    the whole run, per rank) is always the same images with the same crops, whatever happened before:
+    resuming at batch ``g`` (:attr:`next_batch`) reproduces an uninterrupted run exactly. Under DDP each
+    rank takes its own slice of the same permutation (fastnst shards; Lightning's sampler is not used).
+    """
+
+    def __init__(self, num_items: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1,
+                 start_batch: int = 0) -> None:
+        self.num_items, self.batch_size, self.seed = int(num_items), int(batch_size), int(seed)
+        self.rank, self.world_size = int(rank), max(1, int(world_size))
+        self.next_batch = int(start_batch)
+        per_rank = self.num_items // self.world_size
+        self.per_rank = per_rank if per_rank > 0 else self.num_items
+        self.partial = self.per_rank < self.batch_size  # fewer images than a batch: one short batch per epoch
+        self.batches_per_epoch = 1 if self.partial else self.per_rank // self.batch_size
+
+    def __len__(self) -> int:
+        return self.per_rank if self.partial else self.batches_per_epoch * self.batch_size
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch, position = divmod(self.next_batch, self.batches_per_epoch)
+        self.next_batch = (epoch + 1) * self.batches_per_epoch  # the next iteration starts the next epoch
+        gen = torch.Generator().manual_seed(sample_seed(self.seed, epoch, -1, 0))
+        order = torch.randperm(self.num_items, generator=gen).tolist()
+        if self.world_size > 1 and self.num_items >= self.world_size:
+            order = order[self.rank * self.per_rank:(self.rank + 1) * self.per_rank]
+        first = 0 if self.partial else position * self.batch_size
+        last = len(self) if not self.partial else self.per_rank
+        for k in range(first, last):
+            yield order[k], sample_seed(self.seed, epoch, self.rank, k)
+
+
 class FolderImages(Dataset):
     """Random resized crops of image files; an unreadable file is skipped (the next one is used).
 
     Items are ``(image (3, S, S), skipped)`` where ``skipped`` counts files passed over for this item.
+    An index is a file number (crop randomness from torch's RNG) or a ``(file number, crop seed)`` key
+    from :class:`ResumableSampler` (deterministic crops).
     """
 
     def __init__(self, files: list[Path], image_size: int, seed: int = 0) -> None:
@@ -272,9 +317,12 @@ class FolderImages(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        # Crop randomness from torch's RNG: seeded per worker and epoch by the DataLoader.
-        gen = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,))))
+    def __getitem__(self, index: Any) -> tuple[torch.Tensor, int]:
+        if isinstance(index, (tuple, list)):
+            index, crop_seed = int(index[0]), int(index[1])
+        else:  # crop randomness from torch's RNG: seeded per worker and epoch by the DataLoader
+            crop_seed = int(torch.randint(0, 2**62, (1,)))
+        gen = torch.Generator().manual_seed(crop_seed)
         for attempt in range(len(self.files)):
             path = self.files[(index + attempt) % len(self.files)]
             try:
@@ -377,6 +425,8 @@ class ContentDataModule(pl.LightningDataModule):
         self.skipped = 0  # unreadable images met while checking the source
         self._train_files: list[Path] = []
         self._stream_skip = 0
+        self._resume_batch = 0  # training batches already consumed (restored from a checkpoint)
+        self.sampler: ResumableSampler | None = None
 
     # -- checks before training --------------------------------------------------------------------
 
@@ -471,18 +521,50 @@ class ContentDataModule(pl.LightningDataModule):
                                   "pin_memory": torch.cuda.is_available()}
         if workers > 0:
             common["prefetch_factor"] = 2
-        if self.kind == "folder":
-            dataset = FolderImages(self._train_files, self.image_size, self.seed)
-            if len(dataset) < self.batch_size:
-                common["drop_last"] = False
-            return DataLoader(dataset, shuffle=True, **common)
         rank, world = 0, 1
         if self.trainer is not None:
             rank, world = self.trainer.global_rank, self.trainer.world_size
+        if self.kind == "folder":
+            dataset = FolderImages(self._train_files, self.image_size, self.seed)
+            self.sampler = ResumableSampler(len(dataset), self.batch_size, self.seed, rank, world,
+                                            start_batch=self._resume_batch)
+            common["drop_last"] = not self.sampler.partial
+            return DataLoader(dataset, sampler=self.sampler, **common)
+        if self._resume_batch:
+            log.warning("resuming a streamed dataset starts a fresh shuffle (weights, optimizer and step are "
+                        "restored exactly); for a bit-exact resume train from a local folder of images")
         dataset = StreamImages(self.kind or "hub", self.source, self.image_size, self.split, self._stream_skip,
                                True, self.shuffle_buffer, self.seed, rank, world)
         common["persistent_workers"] = False  # a fresh shuffle seed per epoch
         return DataLoader(dataset, **common)
+
+    # -- exact resume: the position in the data order travels in the checkpoint ----------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """The data position for a checkpoint: training batches consumed so far (per rank)."""
+        batches = self._resume_batch
+        trainer = self._trainer_or_none()
+        if trainer is not None:
+            try:  # batches started = batches trained when Lightning saves (after the batch, or at the end)
+                batches = int(trainer.fit_loop.epoch_loop.batch_progress.total.ready)
+            except AttributeError:  # another Lightning layout: optimizer steps x accumulation
+                batches = int(trainer.global_step) * int(getattr(trainer, "accumulate_grad_batches", 1) or 1)
+        return {"batches": batches, "seed": self.seed, "batch_size": self.batch_size}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue the data order where a checkpoint left it (before the data loader is built)."""
+        if int(state.get("seed", self.seed)) != self.seed or int(state.get("batch_size", self.batch_size)) != self.batch_size:
+            log.warning("the checkpoint was trained with another seed or batch size; the data order starts afresh")
+            return
+        self._resume_batch = int(state.get("batches", 0))
+        if self.sampler is not None:
+            self.sampler.next_batch = self._resume_batch
+
+    def _trainer_or_none(self) -> Any:
+        try:
+            return self.trainer
+        except (AttributeError, RuntimeError):
+            return None
 
     def describe(self) -> str:
         """One line naming the source, e.g. for logs."""

@@ -31,11 +31,13 @@ from PIL import Image
 from torch import nn
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
+from fastnst import checks
 from fastnst import image as fimage
+from fastnst.checkpointing import DEFAULT_CHECKPOINT_MINUTES, CrashSafeCheckpoint, load_checkpoint, resume_hint
 from fastnst.constants import JOHNSON_CONTENT_LAYERS, JOHNSON_STYLE_LAYERS, META_STYLES
 from fastnst.data import ContentDataModule
 from fastnst.errors import ConfigError, FastNSTError, InputError, ModelFormatError, OutputExistsError, \
-    did_you_mean, unknown_choice
+    did_you_mean, os_error, unknown_choice
 from fastnst.fileio import sha256_file
 from fastnst.losses import PerceptualLoss
 from fastnst.networks.transformer import PRESETS, ConditionalInstanceNorm2d, TransformerNet, build_transformer
@@ -421,11 +423,7 @@ def check_resume(path: str | os.PathLike, transformer_config: dict[str, Any], st
     path = Path(path).expanduser()
     if not path.is_file():
         raise InputError(f"--resume checkpoint '{path}' does not exist; pass the last.ckpt of an earlier run")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        raise ModelFormatError(f"--resume '{path}' is not a fastnst training checkpoint (it does not load as a "
-                               f"weights-only PyTorch checkpoint); pass the last.ckpt written by fastnst train") from None
+    ckpt = load_checkpoint(path)  # truncated/corrupt: CheckpointError naming the last good one
     hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
     if not isinstance(hparams, dict) or "transformer_config" not in hparams or "optimizer_states" not in ckpt:
         raise ModelFormatError(f"--resume '{path}' is not a fastnst training checkpoint; "
@@ -469,7 +467,8 @@ def _export_onnx(weights: Path, onnx_path: Path) -> Path | None:
 
 def fit_module(module: pl.LightningModule, datamodule: ContentDataModule, out: Path, *, steps: int | None,
                epochs: int | None, preview_every: int, checkpoint_every: int, ckpt_path: Path | None,
-               trainer_options: dict[str, Any], description: str) -> tuple[pl.Trainer, list[Any], PreviewCallback]:
+               trainer_options: dict[str, Any], description: str,
+               checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES) -> tuple[pl.Trainer, list[Any], PreviewCallback]:
     """Fit ``module`` on ``datamodule`` with fastnst's loggers (CSV, TensorBoard when installed), preview
     and checkpoint callbacks into ``out``; shared by style training and ``fastnst train-sr``.
 
@@ -483,8 +482,8 @@ def fit_module(module: pl.LightningModule, datamodule: ContentDataModule, out: P
 
         loggers.append(TensorBoardLogger(save_dir=str(out), name="tensorboard"))
     previews = PreviewCallback(datamodule.previews, out / "previews", preview_every)
-    checkpoint = ModelCheckpoint(dirpath=str(out), filename="step{step:06d}", auto_insert_metric_name=False,
-                                 every_n_train_steps=checkpoint_every, save_top_k=0, save_last=True)
+    # Atomic last.ckpt in `out` on a step and a wall-clock interval, with the data position (fastnst.checkpointing).
+    checkpoint = CrashSafeCheckpoint(out, every_n_steps=checkpoint_every, every_minutes=checkpoint_minutes)
     callbacks: list[Callback] = [checkpoint, previews]
     user_callbacks = trainer_options.pop("callbacks", None) or []
     callbacks += list(user_callbacks) if isinstance(user_callbacks, (list, tuple)) else [user_callbacks]
@@ -495,10 +494,23 @@ def fit_module(module: pl.LightningModule, datamodule: ContentDataModule, out: P
     kwargs.update(trainer_options)
     kwargs["logger"] = loggers
     kwargs["callbacks"] = callbacks
-    out.mkdir(parents=True, exist_ok=True)
+    kwargs["enable_checkpointing"] = False  # CrashSafeCheckpoint writes the checkpoints
+    if type(datamodule).train_dataloader is ContentDataModule.train_dataloader:
+        kwargs["use_distributed_sampler"] = False  # its ResumableSampler shards between ranks itself
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
-        trainer = pl.Trainer(**kwargs)
+        try:  # before the output folder exists: a bad accelerator or device leaves nothing behind
+            trainer = pl.Trainer(**kwargs)
+        except FastNSTError:
+            raise
+        except Exception as exc:  # MisconfigurationException, ValueError, RuntimeError: unavailable devices
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise ConfigError(f"bad trainer option: {first}; see 'fastnst train --help' (--trainer.accelerator, "
+                              f"--trainer.devices)") from None
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise os_error(exc, out, "create the output folder") from None
     log.info("%s", description)
     with warnings.catch_warnings():
         # The frozen VGG stays in eval mode on purpose; resuming an iterable stream restarts its epoch.
@@ -506,7 +518,10 @@ def fit_module(module: pl.LightningModule, datamodule: ContentDataModule, out: P
         warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
         # Resume restores weights, optimizer and step exactly; the random crops simply continue afresh.
         warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+        except OSError as exc:  # disk full or permissions while writing logs, previews or checkpoints
+            raise os_error(exc, out, "write into") from None
     return trainer, loggers, previews
 
 
@@ -555,7 +570,8 @@ def run_training(style: str | os.PathLike | Sequence[str | os.PathLike], data: s
           vgg_weights: str | None = None, seed: int = 0, resume: str | os.PathLike | None = None,
           overwrite: bool = False, num_workers: int | None = None, num_previews: int = 4,
           preview_every: int = 500, checkpoint_every: int = 1000, export: bool = True,
-          channels_last: bool = True, data_split: str = "train", **trainer_options: Any) -> TrainResult:
+          channels_last: bool = True, data_split: str = "train",
+          checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES, **trainer_options: Any) -> TrainResult:
     """Train a style network for ``style`` on ``data``; returns where the results are.
 
     ``data`` is 'coco', a Hugging Face dataset id, a folder of images or parquet file(s); ``out``
@@ -580,6 +596,13 @@ def run_training(style: str | os.PathLike | Sequence[str | os.PathLike], data: s
     _check_positive("checkpoint_every", checkpoint_every)
     if image_size < 16:
         raise ConfigError(f"the image size must be at least 16 pixels, got {image_size}")
+    # Pixel cap and memory estimate before any image is decoded or resized (fastnst.checks).
+    accelerator = str(trainer_options.get("accelerator") or "auto")
+    checks.train_sizes(image_size, batch_size, style_size,
+                       "cuda" if accelerator in ("cuda", "gpu") or (accelerator == "auto" and torch.cuda.is_available())
+                       else "cpu")
+    num_workers = checks.workers(num_workers)
+    checkpoint_minutes = checks.number("--checkpoint-minutes", checkpoint_minutes, minimum=0.0)
     if isinstance(preview_every, bool) or not isinstance(preview_every, int) or preview_every < 0:
         raise ConfigError(f"preview_every must be zero or a positive whole number, got {preview_every}")
     weights = {n: _check_weight(n, v) for n, v in
@@ -632,7 +655,7 @@ def run_training(style: str | os.PathLike | Sequence[str | os.PathLike], data: s
     if out.exists() and not out.is_dir():
         raise InputError(f"--out '{out}' is a file; pass a folder")
     if ckpt_path is None and not overwrite and (weights_path.exists() or last_ckpt.exists()):
-        raise OutputExistsError(f"'{out}' already holds a training run; pass --resume {last_ckpt} to continue it, "
+        raise OutputExistsError(f"'{out}' already holds a training run; pass {resume_hint(out)} to continue it, "
                                 f"--overwrite to start again, or another --out")
 
     # -- trainer --
@@ -642,10 +665,11 @@ def run_training(style: str | os.PathLike | Sequence[str | os.PathLike], data: s
     trainer, loggers, previews = fit_module(module, datamodule, out, steps=steps, epochs=epochs,
                                             preview_every=preview_every, checkpoint_every=checkpoint_every,
                                             ckpt_path=ckpt_path, trainer_options=trainer_options,
-                                            description=description)
+                                            description=description, checkpoint_minutes=checkpoint_minutes)
 
     # -- results: a resumable last.ckpt at the final step, the weights, the ONNX model --
-    trainer.save_checkpoint(str(last_ckpt), weights_only=False)
+    saver = next(c for c in trainer.callbacks if isinstance(c, CrashSafeCheckpoint))
+    saver.save(trainer, last_ckpt)  # atomic; the previous one kept as previous.ckpt
     if trainer.interrupted:
         log.warning("training interrupted at step %d; resume with --resume %s", trainer.global_step, last_ckpt)
     if module.skipped_images or datamodule.skipped:
