@@ -179,3 +179,39 @@ def test_registry_is_public_domain_and_complete():
         assert p.died <= this_year - 101 or first_year < 1929, p.name
         assert "public domain" in P.reason(p) and str(p.died) in P.reason(p)
         assert p.artist not in ("Pablo Picasso", "Leonid Afremov", "Francis Picabia")
+
+
+# ------------------------------------------------------------------------------------ wired into the CLI
+
+def test_cli_gatys_and_texture_take_painting_and_generated_names(mirror, tmp_path, monkeypatch, capsys):
+    from fastnst import cli
+
+    mirror("great_wave")
+    monkeypatch.chdir(tmp_path)
+    _picture((40, 32), seed=3).save("photo.png")
+    rc = cli.main(["gatys", "--content", "photo.png", "--style", "great_wave", "--style", "mosaic", "-o", "g.png",
+                   "--size", "40", "--iterations", "1", "--vgg-weights", "random"])
+    assert rc == 0, capsys.readouterr().err
+    assert Image.open("g.png").size == (40, 32)
+    assert _cache_files(tmp_path) == ["great_wave.jpg", "mosaic.png"]
+    rc = cli.main(["texture", "--style", "halftone", "-o", "t.png", "--size", "32", "--iterations", "1",
+                   "--vgg-weights", "random"])
+    assert rc == 0 and Image.open("t.png").size == (32, 32)
+
+
+def test_cli_offline_painting_is_one_line_exit_2_and_nothing_written(tmp_path, monkeypatch, capsys):
+    from fastnst import cli
+
+    monkeypatch.setenv(P.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(P.BASE_URL_ENV, "http://127.0.0.1:9/")
+    monkeypatch.chdir(tmp_path)
+    _picture((40, 32)).save("photo.png")
+    rc = cli.main(["gatys", "--content", "photo.png", "--style", "starry_night", "-o", "g.png", "--size", "40",
+                   "--iterations", "1", "--vgg-weights", "random"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1
+    assert "127.0.0.1:9" in err[0] and "--style PATH" in err[0]
+    assert not (tmp_path / "g.png").exists() and _cache_files(tmp_path) == []
+    rc = cli.main(["texture", "--style", "stary_night", "-o", "t.png", "--vgg-weights", "random"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "did you mean 'starry_night'" in err[0]

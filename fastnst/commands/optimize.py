@@ -75,7 +75,8 @@ def _add_style_loss(p: argparse.ArgumentParser, *, texture: bool = False) -> Non
     from fastnst.optimize import GATYS_STYLE_WEIGHT, GATYS_TV_WEIGHT
 
     p.add_argument("--style", action="extend", nargs="+", required=True, metavar="S",
-                   help="style image(s); repeat or list several to blend them")
+                   help="style image(s) or names (a painting such as starry_night, downloaded once; a generated "
+                        "style such as mosaic); repeat or list several to blend them")
     p.add_argument("--style-layers", default="relu1_1,relu2_1,relu3_1,relu4_1,relu5_1",
                    help="comma-separated style layers (default: paper's relu1_1..relu5_1)")
     p.add_argument("--style-layer-weights", default=None, help="one weight per style layer (default: all 1)")
@@ -265,6 +266,7 @@ def main_gatys(argv: list[str]) -> int:
         raise ConfigError(f"--scales must be at least 1, got {args.scales}")
     _check_intermediates(out, args.save_every, iterations * args.scales, args.overwrite)
     settings = _style_settings(O, args, content_layers=args.content_layers, content_weight=args.content_weight)
+    args.style = _resolve_styles(args.style)
     bar = ProgressBar("gatys")
     saved: list[Path] = []
     cb = _saver(out, args.save_every, args.overwrite, saved, bar)
@@ -275,6 +277,13 @@ def main_gatys(argv: list[str]) -> int:
     save_image(result.image, out, overwrite=args.overwrite)
     return _summary(args, result, [str(out)], "gatys",
                     intermediates=[str(s) for s in saved])
+
+
+def _resolve_styles(styles: list[str]) -> list[str]:
+    """Style files for --style values: files as given, painting names downloaded once, generated names made."""
+    from fastnst.styles.paintings import resolve_style
+
+    return [str(resolve_style(s)) for s in styles]
 
 
 def _style_settings(O: Any, args: argparse.Namespace, content_layers: Any, content_weight: float) -> Any:
@@ -317,6 +326,7 @@ def main_texture(argv: list[str]) -> int:
         size = _int_size(text)
     _check_intermediates(out, args.save_every, iterations, args.overwrite)
     settings = _style_settings(O, args, content_layers=args.style_layers, content_weight=0.0)
+    args.style = _resolve_styles(args.style)
     bar = ProgressBar("texture")
     saved: list[Path] = []
     cb = _saver(out, args.save_every, args.overwrite, saved, bar)
