@@ -53,7 +53,8 @@ def build_parser() -> Any:
                        exit_on_error=False, env_prefix=False, default_env=False, formatter_class=Formatter)
     p.add_argument("--config", action=ActionConfigFile, help="YAML file of options (flags given too win)")
     p.add_argument("--style", type=Optional[Union[list[str], str]], default=None, required=False,
-                   help="style image (a painting); required. Repeat it to train one network for several "
+                   help="style image (a file, a painting name such as starry_night, downloaded once, or a "
+                        "generated style such as mosaic); required. Repeat it to train one network for several "
                         "styles (conditional instance norm; pick or blend them with fastnst stylize --style)")
     p.add_argument("--data", type=str, default=d["data"],
                    help="content images: coco (streamed from the Hugging Face hub), a hub dataset id, "
@@ -178,7 +179,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "style_weight", "tv_weight", "content_layers", "style_layers", "arch", "vgg_weights", "seed", "resume",
         "overwrite", "num_workers", "num_previews", "preview_every", "checkpoint_every", "export",
         "channels_last", "data_split")}
-    result = run_training(cfg.style, cfg.data, cfg.out, **options, **trainer_options)
+    from fastnst.styles.paintings import resolve_styles
+
+    # files as given; painting names (starry_night, ...) downloaded once; generated names (mosaic, ...) made
+    style = resolve_styles(cfg.style)
+    style = [str(s) for s in style] if isinstance(style, list) else str(style)
+    result = run_training(style, cfg.data, cfg.out, **options, **trainer_options)
     if result.is_global_zero:
         state = "interrupted at" if result.interrupted else "finished after"
         print(f"training {state} {result.steps} steps", file=sys.stderr)
