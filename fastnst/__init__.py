@@ -17,6 +17,7 @@ _LAZY = {
     "train": "fastnst.training",
     "export_onnx": "fastnst.export",
     "Stylizer": "fastnst.runtime",
+    "stylize": "fastnst.runtime",
     "gatys": "fastnst.optimize",
     "invert": "fastnst.optimize",
     "texture": "fastnst.optimize",

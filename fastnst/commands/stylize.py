@@ -9,6 +9,7 @@ Errors that stop everything raise FastNSTError (one line on stderr, exit code 2,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import json
 import os
@@ -52,22 +53,62 @@ def _model_kind(path: Path) -> str:
                            f"from fastnst export, or .safetensors/.ckpt weights from fastnst train")
 
 
-def load_model(path: str | os.PathLike, device: str = "auto", threads: int | None = None) -> Any:
-    """A Stylizer for ``path``: onnxruntime for ``.onnx``, torch for ``.ckpt``/``.safetensors``."""
+def load_model(path: str | os.PathLike, device: Any = "auto", threads: int | None = None,
+               input_range: float | None = None, optimization: str | None = None) -> Any:
+    """A Stylizer for ``path``: onnxruntime for ``.onnx``, torch for ``.ckpt``/``.safetensors``.
+
+    ``device`` is a provider choice for onnxruntime (see fastnst.runtime.resolve_providers); for torch
+    weights 'auto', 'cpu' or 'cuda'.
+    """
     path = Path(path)
     if _model_kind(path) == "onnx":
         from fastnst.runtime import Stylizer
 
-        return Stylizer(path, providers=device, threads=threads)
-    return _torch_stylizer(path, device)
+        return Stylizer(path, providers=device, threads=threads, input_range=input_range, optimization=optimization)
+    if input_range not in (None, 1, 1.0):
+        raise ConfigError("--input-range applies to .onnx models; fastnst weights take pixels in [0, 1]")
+    return _torch_stylizer(path, device if isinstance(device, str) else "auto", threads)
 
 
-def _torch_stylizer(path: Path, device: str) -> Any:
+@contextlib.contextmanager
+def _instance_norm_stats(mode: str, stats: list[Any]) -> Any:
+    """Within the block every torch instance norm records its input's statistics (mode 'record',
+    appended to ``stats``) or normalises with the next recorded ones (mode 'fixed')."""
+    import torch
+    import torch.nn.functional as F
+
+    original = F.instance_norm
+    queue = list(stats)
+
+    def patched(x: Any, running_mean: Any = None, running_var: Any = None, weight: Any = None, bias: Any = None,
+                use_input_stats: bool = True, momentum: float = 0.1, eps: float = 1e-5) -> Any:
+        if mode == "record":
+            xf = x.float()
+            stats.append((xf.mean(dim=(2, 3), keepdim=True), xf.var(dim=(2, 3), unbiased=False, keepdim=True)))
+            return original(x, running_mean, running_var, weight, bias, use_input_stats, momentum, eps)
+        mean, var = queue.pop(0)
+        y = (x - mean.to(x.dtype)) * torch.rsqrt(var.to(x.dtype) + eps)
+        if weight is not None:
+            y = y * weight[None, :, None, None]
+        if bias is not None:
+            y = y + bias[None, :, None, None]
+        return y
+
+    F.instance_norm = patched
+    try:
+        yield
+    finally:
+        F.instance_norm = original
+
+
+def _torch_stylizer(path: Path, device: str, threads: int | None = None) -> Any:
     """A Stylizer-compatible object running the network with torch (tiling with whole-image statistics)."""
+    import threading
+
     import torch
 
-    from fastnst.export import _ExportGraph
-    from fastnst.runtime import DEFAULT_MIN_SIZE, DEFAULT_STRIDE, Stylizer
+    from fastnst.export import _style_names
+    from fastnst.runtime import DEFAULT_MIN_SIZE, DEFAULT_STRIDE, Stylizer, check_threads
     from fastnst.weights import load_transformer
 
     if device not in ("auto", "cpu", "cuda"):
@@ -76,8 +117,12 @@ def _torch_stylizer(path: Path, device: str) -> Any:
         raise unknown_choice("device", device, ("auto", "cpu", "cuda"))
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda: torch sees no CUDA device here; use --device cpu")
+    if threads is not None:
+        torch.set_num_threads(check_threads(threads))
     dev = torch.device("cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
     net, meta = load_transformer(path)
+    net = net.to(dev).eval()
+    multi = int(getattr(net, "num_styles", 1) or 1) > 1
 
     class TorchStylizer(Stylizer):
         """The network of a weights file run by torch, with the Stylizer interface."""
@@ -85,11 +130,9 @@ def _torch_stylizer(path: Path, device: str) -> Any:
         def __init__(self) -> None:  # noqa: D401 - no onnxruntime session
             self.path, self.metadata, self.io_kind = path, dict(meta), "float"
             self.stride, self.min_size = DEFAULT_STRIDE, max(DEFAULT_MIN_SIZE, net.min_size)
-            self.graph = _ExportGraph(net).to(dev).eval()
-            self.has_tile_path = True
-            self._zero = torch.zeros(1, 3, 8, 8, device=dev)
-            self._stats = torch.cat([torch.zeros(1, self.graph.num_stats // 2),
-                                     torch.ones(1, self.graph.num_stats // 2)], 1).to(dev)
+            self.input_range, self.static_size, self.tiling_note = 1.0, None, ""
+            self.style_names = _style_names(net) if multi else []
+            self._lock = threading.Lock()
 
         @property
         def providers(self) -> list[str]:
@@ -99,34 +142,47 @@ def _torch_stylizer(path: Path, device: str) -> Any:
         def device(self) -> str:
             return dev.type
 
-        def _tensor(self, rgb: np.ndarray) -> Any:
-            padded, box = self._pad(rgb)
-            x = torch.from_numpy(np.ascontiguousarray(padded)).to(dev).permute(2, 0, 1)[None].float().div_(255.0)
-            return x, box
+        def _tiler(self) -> Any:
+            return True
 
-        def _back(self, y: Any, box: tuple[int, int, int, int]) -> np.ndarray:
-            top, left, h, w = box
-            return y[0, :, top:top + h, left:left + w].permute(1, 2, 0).float().cpu().numpy().copy()
+        def _tensor(self, images: list[np.ndarray]) -> Any:
+            padded = [self._pad(im) for im in images]
+            x = torch.from_numpy(self._feed([p for p, _ in padded])).to(dev)
+            return x, padded[0][1]
 
-        def run(self, rgb: np.ndarray) -> np.ndarray:
-            x, box = self._tensor(rgb)
+        def _net(self, x: Any, style: np.ndarray | None) -> Any:
+            if not multi:
+                return net(x)
+            from fastnst.runtime import parse_style
+
+            weights = parse_style(None, self.style_names) if style is None else style
+            return net(x, torch.from_numpy(np.repeat(weights[None], x.shape[0], 0)).to(dev))
+
+        def run_batch(self, images: Any, style: np.ndarray | None = None) -> list[np.ndarray]:
+            x, box = self._tensor(list(images))
             with torch.inference_mode():
-                return self._back(net.to(dev)(x), box)
+                y = self._net(x, style).float().cpu().numpy()
+            return [self._back(y[i], box) for i in range(len(y))]
 
-        def norm_stats(self, rgb: np.ndarray) -> np.ndarray:
-            x, _ = self._tensor(rgb)
-            with torch.inference_mode():
-                return self.graph(self._zero, x, self._zero, self._stats)[1][:1].cpu().numpy()
+        def norm_stats(self, rgb: np.ndarray, style: np.ndarray | None = None) -> Any:
+            x, _ = self._tensor([rgb])
+            stats: list[Any] = []
+            with torch.inference_mode(), _instance_norm_stats("record", stats):
+                self._net(x, style)
+            return stats
 
-        def run_tile(self, rgb: np.ndarray, stats: np.ndarray) -> np.ndarray:
-            x, box = self._tensor(rgb)
-            with torch.inference_mode():
-                y = self.graph(self._zero, self._zero, x, torch.from_numpy(stats).to(dev))[2]
-            return self._back(y, box)
+        def run_tile(self, rgb: np.ndarray, stats: Any, style: np.ndarray | None = None) -> np.ndarray:
+            x, box = self._tensor([rgb])
+            with torch.inference_mode(), _instance_norm_stats("fixed", stats):
+                y = self._net(x, style).float().cpu().numpy()
+            return self._back(y[0], box)
 
         def describe(self) -> dict[str, Any]:
-            return {"model": str(path), "size_bytes": path.stat().st_size, "io": "float (torch)",
+            info = {"model": str(path), "size_bytes": path.stat().st_size, "io": "float (torch)",
                     "config": net.config, "metadata": dict(meta), "providers_used": self.providers}
+            if self.style_names:
+                info["styles"] = self.style_names
+            return info
 
     return TorchStylizer()
 
@@ -244,6 +300,8 @@ _STYLIZE_EXAMPLES = """examples:
   fastnst stylize --model wave.onnx 'holiday/*.png' -o out/ --preserve-color --json
   cat photo.jpg | fastnst stylize --model wave.onnx - -o - --format png > out.png
   fastnst stylize --model checkpoints/wave/wave.safetensors poster.tif -o poster-wave.tif --tile 1024
+  fastnst stylize --model mosaic-9.onnx --input-range 255 big.jpg -o big-mosaic.jpg --tile 512
+  fastnst stylize --model styles.onnx --style 'wave:0.7,mosaic:0.3' photo.jpg -o blend.jpg --provider cuda
 """
 
 
@@ -260,9 +318,23 @@ def _stylize_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-size", type=int, default=None, help="downscale so the longer side is at most N pixels")
     p.add_argument("--tile", type=int, default=None,
                    help="tile size in pixels (default: 1024-px tiles above 1.6 Mpx; 0 = never tile)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                   help="auto (default: CUDA when available), cpu or cuda (an error when unavailable)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: physical cores)")
+    p.add_argument("--provider", action="append", default=None, metavar="NAME[:KEY=VALUE,...]",
+                   help="onnxruntime execution provider: auto (default: TensorRT, CUDA, DirectML, CoreML, OpenVINO "
+                        "when installed, else CPU), cpu, cuda, tensorrt, directml, coreml, openvino or a full "
+                        "name, with options e.g. cuda:device_id=1; repeat for a fallback list")
+    p.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"),
+                   help="shorthand for --provider (auto, cpu or cuda; an error when unavailable)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads (default: physical cores; capped at the CPUs this process may use)")
+    p.add_argument("--optimization", default=None, choices=("disable", "basic", "extended", "all"),
+                   help="onnxruntime graph optimisation level (default extended: all minus the memory-hungry "
+                        "NCHWc layout)")
+    p.add_argument("--style", default=None, metavar="NAME|INDEX|NAME:W,NAME:W",
+                   help="multi-style models: a style name, an index, or a blend such as 'wave:0.7,mosaic:0.3' "
+                        "(default: the first style)")
+    p.add_argument("--input-range", type=float, default=None, choices=(1.0, 255.0),
+                   help="pixel range the model takes: 1 ([0,1], fastnst models) or 255 (0..255, e.g. the ONNX "
+                        "model zoo's fast_neural_style models); default: the model's metadata, else 1")
     p.add_argument("--format", default=None, help="output format for folders and stdout: jpg, png, webp, ...")
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1-100 (default 95)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -286,6 +358,13 @@ def main_stylize(argv: list[str]) -> int:
         raise ConfigError(f"--quality must be between 1 and 100, got {args.quality}")
     if args.threads is not None and args.threads <= 0:
         raise ConfigError(f"--threads must be positive, got {args.threads}")
+    if args.provider and args.device:
+        raise ConfigError("--device is a shorthand for --provider; give one of them")
+    from fastnst.runtime import parse_provider
+
+    providers: Any = [parse_provider(p) for p in args.provider] if args.provider else (args.device or "auto")
+    if isinstance(providers, list) and len(providers) == 1 and providers[0] == "auto":
+        providers = "auto"
     if args.format:
         output_format("x", args.format)  # unsupported format: InputError now, not per image
     if args.output == "-" and args.json:
@@ -306,7 +385,10 @@ def main_stylize(argv: list[str]) -> int:
         assert fmt_path is not None
         output_format(fmt_path, args.format)
         check_output(fmt_path, args.overwrite)
-    stylizer = load_model(model_path, args.device, args.threads)
+    stylizer = load_model(model_path, providers, args.threads, args.input_range, args.optimization)
+    from fastnst.runtime import parse_style
+
+    style = parse_style(args.style, stylizer.style_names)  # a bad --style fails before any image is read
 
     progress = _Progress(len(inputs), enabled=not single)
     ok = failed = 0
@@ -320,7 +402,7 @@ def main_stylize(argv: list[str]) -> int:
                 check_output(out_path, args.overwrite)  # before the work, per image
             source: Any = sys.stdin.buffer.read() if path is None else path
             image = stylizer.stylize(source, strength=args.strength, preserve_color=args.preserve_color,
-                                     max_size=args.max_size, tile=args.tile)
+                                     max_size=args.max_size, tile=args.tile, style=style)
             alpha = image.getchannel("A") if image.mode == "RGBA" else None
             rgb = image.convert("RGB") if alpha is not None else image
             icc = image.info.get("icc_profile")
@@ -360,26 +442,55 @@ def main_stylize(argv: list[str]) -> int:
 # ------------------------------------------------------------------------------------------ export
 
 def main_export(argv: list[str]) -> int:
-    """``fastnst export WEIGHTS [-o MODEL.onnx]``: write and verify an ONNX model."""
+    """``fastnst export WEIGHTS [-o MODEL.onnx] [--web DIR]``: write and verify an ONNX model (and a page)."""
     p = _Parser(prog="fastnst export", description="Export trained weights to a verified ONNX model "
-                "(checked with onnx.checker and compared with torch on several sizes).",
+                "(checked with onnx.checker and compared with torch on several sizes): one input 'image', one "
+                "output 'stylized', standard operators, so any ONNX runtime runs it.",
                 epilog="examples:\n  fastnst export checkpoints/wave/wave.safetensors -o wave.onnx\n"
                        "  fastnst export checkpoints/wave/last.ckpt --io uint8 -o wave-uint8.onnx\n"
-                       "  fastnst export checkpoints/wave/wave.safetensors --fp16 -o wave-fp16.onnx\n",
+                       "  fastnst export checkpoints/wave/wave.safetensors --fp16 -o wave-fp16.onnx\n"
+                       "  fastnst export checkpoints/wave/wave.safetensors --static 512x512 -o wave-512.onnx\n"
+                       "  npm install onnxruntime-web && fastnst export wave.onnx --web site/   "
+                       "# then: python -m http.server -d site\n",
                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("weights", help=".safetensors or .ckpt written by fastnst train")
+    p.add_argument("weights", help=".safetensors or .ckpt written by fastnst train (with --web also an .onnx model)")
     p.add_argument("-o", "--output", default=None, help="output .onnx (default: beside the weights)")
     p.add_argument("--io", default="float", choices=("float", "uint8"),
                    help="float: RGB float32 [0,1] NCHW (default); uint8: RGB uint8 NHWC in and out")
     p.add_argument("--fp16", action="store_true", help="half-precision weights (for GPU providers)")
+    p.add_argument("--static", default=None, metavar="HxW",
+                   help="fixed image size for runtimes that need one (e.g. OpenCV 4.x); the batch stays dynamic")
+    p.add_argument("--web", default=None, metavar="DIR",
+                   help="also write a browser page (onnxruntime-web, copied from an npm install) with the model")
+    p.add_argument("--ort-dist", default=None, metavar="PATH",
+                   help="onnxruntime-web's dist folder for --web (default: ./node_modules/onnxruntime-web/dist)")
     p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime-vs-torch comparison")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     args = p.parse_args(argv)
     weights = Path(args.weights).expanduser()
     if not weights.is_file():
         raise InputError(f"weights '{weights}' do not exist; check the path")
+    if args.web is not None:
+        from fastnst.web import find_ort_dist
+
+        find_ort_dist(args.ort_dist, Path(args.web).expanduser())  # missing onnxruntime-web: fail before work
+        if weights.suffix.lower() == ".onnx":  # an exported model: only the page is written
+            if args.output or args.io != "float" or args.fp16 or args.static:
+                raise ConfigError("with an .onnx model, --web copies it as it is; -o, --io, --fp16 and --static "
+                                  "apply to weights")
+            from fastnst.web import write_web
+
+            folder = write_web(args.web, [weights], args.ort_dist, overwrite=args.overwrite)
+            print(f"wrote {folder}/ (page, {weights.name}, onnxruntime-web); serve it with: "
+                  f"python -m http.server -d {folder}")
+            return 0
+    if args.static is not None:
+        from fastnst.export import parse_static
+
+        parse_static(args.static)  # a bad size fails before torch is imported
     if args.output is None:
         suffix = "-uint8" if args.io == "uint8" else "-fp16" if args.fp16 else ""
+        suffix += f"-{args.static.lower()}" if args.static else ""
         output = weights.with_name(weights.stem + suffix + ".onnx")
     else:
         output = Path(args.output).expanduser()
@@ -387,10 +498,16 @@ def main_export(argv: list[str]) -> int:
 
     t0 = time.perf_counter()
     path = export_onnx(weights, output, io=args.io, fp16=args.fp16, overwrite=args.overwrite,
-                       verify=not args.no_verify)
+                       verify=not args.no_verify, static=args.static)
     size = path.stat().st_size / 1e6
     print(f"wrote {path} ({size:.1f} MB, {args.io}{', fp16' if args.fp16 else ''}"
+          f"{', static ' + args.static if args.static else ''}"
           f"{', verified' if not args.no_verify else ', NOT verified'}) in {time.perf_counter() - t0:.1f} s")
+    if args.web is not None:
+        from fastnst.web import write_web
+
+        folder = write_web(args.web, [path], args.ort_dist, overwrite=args.overwrite)
+        print(f"wrote {folder}/ (page, {path.name}, onnxruntime-web); serve it with: python -m http.server -d {folder}")
     return 0
 
 
@@ -424,11 +541,13 @@ def main_info(argv: list[str]) -> int:
         print(json.dumps(info, indent=2, default=str))
         return 0
     print(f"model      {info['model']} ({info['size_bytes'] / 1e6:.1f} MB, {info['io']})")
-    labels = {"inputs": ("input", ""), "optional_inputs": ("input", "  (optional, used for tiling)"),
+    labels = {"inputs": ("input", ""), "optional_inputs": ("input", "  (optional; an old tiling input, unused)"),
               "outputs": ("output", "")}
     for key, (label, note) in labels.items():
         for sig in info.get(key, []):
             print(f"{label:<10} {sig['name']}: {sig['type']} {sig['shape']}{note}")
+    if info.get("styles"):
+        print(f"styles     {', '.join(f'{i}={n}' for i, n in enumerate(info['styles']))}")
     if "config" in info:
         print(f"network    {json.dumps(info['config'])}")
     for key, value in info.get("metadata", {}).items():
