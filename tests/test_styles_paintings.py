@@ -129,11 +129,12 @@ def test_unknown_name_lists_every_name_and_suggests_the_closest(tmp_path, monkey
         resolve_style("shipwrek")  # close to an alias: the canonical name is suggested
 
 
-def test_missing_file_and_folder(tmp_path):
-    with pytest.raises(InputError, match="not found"):
+def test_missing_file(tmp_path):
+    with pytest.raises(InputError, match="'.*nothere.jpg' does not exist"):
         resolve_style(tmp_path / "nothere.jpg")
-    with pytest.raises(InputError, match="folder"):
-        resolve_style(tmp_path)
+    with pytest.raises(InputError, match="does not exist"):
+        resolve_style("sub/starry_night")  # a folder part: meant as a file, not the painting
+    assert resolve_style(tmp_path) == tmp_path  # existing paths pass through; the reader judges them
 
 
 def test_existing_file_is_returned_as_is(tmp_path):
@@ -215,3 +216,18 @@ def test_cli_offline_painting_is_one_line_exit_2_and_nothing_written(tmp_path, m
     rc = cli.main(["texture", "--style", "stary_night", "-o", "t.png", "--vgg-weights", "random"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "did you mean 'starry_night'" in err[0]
+
+
+def test_cli_train_takes_a_generated_style_name(tmp_path, monkeypatch, capsys):
+    from fastnst.cli import main
+
+    monkeypatch.setenv(P.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photos").mkdir()
+    for i in range(2):
+        _picture((40, 40), seed=i).save(tmp_path / "photos" / f"{i}.jpg")
+    rc = main(["train", "--style", "pointillist", "--data", "photos", "--steps", "1", "--vgg-weights", "random",
+               "--image-size", "32", "--style-size", "64", "--batch-size", "2", "--arch", "fast", "--num-workers", "0",
+               "--num-previews", "1", "--export", "false"])
+    assert rc == 0, capsys.readouterr().err
+    assert (tmp_path / "checkpoints" / "pointillist" / "last.ckpt").is_file()  # named after the style

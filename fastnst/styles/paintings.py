@@ -326,20 +326,18 @@ def looks_like_path(spec: str) -> bool:
 def resolve_style(spec: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
     """The style picture file for ``spec``: an existing file, a registry painting or a generated style.
 
-    - an existing file is returned as it is;
+    - an existing path is returned as it is (the image reader checks it);
     - a painting's name (``starry_night``, ``great_wave``, ... see :data:`PAINTINGS`) is downloaded
       once into the cache and its cached path returned;
     - a generated style's name (``mosaic``, ``stained_glass``, ...) is made once into the cache.
 
-    Raises InputError for a missing file, ConfigError for an unknown name (listing every name and
+    Raises InputError for a missing file (a spec with a folder part or an image suffix), ConfigError for an unknown name (listing every name and
     suggesting the closest), PaintingUnavailableError when a painting cannot be downloaded.
     """
     path = Path(spec)
-    if path.is_file():
+    if path.exists():  # a file (or anything else there: the image reader says what is wrong with it)
         return path
     text = str(spec)
-    if path.is_dir():
-        raise InputError(f"style '{text}' is a folder; give one image file or a style name")
     if get(text) is not None:
         return fetch_painting(text, root)
     from fastnst.styles import generated
@@ -347,7 +345,7 @@ def resolve_style(spec: str | os.PathLike, root: str | os.PathLike | None = None
     if _key(text) in generated.NAMES:
         return generated_path(_key(text), root)
     if looks_like_path(text):
-        raise InputError(f"style image '{text}' not found; check the path, or give a style name "
+        raise InputError(f"style image '{text}' does not exist; check the path, or give a style name "
                          f"such as {', '.join(list(PAINTINGS)[:3])}")
     raise unknown_style(text)
 
