@@ -90,7 +90,9 @@ def build_parser() -> Any:
     p.add_argument("--preview-every", type=int, default=d["preview_every"],
                    help="steps between preview grids")
     p.add_argument("--checkpoint-every", type=int, default=d["checkpoint_every"],
-                   help="steps between checkpoints")
+                   help="steps between checkpoints (also written every --checkpoint-minutes)")
+    p.add_argument("--checkpoint-minutes", type=float, default=d["checkpoint_minutes"],
+                   help="minutes between checkpoints, whatever the step (0: steps only)")
     p.add_argument("--export", type=bool, default=d["export"], help="export <out>/<style>.onnx at the end")
     p.add_argument("--channels-last", type=bool, default=d["channels_last"], help="NHWC convolutions (faster on CPU)")
     p.add_argument("--data-split", type=str, default=d["data_split"], help="hub dataset split (default: train)")
@@ -177,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = {k: getattr(cfg, k) for k in (
         "image_size", "style_size", "batch_size", "steps", "epochs", "lr", "lr_schedule", "content_weight",
         "style_weight", "tv_weight", "content_layers", "style_layers", "arch", "vgg_weights", "seed", "resume",
-        "overwrite", "num_workers", "num_previews", "preview_every", "checkpoint_every", "export",
+        "overwrite", "num_workers", "num_previews", "preview_every", "checkpoint_every", "checkpoint_minutes", "export",
         "channels_last", "data_split")}
     from fastnst.styles.paintings import resolve_styles
 
