@@ -105,7 +105,42 @@ def _int_size(text: Any, flag: str = "--size") -> int:
         raise ConfigError(f"{flag} must be a positive integer, got '{text}'") from None
     if value <= 0:
         raise ConfigError(f"{flag} must be a positive integer, got {value}")
-    return value
+    from fastnst import checks
+
+    return checks.side(flag, value)  # its square under the pixel cap
+
+
+def _prepare_output(args: argparse.Namespace, inputs: Sequence[Any], output: Any = None) -> Path:
+    """Check the output before any work: not empty, a known image format, not one of the inputs (even with
+    --overwrite), writable; also caps torch's threads at the CPUs available (fastnst.checks)."""
+    from fastnst import checks
+    from fastnst.fileio import check_output
+    from fastnst.image import output_format
+
+    output = args.output if output is None else output
+    if not str(output).strip():
+        raise ConfigError("-o/--output is empty; give an image file name such as out.png")
+    output_format(output)  # out.xyz: refused now, not after the optimisation
+    files = [i for i in inputs if isinstance(i, (str, os.PathLike)) and str(i) not in ("noise", "content", "style")]
+    out = check_output(output, args.overwrite, inputs=files)
+    _cap_threads(checks)
+    return out
+
+
+def _cap_threads(checks: Any) -> None:
+    import torch
+
+    cpus = checks.available_cpus()
+    if torch.get_num_threads() > cpus:
+        torch.set_num_threads(cpus)
+
+
+def _check_memory(args: argparse.Namespace, side: int, what: str, flag: str = "--size", images: int = 1) -> None:
+    """Refuse an optimisation whose estimated memory does not fit (side x side is the upper bound)."""
+    from fastnst import checks
+
+    device = "cuda" if str(args.device).startswith("cuda") else "cpu"
+    checks.optimize_size(side, side, what, flag, device, images)
 
 
 def _check_iterations(n: int) -> int:
@@ -257,11 +292,11 @@ def main_gatys(argv: list[str]) -> int:
     _add_common(p, O.GATYS_ITERATIONS, "long side of the output in pixels (default 512)", O.GATYS_SIZE)
     args = p.parse_args(argv)
 
-    from fastnst.fileio import check_output
     from fastnst.image import save_image
 
-    out = check_output(args.output, args.overwrite)
+    out = _prepare_output(args, [args.content, *args.style, args.init])
     iterations = _check_iterations(args.iterations)
+    _check_memory(args, _int_size(args.size), "the image")
     if args.scales < 1:
         raise ConfigError(f"--scales must be at least 1, got {args.scales}")
     _check_intermediates(out, args.save_every, iterations * args.scales, args.overwrite)
@@ -313,17 +348,20 @@ def main_texture(argv: list[str]) -> int:
     _add_common(p, O.TEXTURE_ITERATIONS, "output size: N (square) or WxH (default 256)", "256")
     args = p.parse_args(argv)
 
-    from fastnst.fileio import check_output
+    from fastnst import checks
     from fastnst.image import save_image
 
-    out = check_output(args.output, args.overwrite)
+    out = _prepare_output(args, [*args.style, args.init])
     iterations = _check_iterations(args.iterations)
     text = str(args.size).lower()
     if "x" in text:
         w_s, _, h_s = text.partition("x")
         size: Any = (_int_size(w_s), _int_size(h_s))
+        checks.pixels(size[0], size[1], "the texture", "use a smaller --size")
+        _check_memory(args, max(size), "the texture")
     else:
         size = _int_size(text)
+        _check_memory(args, size, "the texture")
     _check_intermediates(out, args.save_every, iterations, args.overwrite)
     settings = _style_settings(O, args, content_layers=args.style_layers, content_weight=0.0)
     args.style = _resolve_styles(args.style)
@@ -365,14 +403,17 @@ def main_invert(argv: list[str]) -> int:
     if args.grid and not args.layers:
         raise ConfigError("--grid needs --layers a,b,c")
     layers = check_layers(args.layers or args.layer or "relu3_3", args.net)
+    if not str(args.output).strip():
+        raise ConfigError("-o/--output is empty; give an image file name such as out.png")
     out = Path(args.output)
     targets = [out.with_name(f"{out.stem}-{name}{out.suffix}") for name in layers] if args.layers else [out]
     if args.grid:
         targets.append(out)
     for t in targets:
-        check_output(t, args.overwrite)
+        _prepare_output(args, [args.image, args.init], output=t)
     iterations = _check_iterations(args.iterations)
     size = _int_size(args.size)
+    _check_memory(args, size, "the image")
     image = load_rgb(args.image)
     init = args.init if args.init == "noise" else load_rgb(args.init)
     normalize = _normalize_dir(args)
@@ -428,11 +469,15 @@ def main_dream(argv: list[str]) -> int:
     _add_common(p, O.DREAM_ITERATIONS, "long side in pixels (default 512)", 512)
     args = p.parse_args(argv)
 
-    from fastnst.fileio import check_output
     from fastnst.image import save_image
 
-    out = check_output(args.output, args.overwrite)
+    out = _prepare_output(args, [args.image])
     iterations = _check_iterations(args.iterations)
+    _check_memory(args, _int_size(args.size), "the image")
+    if args.octaves < 1 or args.octaves > 32:
+        raise ConfigError(f"--octaves must be between 1 and 32, got {args.octaves}")
+    if abs(args.jitter) > 4096:
+        raise ConfigError(f"--jitter must be at most 4096 pixels, got {args.jitter}")
     bar = ProgressBar(f"dream {args.layer}")
     result = _run_interruptible(lambda: O.dream_result(
         args.image, args.layer, net=args.net, octaves=args.octaves, octave_scale=args.octave_scale,
