@@ -359,6 +359,9 @@ def export_onnx(source: str | os.PathLike | nn.Module, out_path: str | os.PathLi
     log.info("exporting %s to %s (io=%s%s%s)", name, out_path, io, ", fp16" if fp16 else "",
              f", static {h}x{w}" if size else "")
     proto, exporter = _export_graph(module, example)
+    # Intermediate shape annotations are optional; the exporter's symbolic ones (e.g. height + 2) make
+    # tract's analysis fail (measured: tract 0.23 loads the model only without them).
+    del proto.graph.value_info[:]
     for key, value in _metadata(meta, net, io, fp16, exporter).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
