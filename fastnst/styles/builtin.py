@@ -4,7 +4,7 @@ Torch-free (standard library only): ``fastnst stylize photo.jpg`` with no ``--mo
 shipped model (``models/builtin.onnx``, conditional instance norm, one column of its ``style``
 input per style) with onnxruntime alone.
 
-Every style picture can be had offline and may be shipped: six are drawn by code in this
+Every style picture can be had offline and may be shipped: five are drawn by code in this
 repository (:mod:`fastnst.styles.generated`, fastnst's own pictures under its MIT licence), the
 others are public-domain or CC0 pictures that scikit-image ships in ``skimage/data``. The network
 was trained with the imported Caffe VGG16 on photos that packages ship (never anything fetched);
@@ -64,7 +64,6 @@ BUILTIN_STYLES: tuple[BuiltinStyle, ...] = (
     _generated("brushstrokes", "Flow-field brush strokes"),
     _generated("halftone", "CMYK halftone dots"),
     _generated("pointillist", "Pointillist dabs"),
-    _generated("geometric", "Geometric abstraction (circles, triangles, lines)"),
     BuiltinStyle("hubble", "Hubble eXtreme Deep Field",
                  "scikit-image 0.26 skimage/data/hubble_deep_field.jpg (centre square, 512 px)",
                  "public domain (NASA media guidelines)", "NASA, ESA",

@@ -1,0 +1,243 @@
+"""Build fastnst's built-in styles: style pictures and training photos from packages, then package the model.
+
+Developer tool (never imported by the package). Everything comes from this repository or from packages
+installed with it; nothing is fetched.
+
+    python scripts/build_builtin_styles.py prepare BUILD          # BUILD/styles, BUILD/content, BUILD/holdout
+    fastnst train --style BUILD/styles/mosaic.png --style ... --data BUILD/content ...   (printed by prepare)
+    python scripts/build_builtin_styles.py package RUN --seconds S --command "fastnst train ..."
+
+``package`` copies RUN's exported ONNX model to fastnst/styles/models/builtin.onnx (weights stored in
+float16 when asked, computed in float32), writes thumbnails, models/builtin.json (command, time,
+machine) and fastnst/styles/ATTRIBUTION.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from fastnst.styles import builtin  # noqa: E402
+from fastnst.styles.generated import generate_style  # noqa: E402
+
+STYLE_SIZE = 512
+GENERATED = ("mosaic", "stained_glass", "brushstrokes", "halftone", "pointillist")
+# Training photos: colour and greyscale photos shipped by scikit-image and scikit-learn.
+# Held out (never trained on; used for the sheet and the README picture): chelsea, coffee.
+TRAIN_PHOTOS = {
+    "astronaut": ("skimage", "astronaut.png"),
+    "rocket": ("skimage", "rocket.jpg"),
+    "motorcycle": ("skimage", "motorcycle_left.png"),
+    "camera": ("skimage", "camera.png"),
+    "coins": ("skimage", "coins.png"),
+    "china": ("sklearn", "china.jpg"),
+    "flower": ("sklearn", "flower.jpg"),
+}
+HOLDOUT_PHOTOS = {"chelsea": ("skimage", "chelsea.png"), "coffee": ("skimage", "coffee.png")}
+
+
+def _package_file(package: str, name: str) -> Path:
+    if package == "skimage":
+        import skimage
+
+        return Path(skimage.__file__).parent / "data" / name
+    import sklearn.datasets
+
+    return Path(sklearn.datasets.__file__).parent / "images" / name
+
+
+def _square(img: Image.Image, box: tuple[float, float, float, float] | None = None) -> Image.Image:
+    """A centre square (or the fractional ``box``), resized to STYLE_SIZE."""
+    w, h = img.size
+    if box is None:
+        s = min(w, h)
+        left, top = (w - s) // 2, (h - s) // 2
+        img = img.crop((left, top, left + s, top + s))
+    else:
+        img = img.crop((int(box[0] * w), int(box[1] * h), int(box[2] * w), int(box[3] * h)))
+    return img.resize((STYLE_SIZE, STYLE_SIZE), Image.Resampling.LANCZOS)
+
+
+def style_pictures() -> dict[str, Image.Image]:
+    """Every built-in style's picture, by name, in the registry's order."""
+    pics: dict[str, Image.Image] = {}
+    for name in builtin.names():
+        if name in GENERATED:
+            pics[name] = generate_style(name, size=STYLE_SIZE, seed=0)
+        elif name == "hubble":
+            pics[name] = _square(Image.open(_package_file("skimage", "hubble_deep_field.jpg")).convert("RGB"))
+        elif name == "retina":  # inside the dark rim of the fundus photograph
+            pics[name] = _square(Image.open(_package_file("skimage", "retina.jpg")).convert("RGB"),
+                                 (0.22, 0.22, 0.78, 0.78))
+        elif name == "brick":
+            pics[name] = _square(Image.open(_package_file("skimage", "brick.png")).convert("RGB"))
+        else:
+            raise SystemExit(f"no recipe for built-in style '{name}'")
+    return pics
+
+
+def prepare(build: Path) -> None:
+    for sub in ("styles", "content", "holdout"):
+        (build / sub).mkdir(parents=True, exist_ok=True)
+    for name, pic in style_pictures().items():
+        pic.save(build / "styles" / f"{name}.png")
+    for folder, photos in (("content", TRAIN_PHOTOS), ("holdout", HOLDOUT_PHOTOS)):
+        for name, (package, file) in photos.items():
+            img = Image.open(_package_file(package, file)).convert("RGB")
+            img.save(build / folder / f"{name}.jpg", quality=95)
+    styles = " ".join(f"--style {build / 'styles' / n}.png" for n in builtin.names())
+    print(f"fastnst train {styles} --data {build / 'content'} ...")
+
+
+def _thumbnail(img: Image.Image, size: int = 96) -> Image.Image:
+    img = img.convert("RGB").copy()
+    img.thumbnail((size, size), Image.Resampling.LANCZOS)
+    return img
+
+
+def _fp16_storage(src: Path, dst: Path) -> None:
+    """Store float32 weight initialisers as float16 followed by a Cast to float32 (computation stays float32)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(src))
+    graph = model.graph
+    new_inits, casts = [], []
+    for init in graph.initializer:
+        arr = numpy_helper.to_array(init)
+        if arr.dtype == np.float32 and arr.size >= 16:
+            half = numpy_helper.from_array(arr.astype(np.float16), init.name + "_fp16")
+            new_inits.append(half)
+            casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT,
+                                          name=init.name + "_cast"))
+        else:
+            new_inits.append(init)
+    del graph.initializer[:]
+    graph.initializer.extend(new_inits)
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(casts + nodes)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(dst))
+
+
+def package(run: Path, seconds: float, command: str, fp16: bool, machine: str) -> None:
+    import onnx
+
+    models = sorted(run.glob("*.onnx"))
+    if len(models) != 1:
+        raise SystemExit(f"expected one .onnx in {run}, found {[m.name for m in models]}")
+    model = onnx.load(str(models[0]))
+    meta = {p.key: p.value for p in model.metadata_props}
+    names = json.loads(meta.get("fastnst_styles", "[]"))
+    if names != builtin.names():
+        raise SystemExit(f"the model's styles {names} are not the registry's {builtin.names()}")
+    out = builtin.MODEL_PATH
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fp16:
+        _fp16_storage(models[0], out)
+    else:
+        shutil.copyfile(models[0], out)
+    builtin.THUMBNAIL_DIR.mkdir(parents=True, exist_ok=True)
+    for name, pic in style_pictures().items():
+        _thumbnail(pic).save(builtin.THUMBNAIL_DIR / f"{name}.jpg", quality=85, optimize=True)
+    info = {
+        "command": command,
+        "seconds": round(float(seconds)),
+        "machine": machine,
+        "steps": int(meta.get("steps", "0") or 0),
+        "image_size": int(meta.get("image_size", "0") or 0),
+        "batch_size": int(meta.get("batch_size", "0") or 0),
+        "vgg_weights": meta.get("vgg_weights", ""),
+        "content_weight": meta.get("content_weight", ""),
+        "style_weight": meta.get("style_weight", ""),
+        "tv_weight": meta.get("tv_weight", ""),
+        "weights_storage": "float16 (computed in float32)" if fp16 else "float32",
+        "model_bytes": out.stat().st_size,
+        "training_photos": {k: f"{p}: {f}" for k, (p, f) in TRAIN_PHOTOS.items()},
+        "held_out_photos": {k: f"{p}: {f}" for k, (p, f) in HOLDOUT_PHOTOS.items()},
+        "styles": builtin.names(),
+    }
+    builtin.INFO_PATH.write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+    write_attribution(info)
+    print(f"{out} ({out.stat().st_size / 1e6:.2f} MB), {builtin.INFO_PATH}, {builtin.ATTRIBUTION_PATH}")
+
+
+def write_attribution(info: dict) -> None:
+    minutes = info["seconds"] / 60
+    lines = [
+        "# Built-in styles",
+        "",
+        "fastnst ships one multi-style network (conditional instance norm, Dumoulin et al. 2017) in",
+        "`fastnst/styles/models/builtin.onnx`; every style below is one column of its `style` input.",
+        "The style pictures can all be had offline: five are drawn by fastnst's own code",
+        "(`fastnst.styles.generated`, MIT like the rest of fastnst), three are public-domain or CC0",
+        "pictures shipped by scikit-image 0.26 (`skimage/data`, licences as stated in its `_fetchers.py`).",
+        "",
+        "| name | picture | source | licence | author |",
+        "|---|---|---|---|---|",
+    ]
+    for s in builtin.BUILTIN_STYLES:
+        src = f"[{s.source}]({s.url})" if s.url else f"`{s.source}`"
+        default = " (default)" if s.name == builtin.DEFAULT_STYLE else ""
+        lines.append(f"| `{s.name}`{default} | {s.title} | {src} | {s.licence} | {s.author} |")
+    photos = ", ".join(f"{k} ({v})" for k, v in info["training_photos"].items())
+    held = ", ".join(f"{k} ({v})" for k, v in info["held_out_photos"].items())
+    lines += [
+        "",
+        "## How the model was made",
+        "",
+        "All styles were trained together, in one run, by this command (the style pictures and photos",
+        "were written by `python scripts/build_builtin_styles.py prepare BUILD`):",
+        "",
+        "```",
+        info["command"],
+        "```",
+        "",
+        f"- time: {info['seconds']} s ({minutes:.0f} min) on {info['machine']}",
+        f"- {info['steps']} steps, batch {info['batch_size']}, {info['image_size']} px crops; loss network: "
+        f"VGG16 with the original (Caffe) ImageNet weights imported by `fastnst vgg import` ({info['vgg_weights']})",
+        f"- loss weights: content {info['content_weight']}, style {info['style_weight']}, TV {info['tv_weight']}",
+        f"- model file: {info['model_bytes'] / 1e6:.2f} MB, weights stored as {info['weights_storage']}",
+        f"- training photos (shipped by scikit-image / scikit-learn, nothing fetched): {photos}",
+        f"- held out (never trained on; used for the sheet): {held}",
+        "",
+        "scikit-learn's china.jpg and flower.jpg are CC BY 2.0 (danielbuechele, vultilion on Flickr); they",
+        "were only used as training photos and are not shipped by fastnst.",
+        "",
+    ]
+    builtin.ATTRIBUTION_PATH.write_text("\n".join(lines), encoding="utf-8")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("prepare")
+    a.add_argument("build", type=Path)
+    b = sub.add_parser("package")
+    b.add_argument("run", type=Path)
+    b.add_argument("--seconds", type=float, required=True)
+    b.add_argument("--command", required=True)
+    b.add_argument("--fp16", action="store_true")
+    b.add_argument("--machine", default=f"{platform.machine()} CPU, {os.cpu_count()} cores (shared)")
+    args = p.parse_args()
+    if args.cmd == "prepare":
+        prepare(args.build)
+    else:
+        package(args.run, args.seconds, args.command, args.fp16, args.machine)
+
+
+if __name__ == "__main__":
+    main()
