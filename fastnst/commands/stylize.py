@@ -295,6 +295,8 @@ class _Progress:
 # ------------------------------------------------------------------------------------------ stylize
 
 _STYLIZE_EXAMPLES = """examples:
+  fastnst stylize photo.jpg -o out.jpg                          (the default built-in style; fastnst styles lists them)
+  fastnst stylize photo.jpg -o out.jpg --style 'mosaic:0.5,brushstrokes:0.5'
   fastnst stylize --model wave.onnx photo.jpg -o photo-wave.jpg
   fastnst stylize --model wave.onnx photos/ -o stylised/ --strength 0.8
   fastnst stylize --model wave.onnx 'holiday/*.png' -o out/ --preserve-color --json
@@ -309,8 +311,9 @@ def _stylize_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="fastnst stylize", description="Stylise images with a trained style network.",
                 epilog=_STYLIZE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, globs, or - for stdin")
-    p.add_argument("-m", "--model", required=True,
-                   help=".onnx model (onnxruntime) or .safetensors/.ckpt weights from fastnst train (torch)")
+    p.add_argument("-m", "--model", default=None,
+                   help=".onnx model (onnxruntime) or .safetensors/.ckpt weights from fastnst train (torch); "
+                        "default: the built-in styles shipped with fastnst (see fastnst styles)")
     p.add_argument("-o", "--output", required=True,
                    help="output file (one input), folder (several; created if missing), or - for stdout")
     p.add_argument("--strength", type=float, default=1.0, help="0 = original, 1 = fully stylised (default 1)")
@@ -331,7 +334,7 @@ def _stylize_parser() -> argparse.ArgumentParser:
                         "NCHWc layout)")
     p.add_argument("--style", default=None, metavar="NAME|INDEX|NAME:W,NAME:W",
                    help="multi-style models: a style name, an index, or a blend such as 'wave:0.7,mosaic:0.3' "
-                        "(default: the first style)")
+                        "(default: the first style; without --model, the default built-in style)")
     p.add_argument("--input-range", type=float, default=None, choices=(1.0, 255.0),
                    help="pixel range the model takes: 1 ([0,1], fastnst models) or 255 (0..255, e.g. the ONNX "
                         "model zoo's fast_neural_style models); default: the model's metadata, else 1")
@@ -373,7 +376,14 @@ def main_stylize(argv: list[str]) -> int:
         raise ConfigError("stdin (-) can be read only once")
 
     inputs = _expand_inputs(args.inputs)
-    model_path = Path(args.model).expanduser()
+    style_spec = args.style
+    if args.model is None:  # the built-in multi-style model; its default style unless --style says otherwise
+        from fastnst.styles import builtin
+
+        model_path = builtin.model_path()
+        style_spec = builtin.DEFAULT_STYLE if style_spec is None else style_spec
+    else:
+        model_path = Path(args.model).expanduser()
     mode, outputs = _output_paths(inputs, args.output, args.format)
     single = len(inputs) == 1
     if single and inputs[0][2]:
@@ -388,7 +398,7 @@ def main_stylize(argv: list[str]) -> int:
     stylizer = load_model(model_path, providers, args.threads, args.input_range, args.optimization)
     from fastnst.runtime import parse_style
 
-    style = parse_style(args.style, stylizer.style_names)  # a bad --style fails before any image is read
+    style = parse_style(style_spec, stylizer.style_names)  # a bad --style fails before any image is read
 
     progress = _Progress(len(inputs), enabled=not single)
     ok = failed = 0
