@@ -26,7 +26,12 @@ _LAZY = {
     "FastNSTError": "fastnst.errors",
 }
 
-__all__ = sorted(_LAZY) + ["__version__"]
+# ``generate`` is both a submodule and its one function. Bound eagerly (fastnst.generate imports only the
+# standard library and fastnst.checks/errors at the top) so that importing the submodule can never shadow
+# the function on this package.
+from fastnst.generate import generate  # noqa: E402
+
+__all__ = sorted([*_LAZY, "generate"]) + ["__version__"]
 
 
 def __getattr__(name: str) -> Any:

@@ -285,18 +285,6 @@ def generated_path(name: str, root: str | os.PathLike | None = None) -> Path:
     return target
 
 
-def _builtin_names() -> list[str]:
-    """Names of the built-in trained styles, where that module exists (it is optional here)."""
-    try:
-        from fastnst.styles import builtin  # type: ignore[attr-defined]
-    except ImportError:
-        return []
-    try:
-        return list(builtin.names())
-    except Exception:  # a broken registry must not hide the real error
-        return []
-
-
 def style_names() -> dict[str, list[str]]:
     """Every style name a style argument accepts, by kind: paintings and generated pictures."""
     from fastnst.styles import generated
@@ -304,9 +292,13 @@ def style_names() -> dict[str, list[str]]:
     return {"paintings": names(), "generated": list(generated.NAMES)}
 
 
-def unknown_style(spec: str, extra: dict[str, list[str]] | None = None) -> ConfigError:
-    """One-line ConfigError for an unknown style name: every valid name by kind, and the closest."""
-    kinds = {**(extra or {}), **style_names()}
+def unknown_style(spec: str, extra: dict[str, list[str]] | None = None,
+                  kinds: dict[str, list[str]] | None = None) -> ConfigError:
+    """One-line ConfigError for an unknown style name: every valid name by kind, and the closest.
+
+    ``kinds`` replaces the default listing (paintings and generated styles); ``extra`` adds to it.
+    """
+    kinds = dict(kinds) if kinds is not None else {**(extra or {}), **style_names()}
     every = [n for group in kinds.values() for n in group] + list(_ALIASES)
     suggestion = did_you_mean(_key(spec), every)
     if suggestion and _key(spec) not in every:

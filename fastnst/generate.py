@@ -1,0 +1,249 @@
+"""``fastnst.generate``: one call that stylises a photo, a folder or a list of photos, for notebooks.
+
+>>> import fastnst
+>>> fastnst.generate("photo.jpg", style="mosaic", resolution=768, output_dir="out")   # built-in, torch-free
+PosixPath('out/photo-mosaic.jpg')
+>>> fastnst.generate("photos/", style="starry_night", resolution=256, output_dir="out", iterations=200)
+[PosixPath('out/a-starry_night.jpg'), PosixPath('out/b-starry_night.jpg')]
+
+A built-in style runs the shipped feed-forward model with onnxruntime (no torch needed, a fraction
+of a second per photo). A registry painting (``starry_night``, ``great_wave``, ...; downloaded once)
+or any image file runs Gatys et al.'s optimisation (needs the ``train`` extra; minutes on a CPU).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from fastnst import checks
+from fastnst.errors import ConfigError, InputError, OutputExistsError
+
+log = logging.getLogger(__name__)
+
+#: Smallest output long side generate() accepts (the networks need a few pixels per stride).
+MIN_RESOLUTION = 16
+#: Long side of a Gatys result when ``resolution`` is None: the photo's own, at most this
+#: (reference implementation: neural-style's -image_size 512; optimisation cost grows with pixels).
+GATYS_MAX_DEFAULT = 512
+#: Upper bound of ``iterations`` (a typo guard: 500 is the default, a few thousand the most anyone needs).
+MAX_ITERATIONS = 100_000
+
+PathLike = str | os.PathLike
+
+
+def _inputs(source: PathLike | Sequence[PathLike]) -> tuple[list[Path], bool]:
+    """The image files to stylise, and whether the caller gets a list back (folder or list input)."""
+    from fastnst.image import IMAGE_EXTENSIONS
+
+    def folder(path: Path) -> list[Path]:
+        found = sorted(p for p in path.iterdir()
+                       if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not found:
+            raise InputError(f"folder '{path}' has no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+        return found
+
+    def one(item: PathLike) -> list[Path]:
+        if not isinstance(item, (str, os.PathLike)):
+            raise InputError(f"expected an image path, a folder or a list of paths, got {type(item).__name__}")
+        path = Path(item)
+        if path.is_dir():
+            return folder(path)
+        if not path.is_file():
+            raise InputError(f"input '{path}' does not exist; check the path")
+        return [path]
+
+    if isinstance(source, (list, tuple)):
+        if not source:
+            raise InputError("the list of inputs is empty; give at least one image path")
+        return [p for item in source for p in one(item)], True
+    files = one(source)
+    return files, Path(source).is_dir()
+
+
+def _style_kind(style: PathLike) -> tuple[str, str]:
+    """("builtin" | "gatys", name used in output file names). Nothing is downloaded here."""
+    from fastnst.styles import builtin, generated, paintings
+
+    text = str(style)
+    if Path(text).is_file():
+        return "gatys", Path(text).stem
+    if builtin.is_builtin(text):
+        return "builtin", text
+    painting = paintings.get(text)
+    if painting is not None:
+        return "gatys", painting.name
+    key = text.strip().lower().replace("-", "_").replace(" ", "_")
+    if builtin.is_builtin(key):
+        return "builtin", key
+    if key in generated.NAMES:
+        return "gatys", key
+    if paintings.looks_like_path(text):
+        raise InputError(f"style image '{text}' does not exist; check the path, or give a style name "
+                         f"such as {builtin.DEFAULT_STYLE} or starry_night")
+    extra_generated = [n for n in generated.NAMES if not builtin.is_builtin(n)]
+    kinds = {"built-in": builtin.names(), "paintings": paintings.names()}
+    if extra_generated:
+        kinds["generated"] = extra_generated
+    raise paintings.unknown_style(text, kinds=kinds)
+
+
+def _outputs(files: list[Path], style_name: str, output_dir: Path, format: str | None,
+             overwrite: bool) -> list[Path]:
+    from fastnst.fileio import check_output
+    from fastnst.image import SAVE_FORMATS, output_format
+
+    if format is not None:
+        output_format("x", format)  # InputError for an unknown format
+    outs: list[Path] = []
+    for f in files:
+        suffix = "." + format.lower().lstrip(".") if format else (f.suffix.lower() if f.suffix.lower() in SAVE_FORMATS
+                                                                  else ".png")
+        outs.append(output_dir / f"{f.stem}-{style_name}{suffix}")
+    seen: dict[Path, Path] = {}
+    for f, out in zip(files, outs):
+        if out in seen:
+            raise ConfigError(f"'{seen[out]}' and '{f}' would both be written to '{out}'; "
+                              f"rename one or stylise them in separate calls")
+        seen[out] = f
+        if output_dir.is_dir():
+            try:
+                check_output(out, overwrite, inputs=files)
+            except OutputExistsError:
+                raise OutputExistsError(f"output '{out}' exists; pass overwrite=True to replace it or choose "
+                                        f"another output_dir") from None
+    return outs
+
+
+def generate(input_image_path: PathLike | Sequence[PathLike], style: PathLike | None = None,
+             resolution: int | None = None, output_dir: PathLike | None = None, *,
+             strength: float = 1.0, overwrite: bool = False, format: str | None = None,
+             iterations: int | None = None, device: str | None = None, **gatys_options: Any) -> Path | list[Path]:
+    """Stylise ``input_image_path`` (an image file, a folder of images or a list of paths) and save it.
+
+    ``style``: a built-in style name (default: the default built-in; feed-forward, torch-free), a
+    painting from the registry (``starry_night``, ... downloaded once into the cache), a generated
+    style that is not built in, or an image file (both Gatys et al.'s optimisation, which needs the
+    ``train`` extra). ``resolution``: the output's long side in pixels (default: the photo's own;
+    for Gatys the photo's own but at most 512). ``output_dir``: where results go (default: the
+    current folder; created if missing), named ``<photo>-<style>.<ext>`` with the photo's format
+    unless ``format`` is given. ``strength`` in [0, 1] blends the built-in style with the photo.
+    Gatys only: ``iterations`` (default 500), ``device`` and any :class:`fastnst.optimize.GatysSettings`
+    field (``vgg_weights=...``, ``style_weight=...``) as keywords.
+
+    Returns the output path, or a list of them for a folder or list input. Everything is checked
+    before any work (unknown style names list the valid ones and suggest the closest; existing
+    outputs are refused unless ``overwrite``); each output is written whole (temp file, rename).
+    """
+    from fastnst.styles import builtin
+
+    files, many = _inputs(input_image_path)
+    kind, style_name = _style_kind(builtin.DEFAULT_STYLE if style is None else style)
+    resolution = checks.side("resolution", resolution, minimum=MIN_RESOLUTION, allow_none=True)
+    strength = checks.number("strength", strength, 0.0, 1.0)
+    if kind == "builtin":
+        unused = dict(gatys_options, **{k: v for k, v in (("iterations", iterations), ("device", device))
+                                        if v is not None})
+        if unused:
+            raise ConfigError(f"{', '.join(sorted(unused))} only apply to paintings and image styles (Gatys); "
+                              f"'{style_name}' is a built-in feed-forward style")
+    elif strength != 1.0:
+        raise ConfigError("strength applies to built-in styles only; for a painting or image style "
+                          "lower style_weight instead")
+    settings = _gatys_settings(gatys_options) if kind == "gatys" else None
+    if iterations is not None:
+        iterations = checks.whole("iterations", iterations, maximum=MAX_ITERATIONS)
+    out_dir = Path(output_dir) if output_dir is not None else Path(".")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"output_dir '{out_dir}' is a file; give a folder")
+    outs = _outputs(files, style_name, out_dir, format, overwrite)
+    if kind == "builtin":
+        model = builtin.model_path()  # InputError when the package lacks the model: before any output
+        run = _builtin_runner(model, style_name, resolution, strength)
+    else:
+        run = _gatys_runner(style, resolution, iterations, device, settings)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for f, out in zip(files, outs):
+        rgb, alpha, icc = run(f)
+        from fastnst.image import save_image
+
+        written.append(save_image(rgb, out, overwrite=overwrite, alpha=alpha, icc_profile=icc, format=format))
+        log.info("wrote %s", out)
+    return written if many else written[0]
+
+
+def _builtin_runner(model: Path, style_name: str, resolution: int | None, strength: float) -> Any:
+    from fastnst import runtime
+    from fastnst.image import read_image, resize
+
+    def run(path: Path) -> tuple[Any, Any, Any]:
+        if resolution is None:
+            source: Any = path  # the runtime reads it (EXIF orientation, alpha, ICC kept)
+        else:
+            data = read_image(path)
+            checks.pixels(*_fit(data.size, resolution), f"'{path}' at resolution {resolution}")
+            source = resize(data.rgb, long_edge=resolution)
+            if data.alpha is not None:
+                source = source.copy()
+                source.putalpha(data.alpha.resize(source.size))
+            if data.icc_profile:
+                source.info["icc_profile"] = data.icc_profile
+        out = runtime.stylize(source, model, style=style_name, strength=strength)
+        alpha = out.getchannel("A") if out.mode == "RGBA" else None
+        return (out.convert("RGB") if alpha is not None else out), alpha, out.info.get("icc_profile")
+    return run
+
+
+def _optimize() -> Any:
+    try:
+        from fastnst import optimize
+    except ImportError as exc:
+        from fastnst.errors import MissingDependencyError
+
+        raise MissingDependencyError(f"stylising with a painting or an image ({exc.name} is missing)") from None
+    return optimize
+
+
+def _gatys_settings(options: dict[str, Any]) -> Any:
+    """Checked GatysSettings from generate()'s extra keywords (unknown keywords: did-you-mean)."""
+    import dataclasses
+
+    O = _optimize()
+    fields = [f.name for f in dataclasses.fields(O.GatysSettings)]
+    for key in options:
+        if key not in fields:
+            from fastnst.errors import unknown_choice
+
+            raise unknown_choice("generate() option", key, ["iterations", "device", *fields])
+    settings = O.GatysSettings(**options)
+    settings.check()
+    return settings
+
+
+def _gatys_runner(style: PathLike | None, resolution: int | None, iterations: int | None, device: str | None,
+                  settings: Any) -> Any:
+    from fastnst.image import read_image
+    from fastnst.styles.paintings import resolve_style
+
+    O = _optimize()
+    style_path = resolve_style(str(style))  # downloads a painting once (after every check above)
+    kwargs: dict[str, Any] = {"settings": settings, "device": device}
+    if iterations is not None:
+        kwargs["iterations"] = iterations
+
+    def run(path: Path) -> tuple[Any, Any, Any]:
+        data = read_image(path)
+        size = resolution if resolution is not None else min(max(data.size), GATYS_MAX_DEFAULT)
+        image = O.gatys(data.rgb, style_path, size=size, **kwargs)
+        return image, None, data.icc_profile
+    return run
+
+
+def _fit(size: tuple[int, int], long_side: int) -> tuple[int, int]:
+    w, h = size
+    scale = long_side / max(w, h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
