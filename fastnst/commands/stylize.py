@@ -524,12 +524,20 @@ def main_export(argv: list[str]) -> int:
 # ------------------------------------------------------------------------------------------ info
 
 def main_info(argv: list[str]) -> int:
-    """``fastnst info MODEL``: metadata, input/output signature and available providers."""
+    """``fastnst info [MODEL]``: metadata, input/output signature and available providers."""
     p = _Parser(prog="fastnst info", description="Show a model's metadata, signature and the available providers.")
-    p.add_argument("model", help=".onnx model, or .safetensors/.ckpt weights")
+    p.add_argument("model", nargs="?", default=None,
+                   help=".onnx model, or .safetensors/.ckpt weights (default: the built-in styles' model)")
     p.add_argument("--json", action="store_true", help="print JSON")
     args = p.parse_args(argv)
-    path = Path(args.model).expanduser()
+    builtin_styles = None
+    if args.model is None:
+        from fastnst.styles import builtin
+
+        path = builtin.model_path()
+        builtin_styles = builtin.describe()
+    else:
+        path = Path(args.model).expanduser()
     if _model_kind(path) == "onnx":
         from fastnst.runtime import Stylizer
 
@@ -547,10 +555,15 @@ def main_info(argv: list[str]) -> int:
             info["providers_available"] = available_providers()
         except FastNSTError:
             pass
+    if builtin_styles is not None:
+        info["builtin_styles"] = builtin_styles
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return 0
     print(f"model      {info['model']} ({info['size_bytes'] / 1e6:.1f} MB, {info['io']})")
+    for s in builtin_styles or []:
+        mark = " (default)" if s["default"] else ""
+        print(f"built-in   {s['name']}{mark}: {s['title']}; {s['licence']}")
     labels = {"inputs": ("input", ""), "optional_inputs": ("input", "  (optional; an old tiling input, unused)"),
               "outputs": ("output", "")}
     for key, (label, note) in labels.items():
