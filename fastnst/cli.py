@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "export": ("fastnst.commands.stylize", "main_export", "export trained weights to a verified ONNX model"),
     "stylize": ("fastnst.commands.stylize", "main_stylize", "stylise images with a trained model"),
     "info": ("fastnst.commands.stylize", "main_info", "show a model's metadata and signature"),
+    "styles": ("fastnst.commands.styles", "main", "list the built-in styles, or show a photo in each (--sheet)"),
     "demo": ("fastnst.commands.stylize", "main_demo", "train, export and stylise the bundled demo images"),
     "gatys": ("fastnst.commands.optimize", "main_gatys", "optimisation-based style transfer (Gatys et al.)"),
     "invert": ("fastnst.commands.optimize", "main_invert", "reconstruct an image from one layer's features"),

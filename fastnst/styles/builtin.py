@@ -126,3 +126,55 @@ def training_info() -> dict[str, Any]:
 def describe() -> list[dict[str, str]]:
     """One dict per built-in style (name, title, source, licence, author, url, thumbnail), plus 'default'."""
     return [dict(s.as_dict(), default="yes" if s.name == DEFAULT_STYLE else "") for s in BUILTIN_STYLES]
+
+
+# ------------------------------------------------------------------------------------------- sheet
+
+MAX_SHEET_TILE = 1024  # largest tile side of a sheet (a sheet of 9 tiles stays under ~10 Mpx)
+MIN_SHEET_TILE = 32
+
+
+def style_sheet(photo: Any, size: int = 256, styles: list[str] | None = None, model: Any = None) -> Any:
+    """One photo in every built-in style: a labelled grid (PIL image), the original first.
+
+    ``photo``: a path, bytes or PIL image; ``size``: the long side of each tile in pixels
+    (32..1024); ``styles``: a subset of the names (default: all); ``model``: a Stylizer or path of
+    a multi-style model to use instead of the built-in one. Torch-free. Raises InputError for an
+    unreadable photo, ConfigError for an unknown style or a size out of range.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    from fastnst.errors import ConfigError
+    from fastnst.image import load_rgb, resize
+    from fastnst.runtime import Stylizer
+
+    if isinstance(size, bool) or not isinstance(size, int) or not MIN_SHEET_TILE <= size <= MAX_SHEET_TILE:
+        raise ConfigError(f"the sheet's tile size must be a whole number from {MIN_SHEET_TILE} to "
+                          f"{MAX_SHEET_TILE}, got {size!r}")
+    stylizer = model if isinstance(model, Stylizer) else Stylizer(model if model is not None else model_path())
+    names = list(stylizer.style_names) if styles is None else list(styles)
+    if not names:
+        raise ConfigError("the model has a single style; a sheet needs a multi-style model")
+    for name in names:
+        if name not in stylizer.style_names:
+            raise unknown_choice("style", name, stylizer.style_names)
+    img = photo.convert("RGB") if isinstance(photo, Image.Image) else load_rgb(photo)
+    img = resize(img, long_edge=size)
+    tiles = [("original", img)] + [(n, stylizer.stylize(img, style=n)) for n in names]
+    try:
+        font: Any = ImageFont.load_default(size=max(10, size // 16))
+    except TypeError:  # Pillow < 10.1: fixed-size bitmap font
+        font = ImageFont.load_default()
+    label_h = max(14, size // 16) + 8
+    pad = 4
+    ncols = min(len(tiles), max(1, round(len(tiles) ** 0.5 + 0.49)))
+    nrows = -(-len(tiles) // ncols)
+    w, h = img.size
+    sheet = Image.new("RGB", (ncols * (w + pad) + pad, nrows * (h + label_h + pad) + pad), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for i, (name, tile) in enumerate(tiles):
+        x = pad + (i % ncols) * (w + pad)
+        y = pad + (i // ncols) * (h + label_h + pad)
+        sheet.paste(tile.convert("RGB"), (x, y))
+        draw.text((x + 2, y + h + 3), name, fill=(0, 0, 0), font=font)
+    return sheet
