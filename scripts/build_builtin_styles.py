@@ -218,7 +218,11 @@ def write_attribution(info: dict) -> None:
         "were only used as training photos and are not shipped by fastnst.",
         "",
     ]
-    builtin.ATTRIBUTION_PATH.write_text("\n".join(lines), encoding="utf-8")
+    # keep the hand-maintained sections (generated styles, paintings registry) from their marker on
+    marker = "<!-- Maintained by hand from here on"
+    old = builtin.ATTRIBUTION_PATH.read_text(encoding="utf-8") if builtin.ATTRIBUTION_PATH.is_file() else ""
+    kept = old[old.find(marker):] if marker in old else ""
+    builtin.ATTRIBUTION_PATH.write_text("\n".join(lines) + ("\n" + kept if kept else ""), encoding="utf-8")
 
 
 def main() -> None:

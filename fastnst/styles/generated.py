@@ -370,7 +370,7 @@ _STYLES: dict[str, Callable[[np.random.Generator, int], Image.Image]] = {
 NAMES: tuple[str, ...] = tuple(_STYLES)
 
 #: One line per style, for listings.
-DESCRIPTIONS: dict[str, str] = {name: (fn.__doc__ or "").split("\n\n")[0].replace("\n", " ").strip()
+DESCRIPTIONS: dict[str, str] = {name: " ".join((fn.__doc__ or "").split("\n\n")[0].split())
                                 for name, fn in _STYLES.items()}
 
 
