@@ -218,3 +218,33 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 __all__ = ["OutputError", "atomic_output", "check_not_input", "check_output", "commit_temp", "fsync_path",
            "remove_stale_temps", "same_file", "sha256_file", "temp_path"]
+
+
+def check_batch_outputs(pairs: Iterable[tuple[str | os.PathLike | None, str | os.PathLike | None]],
+                        in_place: bool = False) -> None:
+    """Refuse, before any work, a batch in which some output is one of the inputs (same file or hard link).
+
+    ``pairs`` are (input, output) with None for stdin/stdout. With ``in_place`` an output may be *its own*
+    input (written atomically), never another one (that input would be replaced before it is read).
+    """
+    pairs = [(None if i is None else Path(i), None if o is None else Path(o)) for i, o in pairs]
+    ids: dict[tuple[int, int], Path] = {}
+    for src, _ in pairs:
+        if src is not None:
+            with contextlib.suppress(OSError):
+                st = os.stat(src)
+                ids[(st.st_dev, st.st_ino)] = src
+    for src, out in pairs:
+        if out is None:
+            continue
+        try:
+            st = os.stat(out)
+        except OSError:
+            continue
+        clash = ids.get((st.st_dev, st.st_ino))
+        if clash is None:
+            continue
+        if in_place and src is not None and same_file(src, out):
+            continue
+        hint = "choose another output" + ("" if in_place else " (or pass --in-place to replace each input with its result)")
+        raise InputError(f"output '{out}' is the input '{clash}' and would replace it (even with --overwrite); {hint}")

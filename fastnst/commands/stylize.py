@@ -341,8 +341,19 @@ def _stylize_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default=None, help="output format for folders and stdout: jpg, png, webp, ...")
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1-100 (default 95)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--in-place", action="store_true",
+                   help="allow an output to be its own input (replaced atomically once stylised); never another input")
     p.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
     return p
+
+
+def _stdin() -> Any:
+    """Standard input as a named in-memory file (errors then say '<stdin>', not '<image>')."""
+    import io
+
+    data = io.BytesIO(sys.stdin.buffer.read())
+    data.name = "<stdin>"
+    return data
 
 
 def main_stylize(argv: list[str]) -> int:
@@ -357,6 +368,10 @@ def main_stylize(argv: list[str]) -> int:
         raise ConfigError(f"--max-size must be positive, got {args.max_size}")
     if args.tile is not None and args.tile < 0:
         raise ConfigError(f"--tile must be 0 (never) or a positive size, got {args.tile}")
+    from fastnst import checks
+
+    checks.side("--max-size", args.max_size, allow_none=True)  # bounded by the pixel cap (fastnst.checks)
+    checks.tile(args.tile, minimum=16)
     if not 1 <= args.quality <= 100:
         raise ConfigError(f"--quality must be between 1 and 100, got {args.quality}")
     if args.threads is not None and args.threads <= 0:
@@ -370,6 +385,8 @@ def main_stylize(argv: list[str]) -> int:
         providers = "auto"
     if args.format:
         output_format("x", args.format)  # unsupported format: InputError now, not per image
+    if not args.output.strip():
+        raise ConfigError("-o/--output is empty; give a file or folder name, or - for stdout")
     if args.output == "-" and args.json:
         raise ConfigError("--json writes to stdout, and so does -o -; use one of them")
     if args.inputs.count("-") > 1:
@@ -388,13 +405,16 @@ def main_stylize(argv: list[str]) -> int:
     single = len(inputs) == 1
     if single and inputs[0][2]:
         raise InputError(inputs[0][2])
+    from fastnst.fileio import check_batch_outputs, same_file
+
+    check_batch_outputs([(p, o) for (_, p, _), o in zip(inputs, outputs)], in_place=args.in_place)
     if mode == "folder":
         _check_folder(Path(args.output).expanduser())
     elif mode == "file":
         fmt_path = outputs[0]
         assert fmt_path is not None
         output_format(fmt_path, args.format)
-        check_output(fmt_path, args.overwrite)
+        check_output(fmt_path, args.overwrite, in_place=args.in_place, inputs=[inputs[0][1]])
     stylizer = load_model(model_path, providers, args.threads, args.input_range, args.optimization)
     from fastnst.runtime import parse_style
 
@@ -408,9 +428,10 @@ def main_stylize(argv: list[str]) -> int:
         try:
             if problem:
                 raise InputError(problem)
+            own = args.in_place and path is not None and out_path is not None and same_file(path, out_path)
             if out_path is not None:
-                check_output(out_path, args.overwrite)  # before the work, per image
-            source: Any = sys.stdin.buffer.read() if path is None else path
+                check_output(out_path, args.overwrite or own)  # before the work, per image
+            source: Any = _stdin() if path is None else path
             image = stylizer.stylize(source, strength=args.strength, preserve_color=args.preserve_color,
                                      max_size=args.max_size, tile=args.tile, style=style)
             alpha = image.getchannel("A") if image.mode == "RGBA" else None
@@ -421,7 +442,7 @@ def main_stylize(argv: list[str]) -> int:
                 sys.stdout.buffer.write(data)
                 sys.stdout.buffer.flush()
             else:
-                save_image(rgb, out_path, overwrite=args.overwrite, alpha=alpha, icc_profile=icc,
+                save_image(rgb, out_path, overwrite=args.overwrite or own, alpha=alpha, icc_profile=icc,
                            quality=args.quality, format=args.format)
             ok += 1
             seconds = time.perf_counter() - t0
