@@ -644,6 +644,8 @@ class Stylizer:
         stats_session, _, rewrite = self._tiler()
         padded, _ = self._pad(rgb)
         feeds = {self.input_name: self._feed([padded]), **self._style_feed(style, 1)}
+        wanted = {i.name for i in stats_session.get_inputs()}  # pruning may drop `style` from the stats model
+        feeds = {k: v for k, v in feeds.items() if k in wanted}
         return rewrite.tile_feeds(stats_session.run(rewrite.stats_outputs, feeds))
 
     def run_tile(self, rgb: np.ndarray, stats: Any, style: np.ndarray | None = None) -> np.ndarray:
