@@ -97,6 +97,91 @@ def test_uint8_variant(tiny):
     assert meta["fastnst_io"] == "uint8" and "NHWC" in meta["fastnst_input"]
 
 
+@pytest.fixture(scope="module")
+def variants(tiny, tmp_path_factory):
+    """fp16 and fixed-size exports of the tiny network (float and uint8 come from `tiny`)."""
+    _, weights, f32, u8 = tiny
+    folder = tmp_path_factory.mktemp("variants")
+    return {"float": f32, "uint8": u8, "fp16": export_onnx(weights, folder / "wave-fp16.onnx", fp16=True),
+            "static": export_onnx(weights, folder / "wave-48x64.onnx", static="48x64")}
+
+
+def test_every_variant_is_plain(variants):
+    """One input, one output, no default-valued inputs, no extra paths: any ONNX runtime runs it."""
+    for kind, path in variants.items():
+        model = onnx.load(str(path))
+        assert [i.name for i in model.graph.input] == [ONNX_INPUT_NAME], kind
+        assert [o.name for o in model.graph.output] == [ONNX_OUTPUT_NAME], kind
+        assert not {t.name for t in model.graph.initializer} & {ONNX_INPUT_NAME}, kind
+        assert not any(n.op_type == "InstanceNormalization" and n.input[0] == "stats_image" for n in model.graph.node)
+        session = _session(path)
+        assert session.get_overridable_initializers() == [], kind
+        inp = session.get_inputs()[0]
+        assert inp.type == ("tensor(uint8)" if kind == "uint8" else "tensor(float)"), kind
+        assert session.get_outputs()[0].type == inp.type, kind  # no mixed conventions
+    static = _session(variants["static"]).get_inputs()[0].shape
+    assert static[1:] == [3, 48, 64] and isinstance(static[0], str)
+
+
+def test_static_and_fp16_variants_run(tiny, variants):
+    net = tiny[0]
+    x = torch.rand(2, 3, 48, 64, generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        ref = net(x).numpy()
+    got = _session(variants["static"]).run(None, {ONNX_INPUT_NAME: x.numpy()})[0]
+    assert np.abs(got - ref).max() <= 1e-4
+    model = onnx.load(str(variants["fp16"]))
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
+    try:
+        got16 = _session(variants["fp16"]).run(None, {ONNX_INPUT_NAME: x.numpy()})[0]
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"this onnxruntime has no CPU fp16 kernels for the graph: {exc}")
+    assert got16.dtype == np.float32 and np.abs(got16 - ref).max() <= 2e-2
+
+
+def test_other_runtimes_run_the_model(tiny, variants):
+    """OpenCV DNN and tract load the plain model unchanged and agree with onnxruntime."""
+    x = np.random.default_rng(1).random((1, 3, 48, 64), dtype=np.float32)
+    ref = _session(variants["float"]).run(None, {ONNX_INPUT_NAME: x})[0]
+    ran = []
+    try:
+        import cv2
+    except ImportError:
+        cv2 = None
+    if cv2 is not None:
+        major = int(cv2.__version__.split(".")[0])
+        path = variants["float"] if major >= 5 else variants["static"]  # OpenCV 4.x needs a fixed size
+        net = cv2.dnn.readNetFromONNX(str(path))
+        net.setInput(x)
+        assert np.abs(net.forward() - ref).max() < 1e-4
+        ran.append("opencv")
+    try:
+        import tract
+    except ImportError:
+        tract = None
+    if tract is not None:
+        model = tract.onnx().load(str(variants["float"]))
+        model.set_input_fact(0, "1,3,48,64,f32")
+        out = model.into_model().into_runnable().run([x])[0].to_numpy()
+        assert np.abs(out - ref).max() < 1e-4
+        ran.append("tract")
+    if not ran:
+        pytest.skip("neither opencv-python-headless nor tract is installed (pip install 'fastnst[dev]')")
+
+
+def test_export_is_one_trace(tiny, tmp_path, monkeypatch):
+    calls = []
+    original = torch.onnx.export
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("dynamo"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(torch.onnx, "export", counting)
+    export_onnx(tiny[1], tmp_path / "one.onnx", verify=False)
+    assert calls == [True]
+
+
 def test_uint8_and_float_models_agree_in_the_runtime(tiny):
     from fastnst.runtime import Stylizer
     from tests.conftest import synthetic_rgb
@@ -154,3 +239,7 @@ def test_cli_export_and_bad_sources(tiny, cached_graph, tmp_path, capsys):
     assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "y.onnx").exists()
     with pytest.raises(InputError):
         export_onnx(tmp_path / "missing.safetensors", tmp_path / "z.onnx")
+    for bad in ("64", "0x64", "axb", "64x99999"):
+        assert cli.main(["export", str(weights), "--static", bad, "-o", str(tmp_path / "s.onnx")]) == 2
+        assert "--static" in capsys.readouterr().err
+    assert not (tmp_path / "s.onnx").exists()
