@@ -15,6 +15,7 @@ was trained with the imported Caffe VGG16 on photos that packages ship (never an
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -167,7 +168,7 @@ def style_sheet(photo: Any, size: int = 256, styles: list[str] | None = None, mo
         font = ImageFont.load_default()
     label_h = max(14, size // 16) + 8
     pad = 4
-    ncols = min(len(tiles), max(1, round(len(tiles) ** 0.5 + 0.49)))
+    ncols = len(tiles) if len(tiles) <= 4 else math.ceil(len(tiles) ** 0.5)  # one row, else about square
     nrows = -(-len(tiles) // ncols)
     w, h = img.size
     sheet = Image.new("RGB", (ncols * (w + pad) + pad, nrows * (h + label_h + pad) + pad), (255, 255, 255))
