@@ -343,7 +343,8 @@ def export_onnx(source: str | os.PathLike | nn.Module, out_path: str | os.PathLi
     if fp16 and io == "uint8":
         raise ConfigError("--fp16 applies to float models; use --io float with --fp16")
     size = parse_static(static)
-    out_path = check_output(out_path, overwrite)
+    out_path = check_output(out_path, overwrite,  # never onto the weights it reads (even with --overwrite)
+                              inputs=[source] if isinstance(source, (str, os.PathLike)) else [])
     net, meta, name = _load_source(source)
     if metadata:
         meta.update({str(k): v if isinstance(v, str) else json.dumps(v, default=str) for k, v in metadata.items()})

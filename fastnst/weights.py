@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from fastnst import __version__
-from fastnst.errors import InputError, ModelFormatError
+from fastnst.errors import FastNSTError, InputError, ModelFormatError
 from fastnst.fileio import atomic_output
 from fastnst.networks.transformer import TransformerNet
 
@@ -41,12 +41,40 @@ def save_transformer(path: str | os.PathLike, model: TransformerNet, metadata: d
     return Path(path)
 
 
+# Bounds of a recorded network configuration before anything is built from it (a hostile file must not
+# allocate gigabytes): far above every preset (johnson: widths 32-128, 5 residual blocks, kernel 9).
+_CONFIG_BOUNDS = {"width": 4096, "num_residual": 64, "end_kernel": 31}
+
+
+def _check_config(config: dict[str, Any], source: str) -> None:
+    bad = f"'{source}' has malformed '{CONFIG_KEY}' metadata"
+    channels = config.get("channels")
+    if channels is not None and (not isinstance(channels, (list, tuple)) or not all(
+            isinstance(c, int) and not isinstance(c, bool) and 0 < c <= _CONFIG_BOUNDS["width"] for c in channels)):
+        raise ModelFormatError(f"{bad} (channels {channels!r}); re-export or retrain the weights")
+    for key in ("num_residual", "end_kernel"):
+        value = config.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or not 0 <= value <= _CONFIG_BOUNDS[key]):
+            raise ModelFormatError(f"{bad} ({key} {value!r}); re-export or retrain the weights")
+
+
 def _from_state(state: dict[str, torch.Tensor], config: Any, source: str) -> TransformerNet:
     if isinstance(config, str):
-        config = json.loads(config)
+        try:
+            config = json.loads(config)
+        except ValueError:
+            raise ModelFormatError(f"'{source}' has malformed '{CONFIG_KEY}' metadata (not JSON); "
+                                   f"re-export or retrain the weights") from None
     if not isinstance(config, dict):
         raise ModelFormatError(f"'{source}' has no fastnst network configuration; is it a fastnst model?")
-    model = TransformerNet.from_config(config)
+    _check_config(config, source)
+    try:
+        model = TransformerNet.from_config(config)
+    except (TypeError, ValueError, KeyError, FastNSTError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise ModelFormatError(f"'{source}' has malformed '{CONFIG_KEY}' metadata ({first}); "
+                               f"re-export or retrain the weights") from None
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

@@ -344,6 +344,12 @@ def _stylize_parser() -> argparse.ArgumentParser:
     p.add_argument("--in-place", action="store_true",
                    help="allow an output to be its own input (replaced atomically once stylised); never another input")
     p.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
+    p.add_argument("--stroke-scale", type=float, default=1.0, metavar="S",
+                   help="strokes S times larger (S > 1) or smaller (S < 1) at the same output size, 0.25-4 (default 1)")
+    p.add_argument("--sr-model", default=None, help="with --stroke-scale > 1: a 'fastnst train-sr' .onnx model "
+                   "that brings the smaller stylisation back to size (sharper than resampling)")
+    p.add_argument("--deflicker", type=float, default=None, help="videos: flicker reduction, 0 (off) to 0.95 (default 0.6)")
+    p.add_argument("--batch-size", type=int, default=None, help="videos: frames per network call (default 4)")
     return p
 
 
@@ -401,6 +407,19 @@ def main_stylize(argv: list[str]) -> int:
         style_spec = builtin.DEFAULT_STYLE if style_spec is None else style_spec
     else:
         model_path = Path(args.model).expanduser()
+    from fastnst.strokes import with_stroke_scale
+    from fastnst.video import is_video_path
+
+    def make_stylizer() -> Any:
+        model = load_model(model_path, providers, args.threads, args.input_range, args.optimization)
+        return with_stroke_scale(model, args.stroke_scale, args.sr_model, providers, args.threads)
+
+    if len(inputs) == 1 and is_video_path(inputs[0][0]):  # a video: frames in batches, flicker reduction
+        if inputs[0][2]:
+            raise InputError(inputs[0][2])
+        from fastnst.commands.video import main_video
+
+        return main_video(args, Path(inputs[0][0]).expanduser(), make_stylizer, style_spec)
     mode, outputs = _output_paths(inputs, args.output, args.format)
     single = len(inputs) == 1
     if single and inputs[0][2]:
@@ -415,7 +434,7 @@ def main_stylize(argv: list[str]) -> int:
         assert fmt_path is not None
         output_format(fmt_path, args.format)
         check_output(fmt_path, args.overwrite, in_place=args.in_place, inputs=[inputs[0][1]])
-    stylizer = load_model(model_path, providers, args.threads, args.input_range, args.optimization)
+    stylizer = make_stylizer()
     from fastnst.runtime import parse_style
 
     style = parse_style(style_spec, stylizer.style_names)  # a bad --style fails before any image is read
@@ -499,8 +518,12 @@ def main_export(argv: list[str]) -> int:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     args = p.parse_args(argv)
     weights = Path(args.weights).expanduser()
+    if weights.is_dir():
+        raise InputError(f"weights '{weights}' is a folder; pass the .safetensors or .ckpt file inside it")
     if not weights.is_file():
         raise InputError(f"weights '{weights}' do not exist; check the path")
+    if args.output is not None and not args.output.strip():
+        raise ConfigError("-o/--output is empty; give a file name such as wave.onnx (or leave -o out)")
     if args.web is not None:
         from fastnst.web import find_ort_dist
 
