@@ -34,7 +34,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 # top-level module of an optional dependency -> the extra that installs it
 _EXTRAS = {"torch": "train", "torchvision": "train", "pytorch_lightning": "train", "lightning": "train",
            "lightning_fabric": "train", "onnx": "train", "onnxscript": "train", "datasets": "train",
-           "safetensors": "train", "jsonargparse": "train", "yaml": "train"}
+           "safetensors": "train", "jsonargparse": "train", "yaml": "train", "av": "video", "cv2": "video"}
 
 
 def _usage() -> str:
