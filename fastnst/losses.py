@@ -66,13 +66,20 @@ def style_loss(features: Mapping[str, torch.Tensor], targets: Mapping[str, torch
 
 def style_layer_losses(features: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor],
                        layer_weights: Mapping[str, float] | None = None,
-                       stat: str = "gram") -> dict[str, torch.Tensor]:
-    """Per-layer weighted style losses ``{layer: w_l · mean((S(F_l) - T_l)²)}``."""
+                       stat: str = "gram", item_weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Per-layer weighted style losses ``{layer: w_l · mean((S(F_l) - T_l)²)}``.
+
+    ``item_weights`` (N,) multiplies each batch item's term before the mean over the batch (multi-style
+    training scales each item by its style's factor).
+    """
     out = {}
     for name, target in targets.items():
         s = style_statistic(features[name], stat)
         w = 1.0 if layer_weights is None else float(layer_weights.get(name, 1.0))
-        out[name] = w * (s - target).pow(2).mean()
+        if item_weights is None:
+            out[name] = w * (s - target).pow(2).mean()
+        else:
+            out[name] = w * ((s - target).pow(2).flatten(1).mean(1) * item_weights.to(s.dtype)).mean()
     return out
 
 
@@ -182,11 +189,13 @@ class PerceptualLoss(nn.Module):
 
     def forward(self, output: torch.Tensor, content: torch.Tensor | None = None,
                 content_features: Mapping[str, torch.Tensor] | None = None,
-                style_targets: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+                style_targets: Mapping[str, torch.Tensor] | None = None,
+                style_item_weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Weighted loss terms of ``output`` (N, 3, H, W) against ``content`` (or its precomputed features).
 
         ``style_targets`` ({layer: (1 or N, C, C)}) replaces the targets of :meth:`set_style` for this
-        call (multi-style training gives each batch item its own style's targets).
+        call (multi-style training gives each batch item its own style's targets); ``style_item_weights``
+        (N,) scales each item's style term (see :func:`style_layer_losses`).
         """
         use_content = self.content_weight > 0 and (content is not None or content_features is not None)
         use_style = self.style_weight > 0 and (self._has_style or style_targets is not None)
@@ -206,7 +215,8 @@ class PerceptualLoss(nn.Module):
             terms["content"] = zero
         if use_style:
             targets = self.style_targets if style_targets is None else style_targets
-            per_layer = style_layer_losses(feats, targets, self.style_layer_weights, self.style_stat)
+            per_layer = style_layer_losses(feats, targets, self.style_layer_weights, self.style_stat,
+                                           item_weights=style_item_weights)
             s = zero
             for name, value in per_layer.items():
                 weighted = self.style_weight * value
