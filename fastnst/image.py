@@ -67,7 +67,7 @@ def check_pixels(width: int, height: int, name: str = "image", max_pixels: int |
                          f"{cap:,}; downscale it first or raise FASTNST_MAX_PIXELS if you trust the file")
 
 
-def _open(source: ImageSource, name: str, max_pixels: int) -> Image.Image:
+def _open(source: ImageSource, name: str, max_pixels: int, max_size: int | None = None) -> Image.Image:
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():
@@ -99,20 +99,47 @@ def _open(source: ImageSource, name: str, max_pixels: int) -> Image.Image:
                         img = Image.open(source)
                     finally:
                         Image.MAX_IMAGE_PIXELS = saved
-    except Image.DecompressionBombError as exc:
-        raise InputError(f"'{name}' is too large to decode safely ({exc}); downscale it first") from exc
+    except Image.DecompressionBombError as exc:  # fastnst's limit is the policy: quote it, not Pillow's
+        raise InputError(f"'{name}' is too large to decode safely (over fastnst's limit of {max_pixels:,} pixels); "
+                         f"downscale it first or raise FASTNST_MAX_PIXELS if you trust the file") from exc
     except UnidentifiedImageError as exc:
         raise InputError(f"'{name}' is not an image Pillow can read; use PNG, JPEG, WebP, TIFF or BMP") from exc
     except OSError as exc:
         raise InputError(f"cannot read '{name}': {exc}") from exc
     check_pixels(*img.size, name=name, max_pixels=max_pixels)
+    if max_size is not None and max(img.size) > max_size:
+        try:  # JPEG: decode at 1/2, 1/4 or 1/8 scale, never below max_size (a huge canvas stays cheap)
+            img.draft(img.mode if img.mode in ("RGB", "L", "CMYK", "YCbCr") else None, (max_size, max_size))
+        except Exception:  # formats without draft mode decode at full size
+            pass
+    _check_decode_memory(img, name)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img.load()
     except Exception as exc:  # truncated / corrupt data surfaces only when decoding
         raise InputError(f"'{name}' is corrupt or truncated ({exc}); re-export or replace the file") from exc
+    if max_size is not None and max(img.size) >= 2 * max_size and img.mode not in ("P", "PA", "1"):
+        # Box-reduce by a whole factor right after decoding (still >= max_size): later conversions and
+        # the final resize then work on a small image, not on copies of the full canvas.
+        info = dict(img.info)
+        img = img.reduce(max(img.size) // max_size)
+        img.info.update(info)
     return img
+
+
+def _check_decode_memory(img: Image.Image, name: str) -> None:
+    """Refuse to decode an image whose pixels alone would not fit in the memory available."""
+    from fastnst import checks
+
+    need = img.width * img.height * max(1, len(img.getbands())) * (4 if img.mode in ("I", "F") else 1) * 2
+    try:
+        checks.memory(need, f"decoding '{name}' ({img.width}x{img.height})",
+                      "downscale the file first (--max-size reduces JPEG decoding only)")
+    except InputError:
+        raise
+    except Exception as exc:  # ResourceError -> InputError for callers that skip unreadable images
+        raise InputError(str(exc)) from None
 
 
 def _from_array(arr: np.ndarray, name: str) -> Image.Image:
@@ -142,12 +169,14 @@ def _high_bit_to_l(img: Image.Image) -> Image.Image:
     return Image.fromarray((out + 0.5).astype(np.uint8), "L")
 
 
-def read_image(source: ImageSource, max_pixels: int | None = None) -> ImageData:
+def read_image(source: ImageSource, max_pixels: int | None = None, max_size: int | None = None) -> ImageData:
     """Decode ``source`` into RGB pixels, applying EXIF orientation and keeping alpha and ICC aside.
 
     ``source`` is a path, encoded bytes, a binary file, a PIL image, or a uint8 array (HxW, HxWx3,
     HxWx4; float arrays in [0, 1] are accepted too). Gray, palette, CMYK, 16-bit and RGBA images
     become RGB; the alpha channel (if any) is returned as mode ``L``.
+    With ``max_size`` a file may be decoded smaller (JPEG draft mode, whole-factor reduction), never below
+    ``max_size`` on its long side; the caller resizes to the exact size.
     Raises InputError for missing, empty, corrupt, unsupported or over-sized (bomb) inputs.
     """
     name = _name(source)
@@ -159,7 +188,7 @@ def read_image(source: ImageSource, max_pixels: int | None = None) -> ImageData:
         img = source
         check_pixels(*img.size, name=name, max_pixels=cap)
     else:
-        img = _open(source, name, cap)
+        img = _open(source, name, cap, max_size)
     icc = img.info.get("icc_profile") or None
     try:
         img = ImageOps.exif_transpose(img) or img

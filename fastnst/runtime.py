@@ -359,7 +359,7 @@ def _prepare(image: ImageSource, max_size: int | None) -> _Item:
         if max_size is not None and max(src.shape[:2]) > max_size:
             src, alpha = _resize_array(src, alpha, max_size)
         return _Item(src, alpha, None, "array", image.dtype, channels)
-    data = read_image(image)
+    data = read_image(image, max_size=max_size)  # JPEG draft / early reduce: huge canvases stay cheap
     rgb_img, alpha, icc = data.rgb, data.alpha, data.icc_profile
     if max_size is not None and max(rgb_img.size) > max_size:
         rgb_img = resize(rgb_img, long_edge=max_size)
