@@ -109,6 +109,23 @@ def run_name(names: Sequence[str]) -> str:
     return joined if len(names) == 1 or len(joined) <= 48 else f"{names[0]}+{len(names) - 1}-more"
 
 
+def check_style_scales(scales: Sequence[float] | str | None, count: int) -> list[float]:
+    """Per-style loss factors: ``count`` finite positive numbers (a list or 'a,b,c'); None: all 1."""
+    if scales is None:
+        return [1.0] * count
+    if isinstance(scales, str):
+        scales = [v for v in scales.split(",") if v.strip()]
+    try:
+        values = [float(v) for v in scales]
+    except (TypeError, ValueError):
+        raise ConfigError(f"style scales must be numbers, got {scales!r}") from None
+    if len(values) != count:
+        raise ConfigError(f"{len(values)} style scales for {count} styles; give one per --style")
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        raise ConfigError(f"style scales must be finite and positive, got {values}")
+    return values
+
+
 def _style_list(style: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
     """One style path or several, as a list of strings."""
     if isinstance(style, (str, os.PathLike)):
@@ -150,6 +167,8 @@ class StyleTransferModule(pl.LightningModule):
         preview_every: steps between preview grids (0: only at the end).
         channels_last: run convolutions in NHWC layout (chosen: faster on CPU, see scripts/bench_train.py).
         transformer_config: an explicit TransformerNet configuration (set when loading a checkpoint).
+        style_scales: several styles only: one factor per style on its style loss (default all 1), to
+            even out styles whose Gram targets lie much nearer to or farther from photos than others'.
     """
 
     def __init__(self, style: str | list[str], arch: str = "johnson", style_size: int | None = None,
@@ -158,7 +177,8 @@ class StyleTransferModule(pl.LightningModule):
                  style_layers: Sequence[str] = JOHNSON_STYLE_LAYERS,
                  vgg_weights: str | None = None, lr: float = 1e-3, lr_schedule: str = "constant",
                  preview_every: int = 500, channels_last: bool = True,
-                 transformer_config: dict[str, Any] | None = None) -> None:
+                 transformer_config: dict[str, Any] | None = None,
+                 style_scales: Sequence[float] | None = None) -> None:
         super().__init__()
         styles = _style_list(style)
         if not styles:
@@ -195,6 +215,9 @@ class StyleTransferModule(pl.LightningModule):
                     stacks[name].append(target)
             for name, targets in stacks.items():
                 self.register_buffer(f"style_targets_{name}", torch.cat(targets).contiguous())
+            self.register_buffer("style_scales", torch.tensor(check_style_scales(style_scales, len(styles))))
+        elif style_scales is not None:
+            raise ConfigError("style scales apply to several styles; leave them out for one style")
         else:
             self.loss.set_style(style_tensors[0])
         # Recorded from these locals; plain types only (checkpoints are read with weights_only=True).
@@ -267,7 +290,8 @@ class StyleTransferModule(pl.LightningModule):
             ids = self.style_ids(self.global_step, n).to(images.device)
             output = self.transformer(images, F.one_hot(ids, self.num_styles).to(images.dtype))
             targets = {name: getattr(self, f"style_targets_{name}")[ids] for name in self.loss.style_layers}
-            terms = self.loss(output, images, style_targets=targets)
+            scales = self.style_scales[ids] if bool((self.style_scales != 1).any()) else None
+            terms = self.loss(output, images, style_targets=targets, style_item_weights=scales)
         else:
             output = self.transformer(images)
             terms = self.loss(output, images)
@@ -571,7 +595,8 @@ def run_training(style: str | os.PathLike | Sequence[str | os.PathLike], data: s
           overwrite: bool = False, num_workers: int | None = None, num_previews: int = 4,
           preview_every: int = 500, checkpoint_every: int = 1000, export: bool = True,
           channels_last: bool = True, data_split: str = "train",
-          checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES, **trainer_options: Any) -> TrainResult:
+          checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES,
+          style_scales: Sequence[float] | str | None = None, **trainer_options: Any) -> TrainResult:
     """Train a style network for ``style`` on ``data``; returns where the results are.
 
     ``data`` is 'coco', a Hugging Face dataset id, a folder of images or parquet file(s); ``out``
@@ -629,6 +654,10 @@ def run_training(style: str | os.PathLike | Sequence[str | os.PathLike], data: s
         if not style.is_file():
             raise InputError(f"style image '{style}' does not exist; pass --style PATH of a painting")
         load_style_image(style, style_size)  # readable and large enough (raises InputError)
+    if style_scales is not None:
+        if len(styles) == 1:
+            raise ConfigError("--style-scales applies to several styles; leave it out for one --style")
+        style_scales = check_style_scales(style_scales, len(styles))
     vgg_weights = resolve_weights(vgg_weights)
 
     # -- data (fails before anything is written when no image is usable) --
@@ -642,7 +671,8 @@ def run_training(style: str | os.PathLike | Sequence[str | os.PathLike], data: s
                                  style_weight=weights["style"], tv_weight=weights["tv"],
                                  content_layers=content_layers, style_layers=style_layers,
                                  vgg_weights=vgg_weights, lr=lr, lr_schedule=lr_schedule,
-                                 preview_every=preview_every, channels_last=channels_last)
+                                 preview_every=preview_every, channels_last=channels_last,
+                                 style_scales=style_scales)
     name = module.hparams.style_name
     ckpt_path = None
     if resume is not None:
@@ -685,6 +715,7 @@ def run_training(style: str | os.PathLike | Sequence[str | os.PathLike], data: s
                     "data": str(data)}
         if module.num_styles > 1:
             metadata[META_STYLES] = list(module.transformer.style_names)
+            metadata["style_scales"] = [float(v) for v in module.style_scales.tolist()]
         from fastnst.weights import save_transformer
 
         transformer = module.transformer.to("cpu", memory_format=torch.contiguous_format).float()

@@ -156,12 +156,13 @@ def test_two_styles_train_export_and_match_in_onnxruntime(tmp_path):
     out = tmp_path / "run"
     code = cli.main(["train", "--style", str(tmp_path / "waves.png"), "--style", str(tmp_path / "dots.png"),
                      "--data", str(photos), "--out", str(out), "--arch", "fast", "--image-size", "32",
-                     "--batch-size", "2", "--steps", "6", "--vgg-weights", "random", "--num-workers", "0",
+                     "--batch-size", "2", "--steps", "6", "--style-scales", "1,0.5", "--vgg-weights", "random", "--num-workers", "0",
                      "--num-previews", "1", "--preview-every", "0", "--trainer.enable_progress_bar", "false"])
     assert code == 0
     net, meta = load_transformer(out / "waves+dots.safetensors")
     assert net.num_styles == 2 and net.style_names == ["waves", "dots"]
     assert json.loads(meta[META_STYLES]) == ["waves", "dots"] and len(json.loads(meta["style_sha256"])) == 2
+    assert json.loads(meta["style_scales"]) == [1.0, 0.5]
     ckpt = torch.load(out / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["state_dict"]["style_targets_relu2_2"].shape == (2, 128, 128)
     assert ckpt["hyper_parameters"]["style_names"] == ["waves", "dots"]
@@ -189,3 +190,20 @@ def test_two_styles_train_export_and_match_in_onnxruntime(tmp_path):
         assert np.abs(got - ref).max() < 1e-4
         outs.append(got)
     assert np.abs(outs[0] - outs[1]).max() > 1e-3  # six steps already tell the two styles apart
+
+
+def test_style_scales_weight_each_item_and_are_checked():
+    from fastnst.losses import style_layer_losses
+    from fastnst.training import check_style_scales
+
+    feats = {"relu1_2": torch.rand(3, 4, 6, 6)}
+    targets = {"relu1_2": torch.rand(3, 4, 4)}
+    plain = style_layer_losses(feats, targets)["relu1_2"]
+    assert torch.allclose(style_layer_losses(feats, targets, item_weights=torch.ones(3))["relu1_2"], plain)
+    one = style_layer_losses(feats, targets, item_weights=torch.tensor([0.0, 3.0, 0.0]))["relu1_2"]
+    only = style_layer_losses({"relu1_2": feats["relu1_2"][1:2]}, {"relu1_2": targets["relu1_2"][1:2]})["relu1_2"]
+    assert torch.allclose(one, only)  # 3 x item 1's loss, averaged over 3 items
+    assert check_style_scales(None, 2) == [1.0, 1.0] and check_style_scales("1,0.5", 2) == [1.0, 0.5]
+    for bad in ("1", "1,-1", "1,nan", "a,b", [1.0, 0.0]):
+        with pytest.raises(ConfigError):
+            check_style_scales(bad, 2)

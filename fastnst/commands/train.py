@@ -56,6 +56,8 @@ def build_parser() -> Any:
                    help="style image (a file, a painting name such as starry_night, downloaded once, or a "
                         "generated style such as mosaic); required. Repeat it to train one network for several "
                         "styles (conditional instance norm; pick or blend them with fastnst stylize --style)")
+    p.add_argument("--style-scales", type=Optional[Union[list[float], str]], default=None,
+                   help="several styles: one factor per style on its style loss, e.g. 1,0.5,2 (default: all 1)")
     p.add_argument("--data", type=str, default=d["data"],
                    help="content images: coco (streamed from the Hugging Face hub), a hub dataset id, "
                         "a folder of images, or .parquet file(s)")
@@ -180,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "image_size", "style_size", "batch_size", "steps", "epochs", "lr", "lr_schedule", "content_weight",
         "style_weight", "tv_weight", "content_layers", "style_layers", "arch", "vgg_weights", "seed", "resume",
         "overwrite", "num_workers", "num_previews", "preview_every", "checkpoint_every", "checkpoint_minutes", "export",
-        "channels_last", "data_split")}
+        "channels_last", "data_split", "style_scales")}
     from fastnst.styles.paintings import resolve_styles
 
     # files as given; painting names (starry_night, ...) downloaded once; generated names (mosaic, ...) made
