@@ -684,6 +684,10 @@ def run_training(style: str | os.PathLike | Sequence[str | os.PathLike], data: s
     last_ckpt = out / "last.ckpt"
     if out.exists() and not out.is_dir():
         raise InputError(f"--out '{out}' is a file; pass a folder")
+    data_dir = Path(str(data)).expanduser()
+    if data_dir.is_dir() and (out.resolve() == data_dir.resolve() or data_dir.resolve() in out.resolve().parents):
+        raise InputError(f"--out '{out}' is inside the data folder '{data}': previews and checkpoints would be "
+                         f"written among (and read as) training images; choose another --out")
     if ckpt_path is None and not overwrite and (weights_path.exists() or last_ckpt.exists()):
         raise OutputExistsError(f"'{out}' already holds a training run; pass {resume_hint(out)} to continue it, "
                                 f"--overwrite to start again, or another --out")
