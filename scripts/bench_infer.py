@@ -9,6 +9,13 @@ RSS figure comes from a fresh Python process, so one measurement cannot inflate 
 
     .venv/bin/python scripts/bench_infer.py               # everything (about 10-15 minutes on 2 cores)
     .venv/bin/python scripts/bench_infer.py --sizes 256,512 --skip-8192
+    .venv/bin/python scripts/bench_infer.py --only plain,browser,8192   # the plain-model figures (issue 9)
+
+``plain``: export time of today's plain model vs the three-path model of commit LEGACY_COMMIT (its
+code taken with ``git archive``), and load time and per-image time at 1024² of both files, in
+onnxruntime directly and through fastnst's Stylizer (which strips the old extra paths at load).
+``browser``: per-image time of a 512² image in headless Chromium with onnxruntime-web (wasm).
+``8192``: peak RSS of ``fastnst stylize`` on an 8192² photo, tiled with whole-image statistics.
 """
 
 from __future__ import annotations
@@ -80,10 +87,9 @@ def child(template: str, **kw) -> dict:
 
 
 def export_models(folder: Path) -> dict[str, str]:
-    """Random-weight johnson and fast networks exported with fastnst.export, plus a plain export."""
+    """Random-weight johnson and fast networks exported with fastnst.export."""
     import torch
 
-    from fastnst.constants import ONNX_INPUT_NAME, ONNX_OPSET, ONNX_OUTPUT_NAME
     from fastnst.export import export_onnx
     from fastnst.networks.transformer import build_transformer
 
@@ -91,15 +97,6 @@ def export_models(folder: Path) -> dict[str, str]:
     paths = {}
     for preset in ("johnson", "fast"):
         paths[preset] = str(export_onnx(build_transformer(preset), folder / f"{preset}.onnx", overwrite=True))
-    # the same johnson network exported plainly (no tile path), to show the extra outputs cost nothing
-    net = build_transformer("johnson").eval()
-    dim = torch.export.Dim
-    prog = torch.onnx.export(net, (torch.rand(1, 3, 64, 64),), dynamo=True, verbose=False, opset_version=ONNX_OPSET,
-                             input_names=[ONNX_INPUT_NAME], output_names=[ONNX_OUTPUT_NAME], external_data=False,
-                             dynamic_shapes=({0: dim("b", min=1, max=64), 2: dim("h", min=8, max=65536),
-                                              3: dim("w", min=8, max=65536)},))
-    prog.save(str(folder / "johnson-plain.onnx"), external_data=False)
-    paths["johnson-plain"] = str(folder / "johnson-plain.onnx")
     return paths
 
 
@@ -119,6 +116,97 @@ def write_photo(path: Path, size: int) -> None:
     Image.fromarray(np.concatenate(rows), "RGB").save(path, quality=90)
 
 
+# ------------------------------------------------------------------------------------------ issue 9
+
+LEGACY_COMMIT = "c5a210b"  # the last commit whose export wrote the three-path model (stats/tile inputs)
+
+_EXPORT_CHILD = _CHILD_COMMON + """
+if {src!r}:
+    sys.path.insert(0, {src!r})  # before the current folder, which `python -c` puts first
+import torch
+from fastnst.export import export_onnx
+from fastnst.networks.transformer import build_transformer
+torch.set_num_threads({threads})
+torch.manual_seed(0)
+net = build_transformer("johnson").eval()
+t0 = time.perf_counter()
+export_onnx(net, {out!r}, overwrite=True)
+print(json.dumps({{"seconds": time.perf_counter() - t0, "rss": rss()}}))
+"""
+
+_LOAD_RUN_CHILD = _CHILD_COMMON + """
+x8 = (np.random.default_rng(0).random(({size}, {size}, 3)) * 255).astype(np.uint8)
+t0 = time.perf_counter()
+if {via!r} == "ort":
+    import onnxruntime as ort
+    from fastnst.runtime import session_options
+    s = ort.InferenceSession({model!r}, session_options({threads}), providers=["CPUExecutionProvider"])
+    load = time.perf_counter() - t0
+    x = (x8.transpose(2, 0, 1)[None] / np.float32(255)).astype(np.float32)
+    run = lambda: s.run(["stylized"], {{"image": x}})
+else:
+    from fastnst.runtime import Stylizer
+    s = Stylizer({model!r}, providers="cpu", threads={threads})
+    load = time.perf_counter() - t0
+    run = lambda: s.stylize(x8, tile=0)
+t = best_time(run, repeats={repeats}, warmup=1)
+print(json.dumps({{"load": load, "seconds": t, "rss": rss()}}))
+"""
+
+
+def plain_vs_legacy(work: Path, threads: int, repeats: int) -> None:
+    """Export time, load time and 1024² time: today's plain model vs the three-path model."""
+    legacy_src = work / "legacy-src"
+    legacy_src.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", LEGACY_COMMIT, "fastnst"], capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(legacy_src)], input=archive, check=True)
+    plain, legacy = str(work / "johnson-plain.onnx"), str(work / "johnson-legacy.onnx")
+    code = _EXPORT_CHILD
+    new = benchutil.run_child(code.format(scripts=str(ROOT / "scripts"), threads=threads, out=plain, src=""))
+    old = benchutil.run_child(code.format(scripts=str(ROOT / "scripts"), threads=threads, out=legacy,
+                                          src=str(legacy_src)))
+    import onnx
+
+    inputs = [i.name for i in onnx.load(legacy, load_external_data=False).graph.input]
+    assert len(inputs) == 4, f"the legacy export has inputs {inputs}; expected image + 3 tiling inputs"
+    print(f"\nexport johnson (with verification), fresh process: plain {new['seconds']:.1f} s, "
+          f"three-path ({LEGACY_COMMIT}) {old['seconds']:.1f} s; files {os.path.getsize(plain) / 1e6:.1f} MB / "
+          f"{os.path.getsize(legacy) / 1e6:.1f} MB")
+    print(f"johnson 1024², best of {repeats} after a warm-up, fresh process each (load s, run ms, peak RSS MiB):")
+    for rnd in range(2):  # interleaved twice: the machine drifts
+        for via in ("ort", "fastnst"):
+            for name, model in (("plain", plain), ("three-path", legacy)):
+                r = child(_LOAD_RUN_CHILD, model=model, size=1024, threads=threads, repeats=repeats, via=via)
+                print(f"  round {rnd + 1} {via:<8} {name:<11} load {r['load']:.2f} s  run {r['seconds'] * 1e3:6.0f} ms  "
+                      f"{r['rss']:5.0f} MiB", flush=True)
+
+
+def browser_time(work: Path, models: dict[str, str], size: int = 512, repeats: int = 3) -> None:
+    """Per-image time of a size² image in headless Chromium with onnxruntime-web (wasm, 1 thread)."""
+    sys.path.insert(0, str(ROOT))
+    from tests.test_web import _browser, _ort_dist, run_page
+
+    from fastnst.web import write_web
+
+    if _browser() is None or _ort_dist() is None:
+        print("\nbrowser: skipped (needs Chromium and onnxruntime-web; see tests/test_web.py)")
+        return
+    import numpy as np
+
+    pixels = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8).ravel().tolist()
+    for preset in ("fast", "johnson"):
+        site = write_web(work / f"site-{preset}", [models[preset]], _ort_dist(), overwrite=True)
+        r = run_page(site, {"model": Path(models[preset]).name, "width": size, "height": size, "pixels": pixels,
+                            "repeats": repeats, "return_output": False}, timeout=600)
+        if "error" in r:
+            print(f"browser {preset}: error {r['error']}")
+            continue
+        print(f"\nbrowser (headless Chromium, onnxruntime-web {r['backend']}, {r['threads']} thread(s)), "
+              f"{preset} {size}²: per image {', '.join(f'{t / 1e3:.2f}' for t in r['ms'])} s "
+              f"(first includes warm-up)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="256,512,1024,2048")
@@ -126,7 +214,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="0 = fastnst's default (physical cores)")
     parser.add_argument("--skip-8192", action="store_true")
     parser.add_argument("--skip-tuning", action="store_true")
+    parser.add_argument("--only", default="", help="comma-separated sections: speed, cli, 8192, tuning, plain, "
+                        "browser (default: all)")
     args = parser.parse_args()
+    only = {x.strip() for x in args.only.split(",") if x.strip()}
+
+    def want(section: str) -> bool:
+        return not only or section in only
+
     from fastnst.networks.transformer import build_transformer, count_flops
     from fastnst.runtime import _physical_cores
 
@@ -136,13 +231,18 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="fastnst-bench-"))
     t0 = time.perf_counter()
     models = export_models(work)
-    print(f"# exported johnson/fast/johnson-plain in {time.perf_counter() - t0:.0f} s")
+    print(f"# exported johnson/fast in {time.perf_counter() - t0:.0f} s")
     gflops_before = benchutil.matmul_gflops()
     print(f"# fp32 matmul (torch, 2048², {threads} threads): {gflops_before:.1f} GFLOP/s")
 
+    if want("plain"):
+        plain_vs_legacy(work, threads, args.repeats)
+    if want("browser"):
+        browser_time(work, models)
+
     rows = []
     nets = {p: build_transformer(p) for p in ("johnson", "fast")}
-    for size in [int(s) for s in args.sizes.split(",")]:
+    for size in ([int(s) for s in args.sizes.split(",")] if want("speed") else []):
         reps = args.repeats if size <= 1024 else max(1, args.repeats - 1)
         flops = {p: count_flops(n, size, size) for p, n in nets.items()}
         te = child(_TORCH_CHILD, preset="johnson", size=size, threads=threads, repeats=reps)
@@ -159,37 +259,32 @@ def main() -> None:
                "rss_torch_MiB": te["rss"], "rss_ort_j_MiB": oj["rss"], "rss_ort_f_MiB": of["rss"]}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    print()
-    benchutil.print_table(rows)
-
-    if "1024" in args.sizes.split(","):
-        plain = child(_ORT_CHILD, model=models["johnson-plain"], size=1024, threads=threads, repeats=args.repeats,
-                      options={})
-        ours = child(_ORT_CHILD, model=models["johnson"], size=1024, threads=threads, repeats=args.repeats, options={})
-        print(f"\njohnson 1024², plain export (no tile path) {plain['seconds'] * 1e3:.0f} ms vs fastnst export "
-              f"{ours['seconds'] * 1e3:.0f} ms (its stats and tile paths run on their 16x16 defaults)")
+    if rows:
+        print()
+        benchutil.print_table(rows)
 
     # whole-process `fastnst stylize`, 1024² photo, fast preset
     photo = work / "photo1024.jpg"
     write_photo(photo, 1024)
     fastnst = str(Path(sys.executable).parent / "fastnst")
     walls = []
-    for i in range(args.repeats):
+    for i in range(args.repeats if want("cli") else 0):
         out = work / f"out{i}.jpg"
         t = time.perf_counter()
         subprocess.run([fastnst, "stylize", "--model", models["fast"], str(photo), "-o", str(out)], check=True,
                        capture_output=True)
         walls.append(time.perf_counter() - t)
-    print(f"\nfastnst stylize 1024² photo, fast preset, whole process: best {min(walls):.2f} s "
-          f"(runs: {', '.join(f'{w:.2f}' for w in walls)})")
+    if walls:
+        print(f"\nfastnst stylize 1024² photo, fast preset, whole process: best {min(walls):.2f} s "
+              f"(runs: {', '.join(f'{w:.2f}' for w in walls)})")
 
-    for preset in ("fast", "johnson"):
+    for preset in (("fast", "johnson") if want("cli") else ()):
         r = child(_CLI_CHILD, argv=["stylize", "--model", models[preset], str(photo), "-o",
                                     str(work / f"rss-{preset}.jpg"), "--overwrite", "--tile", "0"])
         print(f"1024² untiled ({preset}), fastnst stylize in one process: peak RSS {r['rss']:.0f} MiB, "
               f"{r['seconds']:.1f} s")
 
-    if not args.skip_8192:
+    if not args.skip_8192 and want("8192"):
         big = work / "photo8192.jpg"
         write_photo(big, 8192)
         r = child(_CLI_CHILD, argv=["stylize", "--model", models["fast"], str(big), "-o", str(work / "big.jpg"),
@@ -197,7 +292,7 @@ def main() -> None:
         print(f"8192² tiled (fast, 1024-px tiles), fastnst stylize in one process: peak RSS {r['rss']:.0f} MiB, "
               f"{r['seconds']:.0f} s, exit {r['code']}")
 
-    if not args.skip_tuning:
+    if not args.skip_tuning and want("tuning"):
         print("\nonnxruntime session options, johnson 1024² (ms, peak RSS MiB):")
         variants = {
             "fastnst default (extended opts, arena on, no mem pattern)": {},

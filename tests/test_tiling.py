@@ -367,3 +367,32 @@ def test_threads_capped_at_usable_cpus(plain, caplog):
     for bad in (0, -1, 2.5, True):
         with pytest.raises(ConfigError):
             check_threads(bad)
+
+
+def test_without_onnx_tiling_is_refused_or_skipped_with_a_note(plain, tmp_path):
+    """The onnx package is a base dependency; an app without it still runs models, untiled."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import sys, logging
+        sys.modules["onnx"] = None
+        import numpy as np
+        from fastnst.errors import ConfigError
+        from fastnst.runtime import Stylizer
+        logging.basicConfig(level=logging.INFO)
+        s = Stylizer({str(plain[1])!r})
+        x = np.zeros((64, 80, 3), np.uint8)
+        try:
+            s.stylize(x, tile=32)
+        except ConfigError as e:
+            print("refused:", e)
+        import fastnst.runtime as rt
+        rt.AUTO_TILE_PIXELS, rt.DEFAULT_TILE = 100, 32
+        print("auto:", s.stylize(x).shape)
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "refused:" in result.stdout and "pip install onnx" in result.stdout
+    assert "auto: (64, 80, 3)" in result.stdout and "running untiled" in result.stderr
