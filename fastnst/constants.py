@@ -50,6 +50,11 @@ GATYS_STYLE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1
 # VGG weights: "imagenet" (torchvision hub cache), "random" (explicit, for tests/offline) or a file path.
 VGG_WEIGHTS_ENV = "FASTNST_VGG_WEIGHTS"
 VGG_WEIGHT_CHOICES: tuple[str, ...] = ("imagenet", "random")
+# Loss-network normalisation (fastnst.networks.vgg_normalize): "rms" gives every weight set one loss
+# scale (the default of every loss; chosen: scripts/bench_quality.py --balance), "mean" is Gatys et
+# al.'s normalised VGG, "none" the raw features.
+VGG_NORMALIZE_CHOICES: tuple[str, ...] = ("rms", "mean", "none")
+DEFAULT_VGG_NORMALIZE = "rms"
 
 # ONNX interface of exported models.
 ONNX_INPUT_NAME = "image"

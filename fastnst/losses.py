@@ -217,6 +217,8 @@ class PerceptualLoss(nn.Module):
             targets = self.style_targets if style_targets is None else style_targets
             per_layer = style_layer_losses(feats, targets, self.style_layer_weights, self.style_stat,
                                            item_weights=style_item_weights)
+            norms = getattr(self.vgg, "style_norms", {})  # one loss scale for every weight set (vgg_normalize)
+            per_layer = {name: value * norms.get(name, 1.0) for name, value in per_layer.items()}
             s = zero
             for name, value in per_layer.items():
                 weighted = self.style_weight * value

@@ -58,7 +58,7 @@ def test_statistics_are_cached_and_keyed_by_the_images(folder, tmp_path):
     assert path.is_file() and path.parent == tmp_path / "cache" / "vgg-normalize"
     assert vgg.normalize_stats_path == str(path)
     cached = torch.load(path, weights_only=True)
-    assert set(cached) == {"conv1_1", "conv1_2", "conv2_1"}
+    assert set(cached) == {"conv1_1", "conv1_2", "conv2_1", "gram/relu1_1", "gram/relu1_2", "gram/relu2_1"}
     # a second network loads the same statistics (and applies the same factors)
     again = normalize_vgg(VGGFeatures(["relu2_1"], arch="vgg16", weights="random"), folder, size=32)
     assert all(torch.equal(first[k], again[k]) for k in first)
@@ -82,3 +82,45 @@ def test_empty_or_missing_folder(tmp_path):
         normalize_vgg(vgg, tmp_path / "empty")
     with pytest.raises(InputError, match="does not exist"):
         normalize_vgg(vgg, tmp_path / "missing")
+
+
+def test_rms_statistic_and_style_norms(folder):
+    """'rms': every live filter's root-mean-square activation is one; style_norms = 1 / mean(G²)."""
+    from fastnst.losses import gram_matrix
+
+    vgg = VGGFeatures(["relu2_1"], arch="vgg16", weights="random")
+    scales = normalize_vgg(vgg, folder, size=32, statistic="rms")
+    rms = activation_means(vgg, _images(folder, 32), statistic="rms")
+    alive = scales["conv2_1"] != 1.0
+    assert torch.allclose(rms["conv2_1"][alive], torch.ones(int(alive.sum())), atol=1e-4)
+    energy = sum(float(gram_matrix(vgg(x)["relu2_1"].double()).pow(2).mean()) for x in _images(folder, 32)) / 3
+    assert vgg.style_norms["relu2_1"] == pytest.approx(1.0 / energy, rel=1e-4)
+    assert vgg.normalized == "rms"
+
+
+def test_default_normalisation_gives_one_loss_scale_for_scaled_weights(tmp_path, monkeypatch):
+    """Random weights and the same weights x50 in the first layer (all activations x50) get the same
+    weighted content and style losses with the default normalisation (the bundled reference photos)."""
+    from fastnst.losses import PerceptualLoss
+
+    monkeypatch.setenv("FASTNST_CACHE_DIR", str(tmp_path / "cache"))
+    full = VGGFeatures(["relu5_3"], arch="vgg16", weights="random")  # a whole state dict for the file
+    sd = {f"features.{k}": v.clone() for k, v in full.features.state_dict().items()}
+    sd["features.0.weight"] *= 50.0
+    sd["features.0.bias"] *= 50.0
+    big = tmp_path / "x50.pth"
+    torch.save(sd, big)
+    x = to_tensor(synthetic_rgb(40, 40, seed=5))
+    content = to_tensor(synthetic_rgb(40, 40, seed=6))
+    style = to_tensor(synthetic_rgb(40, 40, seed=7))
+    terms = []
+    for weights, normalize in (("random", "rms"), (str(big), "rms"), ("random", "none"), (str(big), "none")):
+        vgg = VGGFeatures(["relu1_2", "relu2_2"], arch="vgg16", weights=weights, normalize=normalize)
+        loss = PerceptualLoss(vgg, ["relu2_2"], ["relu1_2", "relu2_2"], content_weight=1.0, style_weight=1.0)
+        loss.set_style(style)
+        with torch.no_grad():
+            t = loss(x, content)
+        terms.append((float(t["content"]), float(t["style"])))
+    (c1, s1), (c2, s2), (c3, s3), (c4, s4) = terms
+    assert c1 == pytest.approx(c2, rel=1e-3) and s1 == pytest.approx(s2, rel=1e-3)
+    assert c4 / c3 == pytest.approx(2500, rel=1e-2) and s4 / s3 == pytest.approx(50 ** 4, rel=1e-2)  # raw: not invariant

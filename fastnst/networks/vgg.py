@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fastnst.constants import (IMAGENET_MEAN, IMAGENET_STD, VGG_ARCHS, VGG_LAYERS, VGG_WEIGHT_CHOICES,
-                               VGG_WEIGHTS_ENV)
+from fastnst.constants import (IMAGENET_MEAN, IMAGENET_STD, VGG_ARCHS, VGG_LAYERS, VGG_NORMALIZE_CHOICES,
+                               VGG_WEIGHT_CHOICES, VGG_WEIGHTS_ENV)
 from fastnst.errors import ConfigError, WeightsUnavailableError, unknown_choice
 
 _RANDOM_SEED = 0  # chosen: a fixed seed makes weights="random" reproducible across runs and processes
@@ -114,11 +114,19 @@ def _imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
 def _file_state_dict(path: str, arch: str) -> dict[str, torch.Tensor]:
     try:
         if path.endswith(".safetensors"):
+            from safetensors import safe_open
             from safetensors.torch import load_file
 
+            with safe_open(path, framework="pt") as f:
+                recorded = (f.metadata() or {}).get("arch")
+            if recorded and recorded != arch:
+                raise ConfigError(f"'{path}' holds {recorded.upper()} weights, not {arch.upper()}; "
+                                  f"use them with --net {recorded} or pass {arch.upper()} weights")
             sd = load_file(path)
         else:
             sd = torch.load(path, map_location="cpu", weights_only=True)
+    except ConfigError:
+        raise
     except Exception as exc:
         raise WeightsUnavailableError(
             f"cannot read VGG weights from '{path}' ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
@@ -153,8 +161,11 @@ class VGGFeatures(nn.Module):
     """
 
     def __init__(self, layers: Sequence[str] | str, arch: str = "vgg16",
-                 weights: str | os.PathLike | None = None, pooling: str = "max") -> None:
+                 weights: str | os.PathLike | None = None, pooling: str = "max",
+                 normalize: str = "none", normalize_images: str | os.PathLike | None = None) -> None:
         super().__init__()
+        if normalize not in VGG_NORMALIZE_CHOICES:
+            raise unknown_choice("VGG normalisation", normalize, VGG_NORMALIZE_CHOICES)
         if pooling not in ("max", "avg"):
             raise unknown_choice("pooling", pooling, ("max", "avg"))
         self.arch = check_arch(arch)
@@ -183,6 +194,13 @@ class VGGFeatures(nn.Module):
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
         super().train(False)
+        # Per style layer: a factor for its style loss (set by normalisation; 1 = raw features).
+        self.style_norms: dict[str, float] = {}
+        self.normalized = "none"
+        if normalize != "none":
+            from fastnst.networks.vgg_normalize import normalize_vgg
+
+            normalize_vgg(self, normalize_images, statistic=normalize)
 
     def train(self, mode: bool = True) -> "VGGFeatures":
         """The loss network always stays in eval mode."""
@@ -206,4 +224,5 @@ class VGGFeatures(nn.Module):
         return out
 
     def extra_repr(self) -> str:
-        return f"arch={self.arch}, layers={self.layers}, pooling={self.pooling}, weights={self.weights}"
+        return (f"arch={self.arch}, layers={self.layers}, pooling={self.pooling}, weights={self.weights}, "
+                f"normalized={self.normalized}")

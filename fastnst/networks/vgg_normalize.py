@@ -1,12 +1,24 @@
-"""Normalised VGG (Gatys et al. 2016, section 2): every filter's mean activation is one.
+"""Loss-network normalisation: one loss scale for every VGG (torchvision, Caffe-imported, random).
 
-Each convolution's weights and bias are divided by the mean activation of its filter (after the
-ReLU) over a set of images and positions, and the next convolution's input weights are multiplied by
+Each convolution's weights and bias are divided by a per-filter statistic of its activation (after
+the ReLU) over a set of reference images, and the next convolution's input weights are multiplied by
 the same factors, layer by layer. ReLU and pooling commute with positive per-channel factors, so every
 layer of the normalised network computes the original activations divided by a positive per-filter
-constant: the same function up to scale, with loss weights comparable across layers.
+constant: the same function up to scale. Two statistics:
 
-The statistics (one vector of means per conv layer) are cached:
+- ``rms`` (fastnst's default): each filter's root-mean-square activation becomes one, so content
+  losses (mean squared feature differences) are relative to the features' typical energy. Each tapped
+  ReLU layer also gets a style normaliser ``1 / mean(G²)`` (G the Gram matrices of the reference images
+  on the normalised network), which :class:`~fastnst.losses.PerceptualLoss` multiplies into that
+  layer's style loss, so style losses are relative too. Chosen: measured with
+  ``scripts/bench_quality.py --balance``: the weighted style/content ratio of the default weights agrees
+  within 3x across random, Caffe-imported VGG16 and VGG19 weights, where raw features differ by 10⁴
+  and Gatys' mean normalisation by 10³.
+- ``mean`` (Gatys et al. 2016, section 2: "the normalised network"): each filter's mean activation
+  becomes one; the style normalisers are computed the same way.
+
+The reference images default to fastnst's bundled photos (:data:`REFERENCE_IMAGES`, 256 px long side);
+any folder of images can be given instead. The statistics are cached:
 
 - weights from a file: next to it, as ``<file>.normalize-<key>.pt`` (or in the cache folder when that
   folder is not writable);
@@ -14,8 +26,8 @@ The statistics (one vector of means per conv layer) are cached:
 - ``random`` weights: in ``$FASTNST_CACHE_DIR`` or ``$XDG_CACHE_HOME/fastnst`` (default ``~/.cache/fastnst``),
   under ``vgg-normalize/``.
 
-``<key>`` hashes the architecture, the weights' identity, the pooling, the image size and every image
-file's name, size and modification time, so changing the folder recomputes the statistics.
+``<key>`` hashes the architecture, the weights' identity, the pooling, the statistic, the image size and
+every image file's name, size and modification time, so changing the images recomputes the statistics.
 """
 
 from __future__ import annotations
@@ -29,14 +41,32 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fastnst.errors import InputError
+from fastnst.errors import FastNSTError, InputError, unknown_choice
 from fastnst.fileio import atomic_output
 from fastnst.image import IMAGE_EXTENSIONS, load_rgb, resize, to_tensor
 from fastnst.networks.vgg import VGGFeatures
 
 NORMALIZE_SIZE = 256  # chosen: long side of the normalising images; the paper does not say, 256 is cheap
 CACHE_ENV = "FASTNST_CACHE_DIR"
+STATISTICS = ("rms", "mean")
+NORMALIZE_CHOICES = ("rms", "mean", "none")
+# The bundled reference set (fastnst/assets; licences in ATTRIBUTION.md). Named, so that adding
+# assets never changes the loss scale.
+REFERENCE_IMAGES = ("content-astronaut.jpg", "content-chelsea.jpg", "content-coffee.jpg",
+                    "content-rocket.jpg", "style-hubble.jpg")
 _EPS = 1e-12
+_GRAM_PREFIX = "gram/"
+
+
+def reference_images() -> list[Path]:
+    """The bundled reference images (the default normalising set)."""
+    root = Path(__file__).resolve().parent.parent / "assets"
+    files = [root / name for name in REFERENCE_IMAGES]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise InputError(f"fastnst's bundled reference image '{missing[0]}' is missing; reinstall fastnst "
+                         f"or pass a folder of photos as the normalising images")
+    return files
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
@@ -72,7 +102,7 @@ def _weights_identity(vgg: VGGFeatures) -> tuple[dict[str, object], Path | None]
     return {"weights": os.path.abspath(vgg.weights), "bytes": st.st_size, "mtime": st.st_mtime_ns}, Path(vgg.weights)
 
 
-def stats_path(vgg: VGGFeatures, images: Sequence[Path], size: int = NORMALIZE_SIZE) -> Path:
+def stats_path(vgg: VGGFeatures, images: Sequence[Path], size: int = NORMALIZE_SIZE, statistic: str = "mean") -> Path:
     """Where the statistics of ``vgg`` over ``images`` are (or will be) cached."""
     ident, beside = _weights_identity(vgg)
     files = []
@@ -80,6 +110,8 @@ def stats_path(vgg: VGGFeatures, images: Sequence[Path], size: int = NORMALIZE_S
         st = p.stat()
         files.append([str(p.resolve()), st.st_size, st.st_mtime_ns])
     doc = {"arch": vgg.arch, "pooling": vgg.pooling, "size": size, "images": files, **ident}
+    if statistic != "mean":  # (mean keeps the keys its caches were written under)
+        doc["statistic"] = statistic
     key = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
     if beside is not None and os.access(beside.parent, os.W_OK):
         return beside.with_name(f"{beside.name}.normalize-{key}.pt")
@@ -92,12 +124,16 @@ def _convs(features: nn.Sequential, names: Sequence[str]) -> list[tuple[int, str
 
 
 @torch.inference_mode()
-def activation_means(vgg: VGGFeatures, images: Iterable[torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Mean activation of every filter after each ReLU of ``vgg``, over all images and positions.
+def activation_means(vgg: VGGFeatures, images: Iterable[torch.Tensor], statistic: str = "mean") -> dict[str, torch.Tensor]:
+    """Mean (``statistic="mean"``) or root-mean-square (``"rms"``) activation of every filter after each
+    ReLU of ``vgg``, over all images and positions.
 
     Returns ``{conv_name: (C,) tensor}`` for every conv layer of the (truncated) network whose ReLU is
     built. Images are (1, 3, H, W) in [0, 1].
     """
+    if statistic not in STATISTICS:
+        raise ValueError(f"unknown statistic {statistic!r}")
+    power = 2 if statistic == "rms" else 1
     sums: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}
     param = next(vgg.parameters())
@@ -108,9 +144,32 @@ def activation_means(vgg: VGGFeatures, images: Iterable[torch.Tensor]) -> dict[s
             name = vgg.names[i]
             if name.startswith("relu"):
                 conv = "conv" + name[4:]
-                sums[conv] = sums.get(conv, 0) + h.sum(dim=(0, 2, 3)).double()
+                sums[conv] = sums.get(conv, 0) + h.double().pow(power).sum(dim=(0, 2, 3))
                 counts[conv] = counts.get(conv, 0) + h.shape[0] * h.shape[2] * h.shape[3]
-    return {k: (sums[k] / counts[k]).float().cpu() for k in sums}
+    return {k: (sums[k] / counts[k]).pow(1.0 / power).float().cpu() for k in sums}
+
+
+@torch.inference_mode()
+def gram_energies(vgg: VGGFeatures, images: Iterable[torch.Tensor]) -> dict[str, float]:
+    """Mean squared Gram entry ``mean(G²)`` of every ReLU layer of ``vgg``, averaged over ``images``.
+
+    Returns ``{"gram/<relu_name>": value}``; G is :func:`fastnst.losses.gram_matrix` of the activations.
+    """
+    from fastnst.losses import gram_matrix
+
+    sums: dict[str, float] = {}
+    n = 0
+    param = next(vgg.parameters())
+    for img in images:
+        n += 1
+        h = (img.to(param.device, param.dtype) - vgg.mean) / vgg.std
+        for i, module in enumerate(vgg.features):
+            h = module(h) if not isinstance(module, nn.ReLU) else torch.relu(h)
+            name = vgg.names[i]
+            if name.startswith("relu"):
+                key = _GRAM_PREFIX + name
+                sums[key] = sums.get(key, 0.0) + float(gram_matrix(h.double()).pow(2).mean())
+    return {k: v / max(n, 1) for k, v in sums.items()}
 
 
 @torch.no_grad()
@@ -139,35 +198,50 @@ def apply_scales(vgg: VGGFeatures, means: dict[str, torch.Tensor]) -> dict[str, 
     return applied
 
 
-def normalize_vgg(vgg: VGGFeatures, images: str | os.PathLike, size: int = NORMALIZE_SIZE,
-                  use_cache: bool = True) -> dict[str, torch.Tensor]:
-    """Rescale ``vgg`` in place so each filter's mean ReLU activation over the images in folder ``images``
-    (resized to long side ``size``) is one. Statistics are read from / written to the cache (see module doc).
+def normalize_vgg(vgg: VGGFeatures, images: str | os.PathLike | None = None, size: int = NORMALIZE_SIZE,
+                  use_cache: bool = True, statistic: str = "mean") -> dict[str, torch.Tensor]:
+    """Rescale ``vgg`` in place so each filter's ``statistic`` ('mean' or 'rms') ReLU activation over the
+    images in folder ``images`` (default: the bundled :data:`REFERENCE_IMAGES`), resized to long side
+    ``size``, is one; set ``vgg.style_norms`` ({relu layer: 1 / mean(G²) on those images}).
+    Statistics are read from / written to the cache (see module doc).
 
     Returns the per-filter factors applied. Raises InputError for a missing or empty folder.
     """
-    files = list_images(images)
-    path = stats_path(vgg, files, size)
-    needed = {"conv" + n[4:] for n in vgg.names if n.startswith("relu")}
-    means: dict[str, torch.Tensor] | None = None
+    if statistic not in STATISTICS:
+        raise unknown_choice("VGG normalisation", statistic, STATISTICS)
+    files = reference_images() if images is None else list_images(images)
+    path = stats_path(vgg, files, size, statistic)
+    relus = [n for n in vgg.names if n.startswith("relu")]
+    needed = {"conv" + n[4:] for n in relus} | {_GRAM_PREFIX + n for n in relus}
+    stats: dict[str, torch.Tensor] | None = None
     if use_cache and path.is_file():
         try:
             cached = torch.load(path, map_location="cpu", weights_only=True)
             if isinstance(cached, dict) and needed <= set(cached):
-                means = cached
+                stats = cached
         except Exception:  # a corrupt cache file is recomputed
-            means = None
-    if means is None:
-        def tensors() -> Iterable[torch.Tensor]:
-            for f in files:
-                yield to_tensor(resize(load_rgb(f), long_edge=size))
-        means = activation_means(vgg, tensors())
+            stats = None
+
+    def tensors() -> Iterable[torch.Tensor]:
+        for f in files:
+            yield to_tensor(resize(load_rgb(f), long_edge=size))
+
+    if stats is not None:
+        applied = apply_scales(vgg, {k: v for k, v in stats.items() if not k.startswith(_GRAM_PREFIX)})
+    else:
+        means = activation_means(vgg, tensors(), statistic)
+        applied = apply_scales(vgg, means)
+        grams = gram_energies(vgg, tensors())  # on the normalised network
+        stats = {**means, **{k: torch.tensor(v, dtype=torch.float64) for k, v in grams.items()}}
         if use_cache:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with atomic_output(path, overwrite=True) as tmp:
-                    torch.save(means, tmp)
-            except OSError:  # the cache is an optimisation; a read-only place must not fail the run
+                    torch.save(stats, tmp)
+            except (OSError, FastNSTError):  # the cache is an optimisation; a read-only place must not fail the run
                 pass
     vgg.normalize_stats_path = str(path)  # type: ignore[attr-defined]  # where the statistics are cached
-    return apply_scales(vgg, means)
+    vgg.style_norms = {n: 1.0 / max(float(stats[_GRAM_PREFIX + n]), _EPS)  # type: ignore[attr-defined]
+                       for n in relus}
+    vgg.normalized = statistic  # type: ignore[attr-defined]
+    return applied
