@@ -48,3 +48,27 @@ def style_file(tmp_path):
     path = tmp_path / "style.jpg"
     synthetic_rgb(40, 40, seed=3).save(path, quality=95)
     return path
+
+
+def plain_onnx(net, path, metadata=None):
+    """A quick plain ONNX file of ``net`` (TorchScript exporter, dynamic batch/height/width, input
+    'image', output 'stylized', string ``metadata``) for tests that only need a model to run;
+    fastnst.export (dynamo, verified) is tested in test_export.py / test_sr.py."""
+    import io
+    import warnings
+
+    import onnx
+
+    buf = io.BytesIO()
+    axes = {0: "batch", 2: "height", 3: "width"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net.eval(), (torch.rand(1, 3, 32, 32),), buf, dynamo=False, opset_version=18,
+                          input_names=["image"], output_names=["stylized"],
+                          dynamic_axes={"image": axes, "stylized": axes})
+    model = onnx.load_from_string(buf.getvalue())
+    for key, value in (metadata or {}).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    onnx.save_model(model, str(path))
+    return path

@@ -9,13 +9,12 @@ from PIL import Image
 
 from fastnst import cli
 from fastnst.errors import ConfigError
-from fastnst.export import export_onnx
 from fastnst.networks.sr import SRNet, sr_metadata
 from fastnst.networks.transformer import TransformerNet
 from fastnst.runtime import Stylizer
 from fastnst.strokes import ScaledStylizer, check_stroke_scale, stroke_frequency, with_stroke_scale
 from fastnst.upscaler import Upscaler
-from tests.conftest import synthetic_rgb
+from tests.conftest import plain_onnx, synthetic_rgb
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +23,7 @@ def models(tmp_path_factory):
     torch.manual_seed(11)
     style = TransformerNet(channels=(4, 8, 8), num_residual=1, end_kernel=3).eval()
     sr = SRNet(2, channels=8, num_residual=1).eval()
-    return export_onnx(style, folder / "style.onnx"), export_onnx(sr, folder / "x2.onnx", metadata=sr_metadata(sr))
+    return plain_onnx(style, folder / "style.onnx"), plain_onnx(sr, folder / "x2.onnx", sr_metadata(sr))
 
 
 def _noise(size: int = 96, seed: int = 0) -> np.ndarray:

@@ -16,9 +16,9 @@ av = pytest.importorskip("av")
 pytest.importorskip("cv2")
 
 from fastnst import cli  # noqa: E402
-from fastnst.export import export_onnx  # noqa: E402
 from fastnst.networks.transformer import TransformerNet  # noqa: E402
 from fastnst.runtime import Stylizer  # noqa: E402
+from tests.conftest import plain_onnx  # noqa: E402
 from fastnst.video import (Deflicker, deflicker_frames, measure_flicker, probe, read_frames,  # noqa: E402
                            stylize_video, write_frames)
 
@@ -71,7 +71,7 @@ def write_clip(path: Path, frames: list[np.ndarray], fps: Fraction = FPS, audio:
 def model(tmp_path_factory):
     torch.manual_seed(7)
     net = TransformerNet(channels=(4, 8, 8), num_residual=1, end_kernel=3).eval()
-    return export_onnx(net, tmp_path_factory.mktemp("video") / "tiny.onnx")
+    return plain_onnx(net, tmp_path_factory.mktemp("video") / "tiny.onnx")
 
 
 @pytest.fixture
