@@ -486,3 +486,26 @@ def test_fileio_errors_are_outputerror_not_oserror(tmp_path):
         with atomic_output(tmp_path / "x.bin") as tmp:
             raise OSError(errno.ENOSPC, "No space left on device")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_leftovers_of_a_failed_run_do_not_block_the_retry(tmp_path, capsys, monkeypatch):
+    import fastnst.training
+    from fastnst.errors import InputError
+
+    out = tmp_path / "demo"
+    (out / "photos").mkdir(parents=True)
+    (out / "model").mkdir()
+    (out / "hubble.jpg").write_bytes(b"x")
+
+    def reached(*a, **k):
+        raise InputError("training reached")
+
+    monkeypatch.setattr(fastnst.training, "run_training", reached)
+    _one_line_error(capsys, ["demo", "--out", out, "--vgg-weights", "random"], "training reached")
+    (out / "stylized").mkdir()
+    (out / "stylized" / "a.jpg").write_bytes(b"x")
+    _one_line_error(capsys, ["demo", "--out", out, "--vgg-weights", "random"], "already holds a demo")
+    shutil.rmtree(out / "stylized")
+    (out / "notes.txt").write_text("mine")
+    _one_line_error(capsys, ["demo", "--out", out, "--vgg-weights", "random"], "holds other files")
+    assert (out / "notes.txt").read_text() == "mine"

@@ -674,8 +674,14 @@ def main_demo(argv: list[str]) -> int:
     contents, style = demo_assets()
     if out.exists() and not out.is_dir():
         raise InputError(f"--out '{out}' is a file; pass a folder")
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise OutputExistsError(f"'{out}' already holds a demo; pass --overwrite or another --out")
+    # A finished demo (stylised photos written) or files of someone else need --overwrite; the leftovers of a
+    # demo that failed or was killed half-way (photos/, the style copy, model/) are simply redone.
+    own = {"photos", "model", "stylized", style.name.removeprefix("style-")}
+    finished = (out / "stylized").is_dir() and any((out / "stylized").iterdir())
+    foreign = out.is_dir() and any(p.name not in own for p in out.iterdir())
+    if (finished or foreign) and not args.overwrite:
+        raise OutputExistsError(f"'{out}' already holds a demo; pass --overwrite or another --out" if finished else
+                                f"'{out}' holds other files; pass --overwrite or another --out")
     if not out.parent.exists():
         raise InputError(f"cannot create '{out}': '{out.parent}' does not exist")
 
