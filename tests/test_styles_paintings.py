@@ -98,6 +98,14 @@ def test_a_download_that_is_not_the_painting_is_rejected_and_not_cached(mirror, 
     assert _cache_files(tmp_path) == []
 
 
+def test_oversized_download_is_cut_off(mirror, tmp_path, monkeypatch):
+    mirror("starry_night")
+    monkeypatch.setattr(P, "MAX_DOWNLOAD_BYTES", 1000)
+    with pytest.raises(PaintingUnavailableError, match="exceeds"):
+        resolve_style("starry_night")
+    assert _cache_files(tmp_path) == []
+
+
 def test_truncated_download_is_rejected(mirror, tmp_path):
     good = mirror("composition_vii")
     data = good.read_bytes()
@@ -147,7 +155,9 @@ def test_generated_style_is_made_offline_into_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv(P.CACHE_DIR_ENV, str(tmp_path / "cache"))
     monkeypatch.setenv(P.BASE_URL_ENV, "http://127.0.0.1:9/")
     path = resolve_style("stained_glass")
-    assert path == tmp_path / "cache" / "generated" / "stained_glass.png"
+    from fastnst.styles.generated import VERSION
+
+    assert path == tmp_path / "cache" / "generated" / f"v{VERSION}" / "stained_glass.png"
     with Image.open(path) as img:
         assert img.size == (512, 512)
     mtime = path.stat().st_mtime_ns

@@ -19,6 +19,8 @@ from PIL import Image, ImageDraw
 
 from fastnst.errors import ConfigError, unknown_choice
 
+#: Bumped whenever a drawing changes, so that cached pictures (fastnst.styles.paintings) are made again.
+VERSION = 1
 #: Largest side generate_style accepts (a style picture has no use beyond this).
 MAX_SIZE = 4096
 #: Smallest side: below this the textures lose their structure.

@@ -247,7 +247,7 @@ def _download(url: str, out, painting: Painting, hint: str) -> None:
                 total += len(chunk)
                 if total > MAX_DOWNLOAD_BYTES:
                     raise PaintingUnavailableError(
-                        f"the download for '{painting.name}' from {url} exceeds {MAX_DOWNLOAD_BYTES >> 20} MB; {hint}")
+                        f"the download for '{painting.name}' from {url} exceeds {MAX_DOWNLOAD_BYTES / 2 ** 20:g} MB; {hint}")
                 out.write(chunk)
     except PaintingUnavailableError:
         raise
@@ -266,7 +266,7 @@ def generated_path(name: str, root: str | os.PathLike | None = None) -> Path:
 
     if name not in generated.NAMES:
         raise unknown_style(name)
-    target = Path(root or cache_dir()) / "generated" / f"{name}.png"
+    target = Path(root or cache_dir()) / "generated" / f"v{generated.VERSION}" / f"{name}.png"
     if target.is_file():
         with contextlib.suppress(Exception):
             from PIL import Image
