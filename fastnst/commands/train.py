@@ -158,6 +158,29 @@ def _one_line(exc: BaseException, limit: int = 240) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _check_resources(trainer_options: dict[str, Any]) -> None:
+    """CPU processes bounded by the CPUs available (``--trainer.devices 1000`` would start 1000 processes);
+    torch's threads capped at the CPUs this process may use (fastnst.checks, as stylize and gatys do)."""
+    import torch
+
+    from fastnst import checks
+
+    cpus = checks.available_cpus()
+    accelerator = str(trainer_options.get("accelerator") or "auto")
+    devices = trainer_options.get("devices")
+    if isinstance(devices, str) and devices.strip().isdigit():  # jsonargparse keeps "1000" a string
+        devices = int(devices)
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    if on_cpu and isinstance(devices, int) and not isinstance(devices, bool) and devices > cpus:
+        raise ConfigError(f"--trainer.devices {devices} on the CPU starts {devices} processes, but this process "
+                          f"may use {cpus} CPUs; use at most {cpus}")
+    nodes = trainer_options.get("num_nodes")
+    if isinstance(nodes, int) and not 1 <= nodes <= 4096:
+        raise ConfigError(f"--trainer.num_nodes must be between 1 and 4096, got {nodes}")
+    if torch.get_num_threads() > cpus:
+        torch.set_num_threads(cpus)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``fastnst train`` with ``argv``; returns the exit code (FastNSTError propagates to the CLI)."""
     args = _styles_together(_configs_first(list(sys.argv[1:] if argv is None else argv)))
@@ -175,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         raise ConfigError(f"bad trainer option: {_one_line(exc)}") from None
     trainer_options = {k: v for k, v in vars(init.trainer).items() if not k.startswith("__")}
+    _check_resources(trainer_options)
 
     from fastnst.training import run_training
 
