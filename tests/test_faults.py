@@ -509,3 +509,15 @@ def test_demo_leftovers_of_a_failed_run_do_not_block_the_retry(tmp_path, capsys,
     (out / "notes.txt").write_text("mine")
     _one_line_error(capsys, ["demo", "--out", out, "--vgg-weights", "random"], "holds other files")
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_cpu_devices_above_the_cpus_are_refused_before_any_process_starts(run_setup, capsys):
+    from fastnst import checks
+
+    if torch.cuda.is_available():
+        pytest.skip("with CUDA, --trainer.devices counts GPUs (Lightning checks them)")
+    args, tmp = run_setup
+    n = checks.available_cpus() + 1  # small on purpose: were the check to regress, only n processes start
+    _one_line_error(capsys, args + ["--out", tmp / "run", "--steps", "1", "--trainer.accelerator", "cpu",
+                                    "--trainer.devices", str(n)], "use at most")
+    assert not (tmp / "run").exists()
