@@ -33,13 +33,13 @@ def tiny_model(tmp_path_factory):
             if isinstance(m, ConditionalInstanceNorm2d):
                 m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
                 m.bias.copy_(torch.rand(m.bias.shape, generator=g) * 0.6 - 0.3)
-    return export_onnx(net.eval(), tmp_path_factory.mktemp("model") / "builtin.onnx")
+    return export_onnx(net.eval(), tmp_path_factory.mktemp("model") / "builtin.onnx", verify=False)  # tested in test_export
 
 
 @pytest.fixture
 def env(tmp_path, monkeypatch, tiny_model):
     monkeypatch.setattr(builtin, "MODEL_PATH", tiny_model)
-    monkeypatch.setenv(P.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(P, "cache_dir", lambda: tmp_path / "cache")
     monkeypatch.setenv(P.BASE_URL_ENV, "http://127.0.0.1:9/")  # no network in tests
     monkeypatch.chdir(tmp_path)
     photos = tmp_path / "photos"

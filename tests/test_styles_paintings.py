@@ -25,7 +25,7 @@ def mirror(tmp_path, monkeypatch):
     root = tmp_path / "mirror"
     root.mkdir()
     monkeypatch.setenv(P.BASE_URL_ENV, root.as_uri() + "/")
-    monkeypatch.setenv(P.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(P, "cache_dir", lambda: tmp_path / "cache")
 
     def put(name, content=None):
         painting = PAINTINGS[name]
@@ -58,7 +58,7 @@ def test_download_once_then_from_cache(mirror, tmp_path):
 
 
 def test_prefilled_cache_needs_no_network(tmp_path, monkeypatch):
-    monkeypatch.setenv(P.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(P, "cache_dir", lambda: tmp_path / "cache")
     monkeypatch.setenv(P.BASE_URL_ENV, "http://127.0.0.1:9/")  # nothing listens there
     painting = PAINTINGS["great_wave"]
     target = P.cached_path(painting)
@@ -68,7 +68,7 @@ def test_prefilled_cache_needs_no_network(tmp_path, monkeypatch):
 
 
 def test_offline_is_one_line_with_url_and_local_file_hint(tmp_path, monkeypatch):
-    monkeypatch.setenv(P.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(P, "cache_dir", lambda: tmp_path / "cache")
     monkeypatch.setenv(P.BASE_URL_ENV, "http://127.0.0.1:9/")
     with pytest.raises(PaintingUnavailableError) as info:
         resolve_style("the_scream")
@@ -125,7 +125,7 @@ def test_a_bad_cache_entry_is_replaced(mirror, tmp_path):
 
 
 def test_unknown_name_lists_every_name_and_suggests_the_closest(tmp_path, monkeypatch):
-    monkeypatch.setenv(P.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(P, "cache_dir", lambda: tmp_path / "cache")
     with pytest.raises(ConfigError) as info:
         resolve_style("stary_nigt")
     msg = str(info.value)
@@ -152,7 +152,7 @@ def test_existing_file_is_returned_as_is(tmp_path):
 
 
 def test_generated_style_is_made_offline_into_the_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv(P.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(P, "cache_dir", lambda: tmp_path / "cache")
     monkeypatch.setenv(P.BASE_URL_ENV, "http://127.0.0.1:9/")
     path = resolve_style("stained_glass")
     from fastnst.styles.generated import VERSION
@@ -165,9 +165,21 @@ def test_generated_style_is_made_offline_into_the_cache(tmp_path, monkeypatch):
 
 
 def test_resolve_styles_keeps_the_shape(tmp_path, monkeypatch):
-    monkeypatch.setenv(P.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(P, "cache_dir", lambda: tmp_path / "cache")
     assert P.resolve_styles(None) is None
     assert P.resolve_styles(["mosaic", "halftone"]) == [P.generated_path("mosaic"), P.generated_path("halftone")]
+
+
+def test_cache_folder_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(P.CACHE_DIR_ENV, str(tmp_path / "c"))
+    assert P.cache_dir() == tmp_path / "c"
+    assert P.cached_path(PAINTINGS["the_kiss"]) == tmp_path / "c" / "paintings" / "the_kiss.jpg"
+    monkeypatch.delenv(P.CACHE_DIR_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert P.cache_dir() == tmp_path / "x" / "fastnst"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert P.cache_dir() == tmp_path / "home" / ".cache" / "fastnst"
 
 
 def test_commons_urls():
@@ -213,7 +225,7 @@ def test_cli_gatys_and_texture_take_painting_and_generated_names(mirror, tmp_pat
 def test_cli_offline_painting_is_one_line_exit_2_and_nothing_written(tmp_path, monkeypatch, capsys):
     from fastnst import cli
 
-    monkeypatch.setenv(P.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(P, "cache_dir", lambda: tmp_path / "cache")
     monkeypatch.setenv(P.BASE_URL_ENV, "http://127.0.0.1:9/")
     monkeypatch.chdir(tmp_path)
     _picture((40, 32)).save("photo.png")
@@ -231,7 +243,7 @@ def test_cli_offline_painting_is_one_line_exit_2_and_nothing_written(tmp_path, m
 def test_cli_train_takes_a_generated_style_name(tmp_path, monkeypatch, capsys):
     from fastnst.cli import main
 
-    monkeypatch.setenv(P.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(P, "cache_dir", lambda: tmp_path / "cache")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "photos").mkdir()
     for i in range(2):
