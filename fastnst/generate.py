@@ -165,12 +165,12 @@ def generate(input_image_path: PathLike | Sequence[PathLike], style: PathLike | 
         run = _builtin_runner(model, style_name, resolution, strength)
     else:
         run = _gatys_runner(style, resolution, iterations, device, settings)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    from fastnst.image import save_image
+
     written: list[Path] = []
     for f, out in zip(files, outs):
         rgb, alpha, icc = run(f)
-        from fastnst.image import save_image
-
+        out_dir.mkdir(parents=True, exist_ok=True)  # only once there is a result (no empty folder on failure)
         written.append(save_image(rgb, out, overwrite=overwrite, alpha=alpha, icc_profile=icc, format=format))
         log.info("wrote %s", out)
     return written if many else written[0]

@@ -169,3 +169,12 @@ def test_generate_is_the_function_even_after_importing_the_submodule():
             "import sys; sys.exit(0 if callable(fastnst.generate) and 'generate' in fastnst.__all__ "
             "and 'torch' not in sys.modules else 1)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_a_failure_during_the_work_leaves_no_output_folder(env):
+    synthetic_rgb(32, 32, seed=9).save("style.png")
+    open("bad.safetensors", "wb").write(b"not weights at all")
+    with pytest.raises(fastnst.FastNSTError):
+        fastnst.generate("photos", style="style.png", resolution=32, output_dir="newdir", iterations=1,
+                         vgg_weights="bad.safetensors")
+    assert not os.path.exists("newdir")
