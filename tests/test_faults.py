@@ -521,3 +521,22 @@ def test_cpu_devices_above_the_cpus_are_refused_before_any_process_starts(run_se
     _one_line_error(capsys, args + ["--out", tmp / "run", "--steps", "1", "--trainer.accelerator", "cpu",
                                     "--trainer.devices", str(n)], "use at most")
     assert not (tmp / "run").exists()
+
+
+@pytest.mark.parametrize("minutes, expected", [(1e-9, [0, 1, 2, 3, 3]), (0.0, [0, 3])])
+def test_checkpoints_follow_the_wall_clock_as_well_as_the_steps(run_setup, monkeypatch, minutes, expected):
+    from fastnst.checkpointing import CrashSafeCheckpoint
+
+    args, tmp = run_setup
+    saved: list[int] = []
+    real = CrashSafeCheckpoint.save
+
+    def record(self, trainer, path=None):
+        saved.append(int(trainer.global_step))
+        return real(self, trainer, path)
+
+    monkeypatch.setattr(CrashSafeCheckpoint, "save", record)
+    argv = args + ["--out", str(tmp / "run"), "--steps", "3", "--checkpoint-every", "1000",
+                   "--checkpoint-minutes", repr(minutes)]
+    assert main(argv) == 0
+    assert saved == expected  # step 0 (resumable from the start), the interval, the final one
