@@ -142,6 +142,11 @@ def _load_source(source: str | os.PathLike | nn.Module) -> tuple[nn.Module, dict
     path = Path(source)
     if path.suffix.lower() == ".onnx":
         raise InputError(f"'{path}' is already an ONNX model; export takes .safetensors or .ckpt weights")
+    from fastnst.networks.sr import is_sr_file, load_sr
+
+    if is_sr_file(path):  # a super-resolution network (fastnst train-sr): metadata fastnst_task, fastnst_factor
+        net, meta = load_sr(path)
+        return net.float().eval(), dict(meta), str(path)
     net, meta = load_transformer(path)
     return net.float().eval(), dict(meta), str(path)
 

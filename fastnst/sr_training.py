@@ -29,7 +29,7 @@ from fastnst import image as fimage
 from fastnst.data import ContentDataModule
 from fastnst.errors import ConfigError, InputError, ModelFormatError, OutputExistsError, unknown_choice
 from fastnst.losses import content_loss, total_variation
-from fastnst.networks.sr import SR_FACTORS, SRNet, degrade, load_sr, save_sr
+from fastnst.networks.sr import SR_FACTORS, SRNet, degrade, save_sr
 from fastnst.networks.vgg import VGGFeatures, check_layers, resolve_weights
 from fastnst.training import LR_SCHEDULES, TrainResult, _check_positive, _check_weight, _trainer_kwargs, fit_module
 
@@ -59,7 +59,7 @@ class SuperResolutionModule(pl.LightningModule):
         vgg_weights: 'imagenet', 'random' or a file (perceptual loss only).
         lr: Adam learning rate (paper: 1e-3). lr_schedule: as in style training.
         blur_sigma: Gaussian blur before down-sampling (paper: 1.0).
-        channels, num_residual, norm: the SRNet (paper: 64, 4, batch).
+        channels, num_residual, norm, skip: the SRNet (paper: 64, 4, batch, none).
         sr_config: an explicit SRNet configuration (set when loading a checkpoint).
     """
 
@@ -67,7 +67,7 @@ class SuperResolutionModule(pl.LightningModule):
                  feature_weight: float = 1.0, pixel_weight: float = 1.0, tv_weight: float | None = None,
                  vgg_weights: str | None = None, lr: float = 1e-3, lr_schedule: str = "constant",
                  blur_sigma: float = BLUR_SIGMA, channels: int = 64, num_residual: int = 4, norm: str = "batch",
-                 preview_every: int = 500, sr_config: dict[str, Any] | None = None) -> None:
+                 skip: str = "none", preview_every: int = 500, sr_config: dict[str, Any] | None = None) -> None:
         super().__init__()
         if loss not in SR_LOSSES:
             raise unknown_choice("super-resolution loss", loss, SR_LOSSES)
@@ -76,7 +76,7 @@ class SuperResolutionModule(pl.LightningModule):
         if tv_weight is None:  # the paper's baseline is the plain pixel loss
             tv_weight = DEFAULT_TV_WEIGHT if loss == "perceptual" else 0.0
         self.net = SRNet.from_config(dict(sr_config)) if sr_config is not None else SRNet(
-            factor, channels, num_residual, norm)
+            factor, channels, num_residual, norm, skip)
         self.vgg: VGGFeatures | None = None
         if loss == "perceptual":
             feature_layer = check_layers(feature_layer)[0]
@@ -190,8 +190,7 @@ def export_sr(weights: str | os.PathLike, onnx_path: str | os.PathLike, overwrit
         log.warning("ONNX export skipped (%s)", exc)
         return None
     try:
-        net, meta = load_sr(weights)
-        return Path(export_onnx(net, onnx_path, overwrite=overwrite, metadata=meta))
+        return Path(export_onnx(weights, onnx_path, overwrite=overwrite))  # SR files: see export._load_source
     except Exception as exc:  # noqa: BLE001 - the trained weights are saved; export can be redone
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         log.warning("ONNX export failed (%s: %s); the weights are saved in %s", type(exc).__name__, first, weights)
@@ -227,7 +226,7 @@ def run_sr_training(data: str = "coco", out: str | os.PathLike | None = None, *,
                     lr_schedule: str = "constant", feature_layer: str = SR_FEATURE_LAYER,
                     feature_weight: float = 1.0, pixel_weight: float = 1.0,
                     tv_weight: float | None = None, blur_sigma: float = BLUR_SIGMA, channels: int = 64,
-                    num_residual: int = 4, norm: str = "batch", vgg_weights: str | None = None, seed: int = 0,
+                    num_residual: int = 4, norm: str = "batch", skip: str = "none", vgg_weights: str | None = None, seed: int = 0,
                     resume: str | os.PathLike | None = None, overwrite: bool = False,
                     num_workers: int | None = None, num_previews: int = 4, preview_every: int = 500,
                     checkpoint_every: int = 1000, export: bool = True, data_split: str = "train",
@@ -281,7 +280,7 @@ def run_sr_training(data: str = "coco", out: str | os.PathLike | None = None, *,
     pl.seed_everything(seed, workers=True, verbose=False)
     module = SuperResolutionModule(factor, loss, feature_layer, weights["feature"], weights["pixel"],
                                    weights["tv"], vgg_weights if loss == "perceptual" else None, lr, lr_schedule,
-                                   blur_sigma, channels, num_residual, norm, preview_every)
+                                   blur_sigma, channels, num_residual, norm, skip, preview_every)
     ckpt_path = check_sr_resume(resume, module.net.config, loss) if resume is not None else None
     name = f"sr-x{factor}"
     if out is None:

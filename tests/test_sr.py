@@ -44,8 +44,10 @@ def x4_model(tmp_path_factory):
 
 @pytest.mark.parametrize("factor", [4, 8])
 @pytest.mark.parametrize("size", [(7, 9), (16, 16), (13, 22)])
-def test_shapes_for_both_factors_and_odd_sizes(factor, size):
-    net = _tiny(factor)
+@pytest.mark.parametrize("skip", ["none", "bicubic"])
+def test_shapes_for_both_factors_and_odd_sizes(factor, size, skip):
+    torch.manual_seed(factor)
+    net = SRNet(factor, channels=8, num_residual=1, skip=skip).eval()
     with torch.no_grad():
         y = net(torch.rand(2, 3, *size))
     assert y.shape == (2, 3, factor * size[0], factor * size[1])
@@ -99,6 +101,16 @@ def test_few_steps_loss_falls(loss):
         opt.step()
         values.append(float(total.detach()))
     assert values[-1] < 0.6 * values[0], values
+
+
+def test_bicubic_skip_starts_at_bicubic_and_exports():
+    net = SRNet(4, channels=8, num_residual=1, skip="bicubic").eval()
+    torch.nn.init.zeros_(net.out.conv.weight)
+    torch.nn.init.zeros_(net.out.conv.bias)
+    x = torch.rand(1, 3, 11, 14)
+    with torch.no_grad():
+        base = torch.nn.functional.interpolate(x, scale_factor=4.0, mode="bicubic", align_corners=False).clamp(0, 1)
+        assert torch.allclose(net(x), base, atol=1e-6)
 
 
 def test_export_parity_and_metadata(x4_model):
@@ -186,7 +198,7 @@ def test_train_sr_end_to_end(tmp_path, capsys):
     out = tmp_path / "run"
     rc = cli.main(["train-sr", "--data", str(data), "--out", str(out), "--vgg-weights", "random", "--steps", "2",
                    "--image-size", "32", "--batch-size", "2", "--channels", "8", "--num-residual", "1",
-                   "--num-workers", "0", "--num-previews", "1", "--preview-every", "0",
+                   "--skip", "bicubic", "--num-workers", "0", "--num-previews", "1", "--preview-every", "0",
                    "--trainer.enable_progress_bar", "false"])
     assert rc == 0
     text = capsys.readouterr().out
@@ -198,13 +210,16 @@ def test_train_sr_end_to_end(tmp_path, capsys):
     assert net.factor == 4 and meta["loss"] == "perceptual"
     # resume continues the same run; a pixel-loss run cannot resume it
     rc = cli.main(["train-sr", "--data", str(data), "--resume", str(out / "last.ckpt"), "--steps", "3",
-                   "--image-size", "32", "--batch-size", "2", "--channels", "8", "--num-residual", "1",
+                   "--image-size", "32", "--batch-size", "2", "--channels", "8", "--num-residual", "1", "--skip", "bicubic",
                    "--vgg-weights", "random", "--num-workers", "0", "--export", "false",
                    "--trainer.enable_progress_bar", "false"])
     assert rc == 0 and "after 3 steps" in capsys.readouterr().err
     with pytest.raises(ModelFormatError, match="pixel|perceptual"):
         run_sr_training(str(data), out, loss="pixel", resume=out / "last.ckpt", steps=4, image_size=32,
-                        channels=8, num_residual=1)
+                        channels=8, num_residual=1, skip="bicubic")
+    # fastnst export takes the SR weights too (export._load_source recognises fastnst_task)
+    assert cli.main(["export", str(out / "sr-x4.safetensors"), "-o", str(tmp_path / "again.onnx")]) == 0
+    assert Upscaler(tmp_path / "again.onnx").factor == 4
 
 
 def test_train_sr_bad_options(tmp_path):

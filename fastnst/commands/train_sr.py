@@ -29,7 +29,7 @@ then: fastnst upscale --model checkpoints/sr-x4-perceptual/sr-x4.onnx photo.jpg 
 """
 
 _OPTIONS = ("factor", "loss", "image_size", "batch_size", "steps", "epochs", "lr", "lr_schedule", "feature_layer",
-            "feature_weight", "pixel_weight", "tv_weight", "blur_sigma", "channels", "num_residual", "norm",
+            "feature_weight", "pixel_weight", "tv_weight", "blur_sigma", "channels", "num_residual", "norm", "skip",
             "vgg_weights", "seed", "resume", "overwrite", "num_workers", "num_previews", "preview_every",
             "checkpoint_every", "export", "data_split")
 
@@ -74,6 +74,8 @@ def build_parser() -> Any:
     p.add_argument("--channels", type=int, default=d["channels"], help="network width (paper: 64)")
     p.add_argument("--num-residual", type=int, default=d["num_residual"], help="residual blocks (paper: 4)")
     p.add_argument("--norm", type=str, default=d["norm"], help="batch (paper) or none")
+    p.add_argument("--skip", type=str, default=d["skip"],
+                   help="none (paper) or bicubic: learn a residual over the bicubic enlargement (faster to train)")
     p.add_argument("--vgg-weights", type=Optional[str], default=None,
                    help="imagenet, random or PATH (default: $FASTNST_VGG_WEIGHTS, else imagenet)")
     p.add_argument("--seed", type=int, default=d["seed"], help="random seed")

@@ -34,6 +34,7 @@ SR_CONFIG_KEY = "fastnst_sr_config"
 DEFAULT_CHANNELS = 64
 DEFAULT_RESIDUAL = 4
 NORMS = ("batch", "none")
+SKIPS = ("none", "bicubic")
 
 
 def _norm(kind: str, ch: int) -> nn.Module:
@@ -71,10 +72,13 @@ class SRNet(nn.Module):
         channels: width of every layer (paper: 64).
         num_residual: residual blocks at the low resolution (paper: 4).
         norm: 'batch' (paper) or 'none'.
+        skip: 'none' (paper: the network paints the whole image) or 'bicubic' (the network adds a
+            residual to the bicubic enlargement, clipped to [0, 1]; chosen for short CPU runs: colours
+            are right from the first step, measured in scripts/bench_sr.py).
     """
 
     def __init__(self, factor: int = 4, channels: int = DEFAULT_CHANNELS, num_residual: int = DEFAULT_RESIDUAL,
-                 norm: str = "batch") -> None:
+                 norm: str = "batch", skip: str = "none") -> None:
         super().__init__()
         if isinstance(factor, bool) or factor not in SR_FACTORS:
             raise ConfigError(f"the super-resolution factor must be one of {', '.join(map(str, SR_FACTORS))}, "
@@ -86,9 +90,14 @@ class SRNet(nn.Module):
             from fastnst.errors import unknown_choice
 
             raise unknown_choice("norm", norm, NORMS)
+        if skip not in SKIPS:
+            from fastnst.errors import unknown_choice
+
+            raise unknown_choice("skip", skip, SKIPS)
         ch = int(channels)
         self.factor = int(factor)
-        self._config = {"factor": self.factor, "channels": ch, "num_residual": int(num_residual), "norm": norm}
+        self._config = {"factor": self.factor, "channels": ch, "num_residual": int(num_residual), "norm": norm,
+                        "skip": skip}
         self.head = ConvLayer(3, ch, 9)
         self.head_norm = _norm(norm, ch)
         self.residuals = nn.Sequential(*[SRResidualBlock(ch, norm) for _ in range(int(num_residual))])
@@ -104,7 +113,7 @@ class SRNet(nn.Module):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "SRNet":
-        allowed = {"factor", "channels", "num_residual", "norm"}
+        allowed = {"factor", "channels", "num_residual", "norm", "skip"}
         unknown = set(config) - allowed
         if unknown:
             raise ConfigError(f"unknown SRNet settings {sorted(unknown)}; valid: {sorted(allowed)}")
@@ -114,11 +123,14 @@ class SRNet(nn.Module):
     def margin(self) -> int:
         """Low-resolution pixels of context one output pixel depends on (receptive-field radius, rounded up):
         tiles cut with this margin reproduce the whole-image output exactly."""
-        return 4 + 2 * len(self.residuals) + 1 + 2  # head 9x9, 3x3 pairs, up-sampling stages and 9x9 end
+        return 4 + 2 * len(self.residuals) + 1 + 2  # head 9x9, 3x3 pairs, up-sampling stages and 9x9 end (> bicubic's 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.relu(self.head_norm(self.head(x)))
         y = self.ups(self.residuals(y) if len(self.residuals) else y)
+        if self._config["skip"] == "bicubic":
+            base = F.interpolate(x, scale_factor=float(self.factor), mode="bicubic", align_corners=False)
+            return (base + torch.tanh(self.out(y))).clamp(0.0, 1.0)
         return (torch.tanh(self.out(y)) + 1) * 0.5
 
 
@@ -129,6 +141,23 @@ def sr_metadata(net: SRNet) -> dict[str, str]:
 
 def is_sr_metadata(meta: dict[str, str]) -> bool:
     return meta.get(META_TASK) == SR_TASK
+
+
+def is_sr_file(path: str | os.PathLike) -> bool:
+    """True when ``path`` holds super-resolution weights (save_sr's safetensors or a train-sr checkpoint)."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        if path.suffix.lower() == ".ckpt":
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            return isinstance(ckpt, dict) and "sr_config" in (ckpt.get("hyper_parameters") or {})
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            return is_sr_metadata(dict(f.metadata() or {}))
+    except Exception:  # noqa: BLE001 - not readable as either: not an SR file (the caller reports it)
+        return False
 
 
 def save_sr(path: str | os.PathLike, net: SRNet, metadata: dict[str, Any] | None = None,
