@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -232,3 +233,20 @@ def test_train_sr_bad_options(tmp_path):
     with pytest.raises(InputError):
         run_sr_training(str(tmp_path / "nothing"), tmp_path / "o", image_size=32, vgg_weights="random")
     assert not (tmp_path / "o").exists()
+
+
+SR_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("sr-*.yaml"))
+
+
+@pytest.mark.parametrize("config", SR_CONFIGS, ids=[c.name for c in SR_CONFIGS])
+def test_every_sr_config_loads_and_instantiates(config):
+    from fastnst.commands.train_sr import build_parser
+
+    parser = build_parser()
+    cfg = parser.parse_args(["--config", str(config), "--vgg-weights", "random"])
+    assert cfg.steps > 0 and cfg.image_size % cfg.factor == 0
+    module = SuperResolutionModule(cfg.factor, cfg.loss, cfg.feature_layer, cfg.feature_weight, cfg.pixel_weight,
+                                   cfg.tv_weight, "random", cfg.lr, cfg.lr_schedule, cfg.blur_sigma, cfg.channels,
+                                   cfg.num_residual, cfg.norm, cfg.skip)
+    with torch.no_grad():
+        assert module(torch.rand(1, 3, 8, 8)).shape == (1, 3, 8 * cfg.factor, 8 * cfg.factor)
