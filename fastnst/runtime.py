@@ -427,6 +427,7 @@ class Stylizer:
         if path.stat().st_size == 0:
             raise ModelFormatError(f"model '{path}' is empty (0 bytes); export it again with fastnst export")
         self.path = path
+        self._optimization = optimization or ("extended" if low_memory else "all")
         self._options = session_options(threads, low_memory, optimization)
         self._requested = providers
         self._providers = resolve_providers(providers)
@@ -452,10 +453,14 @@ class Stylizer:
         self._check_providers()
 
     # -- loading ---------------------------------------------------------------------------------
-    def _session(self, model: str | bytes) -> Any:
+    def _session(self, model: str | bytes, arena: bool = True) -> Any:
         ort = _ort()
+        options = self._options
+        if not arena:
+            options = session_options(self._options.intra_op_num_threads, optimization=self._optimization)
+            options.enable_cpu_mem_arena = False
         try:
-            return ort.InferenceSession(model, self._options, providers=self._providers)
+            return ort.InferenceSession(model, options, providers=self._providers)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise ModelFormatError(f"'{self.path}' is not an ONNX model onnxruntime can load ({first}); "
@@ -630,7 +635,9 @@ class Stylizer:
                     plain_graph(model, self.output_name)
                     make_dynamic(model, self.input_name, nhwc=self.io_kind == "uint8")
                     rewrite = NormRewrite(model, self.output_name)
-                    stats = self._session(rewrite.stats_model.SerializeToString())
+                    # no memory arena for the once-per-image statistics pass: its memory goes back
+                    # before the tiles run (measured: bench_infer.py --only 8192)
+                    stats = self._session(rewrite.stats_model.SerializeToString(), arena=False)
                     tile = self._session(rewrite.tile_model.SerializeToString())
                     rewrite.stats_model = rewrite.tile_model = None  # the sessions hold what they need
                     self._tiling = (stats, tile, rewrite)

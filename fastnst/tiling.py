@@ -222,7 +222,7 @@ class _Norm:
 class NormRewrite:
     """The stats and tile models derived from a model's InstanceNormalization nodes.
 
-    ``stats_model`` maps the model's inputs to ``mean_k``, ``var_k`` (N, C, 1, 1) of every instance
+    ``stats_model`` maps the model's inputs to the mean and variance (N, C, 1, 1) of every instance
     norm's input (in graph order); ``tile_model`` takes the model's inputs plus ``mean_k`` and
     ``inv_std_k`` and normalises with them instead of the tile's own statistics. Use
     :meth:`tile_feeds` to turn stats outputs into tile-model feeds. Raises TilingUnsupported when the
@@ -251,60 +251,71 @@ class NormRewrite:
         self.np_dtypes = [helper.tensor_dtype_to_np_dtype(t) for t in self.dtypes]
         self.output = output
 
-        # stats model: the original graph plus mean/var of every instance norm's input
-        stats = _copy(model)
-        axes_name = _PREFIX + "axes"
-        if opset >= 18:
-            stats.graph.initializer.append(helper.make_tensor(axes_name, TensorProto.INT64, [2], [2, 3]))
-        outs = []
-        for norm, dtype in zip(self.norms, self.dtypes):
-            k = norm.index
-            mean, diff, sq, var = (f"{_PREFIX}{t}_{k}" for t in ("mean", "diff", "sq", "var"))
-            stats.graph.node.extend([
-                _reduce_mean(helper, norm.x, mean, opset, axes_name),
-                helper.make_node("Sub", [norm.x, mean], [diff]),
-                helper.make_node("Mul", [diff, diff], [sq]),
-                _reduce_mean(helper, sq, var, opset, axes_name),
-            ])
-            for name in (mean, var):
-                stats.graph.output.append(helper.make_tensor_value_info(name, dtype, [None, None, 1, 1]))
-                outs.append(name)
-        prune(stats.graph, outs)
-        self.stats_outputs = outs
-        self.stats_model = stats
-
-        # tile model: every instance norm takes its statistics from two new inputs
-        tile = _copy(model)
-        shape_name = _PREFIX + "c11"
-        tile.graph.initializer.append(helper.make_tensor(shape_name, TensorProto.INT64, [3], [-1, 1, 1]))
-        new_nodes = []
-        k = 0
+        # Both models replace every instance norm by the same decomposition,
+        #   y = (x - mean) * inv_std * scale + bias,
+        # the stats model computing mean and inv_std from x (and returning mean and variance), the
+        # tile model taking them as inputs. Decomposed in place, x dies as soon as (x - mean) exists:
+        # extra consumers of x elsewhere in the graph would keep every norm's input alive (measured:
+        # twice the memory of the plain model at 1 Mpx).
+        self.stats_outputs = []
         self.tile_inputs: list[tuple[str, str]] = []
-        for node in tile.graph.node:
+        self.stats_model = self._decompose(model, opset, from_graph=True)
+        self.tile_model = self._decompose(model, opset, from_graph=False)
+        prune(self.stats_model.graph, self.stats_outputs)
+        prune(self.tile_model.graph, [output])
+        onnx.checker.check_model(self.stats_model)
+        onnx.checker.check_model(self.tile_model)
+
+    def _decompose(self, model: Any, opset: int, from_graph: bool) -> Any:
+        from onnx import TensorProto, helper, numpy_helper
+
+        out = _copy(model)
+        g = out.graph
+        shape_name, axes_name = _PREFIX + "c11", _PREFIX + "axes"
+        g.initializer.append(helper.make_tensor(shape_name, TensorProto.INT64, [3], [-1, 1, 1]))
+        if opset >= 18:
+            g.initializer.append(helper.make_tensor(axes_name, TensorProto.INT64, [2], [2, 3]))
+        nodes = []
+        k = 0
+        for node in g.node:
             if node.op_type != "InstanceNormalization" or node.domain not in ("", "ai.onnx"):
-                new_nodes.append(node)
+                nodes.append(node)
                 continue
             x, scale, bias = node.input[0], node.input[1], node.input[2]
+            dtype, norm = self.dtypes[k], self.norms[k]
+            t = [f"{_PREFIX}{'s' if from_graph else 't'}{k}_{j}" for j in range(10)]
             mean, inv = f"{_PREFIX}mean_{k}", f"{_PREFIX}inv_std_{k}"
-            t = [f"{_PREFIX}t{k}_{j}" for j in range(4)]
-            new_nodes += [
-                helper.make_node("Sub", [x, mean], [t[0]]),
-                helper.make_node("Mul", [t[0], inv], [t[1]]),
-                helper.make_node("Reshape", [scale, shape_name], [t[2]]),
-                helper.make_node("Mul", [t[1], t[2]], [t[3]]),
-                helper.make_node("Reshape", [bias, shape_name], [t[3] + "_b"]),
-                helper.make_node("Add", [t[3], t[3] + "_b"], [node.output[0]]),
+            if from_graph:
+                var, eps = f"{_PREFIX}var_{k}", f"{_PREFIX}eps_{k}"
+                g.initializer.append(numpy_helper.from_array(np.array(norm.eps, dtype=self.np_dtypes[k]), eps))
+                nodes += [
+                    _reduce(helper, "ReduceMean", x, mean, opset, axes_name),
+                    helper.make_node("Sub", [x, mean], [t[0]]),
+                    helper.make_node("Mul", [t[0], t[0]], [t[5]]),
+                    _reduce(helper, "ReduceMean", t[5], var, opset, axes_name),
+                    helper.make_node("Add", [var, eps], [t[6]]),
+                    helper.make_node("Sqrt", [t[6]], [t[7]]),
+                    helper.make_node("Reciprocal", [t[7]], [inv]),
+                ]
+                for name in (mean, var):
+                    g.output.append(helper.make_tensor_value_info(name, dtype, [None, None, 1, 1]))
+                    self.stats_outputs.append(name)
+            else:
+                for name in (mean, inv):
+                    g.input.append(helper.make_tensor_value_info(name, dtype, [None, None, 1, 1]))
+                self.tile_inputs.append((mean, inv))
+                nodes.append(helper.make_node("Sub", [x, mean], [t[0]]))
+            nodes += [
+                helper.make_node("Reshape", [scale, shape_name], [t[1]]),
+                helper.make_node("Mul", [inv, t[1]], [t[2]]),  # (1, C, 1, 1): the small product first
+                helper.make_node("Mul", [t[0], t[2]], [t[3]]),
+                helper.make_node("Reshape", [bias, shape_name], [t[4]]),
+                helper.make_node("Add", [t[3], t[4]], [node.output[0]]),
             ]
-            for name in (mean, inv):
-                tile.graph.input.append(helper.make_tensor_value_info(name, self.dtypes[k], [None, None, 1, 1]))
-            self.tile_inputs.append((mean, inv))
             k += 1
-        del tile.graph.node[:]
-        tile.graph.node.extend(new_nodes)
-        prune(tile.graph, [output])
-        self.tile_model = tile
-        onnx.checker.check_model(stats)
-        onnx.checker.check_model(tile)
+        del g.node[:]
+        g.node.extend(nodes)
+        return out
 
     def tile_feeds(self, stats: list[np.ndarray]) -> dict[str, np.ndarray]:
         """Feeds of the tile model's statistics inputs from the stats model's outputs (batch 1)."""
@@ -323,10 +334,11 @@ def _copy(model: Any) -> Any:
     return clone
 
 
-def _reduce_mean(helper: Any, x: str, out: str, opset: int, axes_name: str) -> Any:
+def _reduce(helper: Any, op: str, x: str, out: str, opset: int, axes_name: str) -> Any:
+    """A reduction over height and width (axes an input from opset 18, an attribute before)."""
     if opset >= 18:
-        return helper.make_node("ReduceMean", [x, axes_name], [out], keepdims=1)
-    return helper.make_node("ReduceMean", [x], [out], axes=[2, 3], keepdims=1)
+        return helper.make_node(op, [x, axes_name], [out], keepdims=1)
+    return helper.make_node(op, [x], [out], axes=[2, 3], keepdims=1)
 
 
 def _elem_types(model: Any) -> dict[str, int]:
