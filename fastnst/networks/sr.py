@@ -103,6 +103,9 @@ class SRNet(nn.Module):
         self.residuals = nn.Sequential(*[SRResidualBlock(ch, norm) for _ in range(int(num_residual))])
         self.ups = nn.Sequential(*[SRUpsample(ch, norm) for _ in range(self.factor.bit_length() - 1)])
         self.out = ConvLayer(ch, 3, 9)
+        if skip == "bicubic":  # start as the bicubic enlargement (a random residual saturates the clip: no gradient)
+            nn.init.zeros_(self.out.conv.weight)
+            nn.init.zeros_(self.out.conv.bias)
         # reflection padding of 4 pixels needs at least 5 on each side
         self.min_size = 5
 
