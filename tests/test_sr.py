@@ -86,10 +86,10 @@ def test_degrade_blurs_then_downsamples():
     assert torch.allclose(degrade(flat, 4), torch.full((1, 3, 8, 8), 0.3), atol=1e-5)
 
 
-@pytest.mark.parametrize("loss", ["pixel", "perceptual"])
-def test_few_steps_loss_falls(loss):
+@pytest.mark.parametrize("loss,skip", [("pixel", "none"), ("perceptual", "none"), ("pixel", "bicubic")])
+def test_few_steps_loss_falls(loss, skip):
     torch.manual_seed(0)
-    module = SuperResolutionModule(4, loss, vgg_weights="random", channels=8, num_residual=1, lr=3e-3)
+    module = SuperResolutionModule(4, loss, vgg_weights="random", channels=8, num_residual=1, lr=3e-3, skip=skip)
     hr = torch.stack([torch.from_numpy(np.asarray(synthetic_rgb(32, 32, seed=s), np.float32) / 255).permute(2, 0, 1)
                       for s in range(4)])
     low = module.low_res(hr)
@@ -101,13 +101,12 @@ def test_few_steps_loss_falls(loss):
         total.backward()
         opt.step()
         values.append(float(total.detach()))
-    assert values[-1] < 0.6 * values[0], values
+    assert values[-1] < (0.6 if skip == "none" else 0.9) * values[0], values  # bicubic starts close already
+    assert max(values) <= 1.5 * values[0]  # no jump after the first steps
 
 
-def test_bicubic_skip_starts_at_bicubic_and_exports():
-    net = SRNet(4, channels=8, num_residual=1, skip="bicubic").eval()
-    torch.nn.init.zeros_(net.out.conv.weight)
-    torch.nn.init.zeros_(net.out.conv.bias)
+def test_bicubic_skip_starts_at_bicubic():
+    net = SRNet(4, channels=64, num_residual=4, skip="bicubic").eval()  # the residual's gate starts at zero
     x = torch.rand(1, 3, 11, 14)
     with torch.no_grad():
         base = torch.nn.functional.interpolate(x, scale_factor=4.0, mode="bicubic", align_corners=False).clamp(0, 1)
