@@ -146,7 +146,8 @@ def test_bad_videos(model, clip, tmp_path, capsys):
     garbage = tmp_path / "junk.mp4"
     garbage.write_bytes(b"\x00not a video" * 100)
     cases = [(audio_only, "out.mp4", "no video stream"), (truncated, "out.mp4", "video"),
-             (garbage, "out.mp4", "not a readable video"), (clip, "out.xyz", "")]
+             (garbage, "out.mp4", "not a readable video"), (clip, "out.xyz", ""),
+             (clip, "out.webm", "cannot take the audio")]  # WebM takes no AAC
     for src, name, message in cases:
         out = tmp_path / name
         rc = cli.main(["stylize", "--model", str(model), str(src), "-o", str(out)])
