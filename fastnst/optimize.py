@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from fastnst.constants import GATYS_CONTENT_LAYERS, GATYS_STYLE_LAYERS, VGG_LAYERS
+from fastnst.constants import (DEFAULT_VGG_NORMALIZE, GATYS_CONTENT_LAYERS, GATYS_STYLE_LAYERS, VGG_LAYERS,
+                               VGG_NORMALIZE_CHOICES)
 from fastnst.errors import ConfigError, FastNSTError, InputError, unknown_choice
 from fastnst.image import load_rgb, resize, to_pil, to_tensor
 from fastnst.losses import STYLE_STATS, PerceptualLoss
@@ -37,12 +38,12 @@ OPTIMIZERS = ("lbfgs", "adam")
 POOLINGS = ("max", "avg")
 INIT_CHOICES = ("content", "noise", "style")
 
-# Gatys defaults. Loss weights: jcjohnson/neural-style's -content_weight 5 and -style_weight 100
-# (reference implementation, same Gram/C·H·W and mean-squared normalisation as fastnst.losses) converted
-# from its Caffe input scale (0-255, mean removed) to fastnst's ImageNet-normalised [0, 1] input, which is
-# 57.6x smaller: content scales with 57.6², style with 57.6⁴.
-GATYS_CONTENT_WEIGHT = 1.7e4
-GATYS_STYLE_WEIGHT = 1.1e9
+# Gatys defaults. Loss weights on the RMS-normalised loss network (fastnst.networks.vgg_normalize: one loss
+# scale for every VGG weight set). Chosen: scripts/bench_quality.py / Gatys sweeps with the imported Caffe
+# VGG19 on held-out photos, judged on the pictures: style 1 keeps the photo's objects and carries the
+# style's texture (0.3 is subtler, 10 loses the content).
+GATYS_CONTENT_WEIGHT = 1.0
+GATYS_STYLE_WEIGHT = 1.0
 GATYS_TV_WEIGHT = 0.0           # paper: no smoothness term
 GATYS_ITERATIONS = 500          # reference implementation (neural-style -num_iterations 1000; 500 is most of the way)
 GATYS_SIZE = 512                # reference implementation (neural-style -image_size 512)
@@ -222,36 +223,51 @@ def _load_init(init: str | ImageLike) -> str | Image.Image:
     return _as_pil(init, "init image")
 
 
+def _normalization(vgg_normalize: str | os.PathLike | None,
+                   normalize_images: str | os.PathLike | None) -> tuple[str, str | None]:
+    """(statistic, images folder or None for the bundled set) from the user's options.
+
+    ``vgg_normalize`` is 'rms' (default of the losses), 'mean' (Gatys' normalised VGG), 'none', or, as
+    before, a folder of images (meaning 'mean' over that folder)."""
+    if vgg_normalize is None:
+        return "none", None
+    text = str(vgg_normalize)
+    if text in VGG_NORMALIZE_CHOICES:
+        return text, None if normalize_images is None else str(normalize_images)
+    if os.path.isdir(text):
+        return "mean", text
+    raise unknown_choice("VGG normalisation", text, VGG_NORMALIZE_CHOICES + ("a folder of images",))
+
+
 def build_vgg(layers: Sequence[str], net: str = "vgg19", vgg_weights: str | os.PathLike | None = None,
-              pooling: str = "max", vgg_normalize: str | os.PathLike | None = None,
-              device: torch.device | str = "cpu") -> VGGFeatures:
-    """A channels-last :class:`VGGFeatures` for ``layers`` on ``device``, optionally normalised.
+              pooling: str = "max", vgg_normalize: str | os.PathLike | None = DEFAULT_VGG_NORMALIZE,
+              device: torch.device | str = "cpu", normalize_images: str | os.PathLike | None = None) -> VGGFeatures:
+    """A channels-last :class:`VGGFeatures` for ``layers`` on ``device``, normalised as asked.
 
     On the CPU its 3x3 convolutions with >= 128 input channels run as Winograd F(4x4, 3x3)
     (:mod:`fastnst.networks.winograd`; ``FASTNST_WINOGRAD=0`` turns that off).
 
-    ``vgg_normalize`` is a folder of images: each filter is rescaled so that its mean activation over
-    those images is one (see :mod:`fastnst.networks.vgg_normalize`; the statistics are cached).
+    ``vgg_normalize``: 'rms' (default: one loss scale for every weight set), 'mean' (Gatys' normalised
+    VGG), 'none'; the statistics come from ``normalize_images`` (a folder; default fastnst's bundled
+    photos) and are cached (see :mod:`fastnst.networks.vgg_normalize`). A folder given as
+    ``vgg_normalize`` means 'mean' over it.
     """
     if pooling not in POOLINGS:
         raise unknown_choice("pooling", pooling, POOLINGS)
     from fastnst.networks import winograd
+    from fastnst.networks.vgg import resolve_weights
 
+    statistic, images = _normalization(vgg_normalize, normalize_images)
     fast = winograd.enabled(device)
-    key = None
-    if vgg_normalize is None:  # a frozen network is reused by the next call with the same settings
-        from fastnst.networks.vgg import resolve_weights
-
-        w = resolve_weights(vgg_weights)
-        stamp = os.stat(w).st_mtime_ns if os.path.isfile(w) else None
-        key = (tuple(layers), net, w, stamp, pooling, str(torch.device(device)), fast)
-        if key in _VGG_CACHE:
-            return _VGG_CACHE[key]
-    vgg = VGGFeatures(layers, arch=net, weights=vgg_weights, pooling=pooling)
-    if vgg_normalize is not None:
-        from fastnst.networks.vgg_normalize import normalize_vgg
-
-        normalize_vgg(vgg, vgg_normalize)
+    w = resolve_weights(vgg_weights)
+    stamp = os.stat(w).st_mtime_ns if os.path.isfile(w) else None
+    # a frozen network is reused by the next call with the same settings (not for user image folders)
+    key = None if images is not None else (tuple(layers), net, w, stamp, pooling, str(torch.device(device)), fast,
+                                           statistic)
+    if key is not None and key in _VGG_CACHE:
+        return _VGG_CACHE[key]
+    vgg = VGGFeatures(layers, arch=net, weights=vgg_weights, pooling=pooling, normalize=statistic,
+                      normalize_images=images)
     vgg = vgg.to(device=torch.device(device), memory_format=torch.channels_last)
     if fast:
         winograd.use_winograd(vgg.features)
@@ -341,7 +357,8 @@ class GatysSettings:
     pooling: str = "max"                                   # reference implementation (neural-style)
     style_stat: str = "gram"                               # paper
     vgg_weights: str | os.PathLike | None = None           # FASTNST_VGG_WEIGHTS or imagenet
-    vgg_normalize: str | os.PathLike | None = None
+    vgg_normalize: str | os.PathLike | None = DEFAULT_VGG_NORMALIZE  # chosen: one loss scale (vgg_normalize)
+    normalize_images: str | os.PathLike | None = None      # bundled reference photos
 
     def check(self) -> None:
         """Validate everything that does not need the images (before long work starts)."""
@@ -364,9 +381,10 @@ class GatysSettings:
                 raise ConfigError(f"{len(lw)} style layer weights for {len(self.style_layers)} style layers "
                                   f"({', '.join(self.style_layers)}); give one per layer")
             self.style_layer_weights = lw
-        if self.vgg_normalize is not None and not os.path.isdir(self.vgg_normalize):
-            raise InputError(f"normalising images folder '{self.vgg_normalize}' does not exist; "
+        if self.normalize_images is not None and not os.path.isdir(self.normalize_images):
+            raise InputError(f"normalising images folder '{self.normalize_images}' does not exist; "
                              f"pass --normalize-images DIR with a few photos")
+        _normalization(self.vgg_normalize, self.normalize_images)
 
     def check_blend(self, n_styles: int) -> list[float] | None:
         """Validate ``style_blend`` against the number of style images."""
@@ -399,7 +417,8 @@ class _GatysLoss:
         self.settings = settings
         self.device = device
         self.vgg = vgg if vgg is not None else build_vgg(settings.layers(), settings.net, settings.vgg_weights,
-                                                         settings.pooling, settings.vgg_normalize, device)
+                                                         settings.pooling, settings.vgg_normalize, device,
+                                                         settings.normalize_images)
         self.loss = PerceptualLoss(self.vgg, settings.content_layers, settings.style_layers,
                                    content_weight=settings.content_weight, style_weight=settings.style_weight,
                                    tv_weight=settings.tv_weight, style_layer_weights=settings.style_layer_weights,

@@ -34,7 +34,7 @@ from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from fastnst import checks
 from fastnst import image as fimage
 from fastnst.checkpointing import DEFAULT_CHECKPOINT_MINUTES, CrashSafeCheckpoint, load_checkpoint, resume_hint
-from fastnst.constants import JOHNSON_CONTENT_LAYERS, JOHNSON_STYLE_LAYERS, META_STYLES
+from fastnst.constants import DEFAULT_VGG_NORMALIZE, JOHNSON_CONTENT_LAYERS, JOHNSON_STYLE_LAYERS, META_STYLES
 from fastnst.data import ContentDataModule
 from fastnst.errors import ConfigError, FastNSTError, InputError, ModelFormatError, OutputExistsError, \
     did_you_mean, os_error, unknown_choice
@@ -61,6 +61,14 @@ DEFAULT_STEPS = 40_000
 # Style image size when not given: keep its size, but at most this long side (chosen: Gram targets of
 # a 512 px painting carry its brush strokes at the scale 256 px training crops see them; cheap once).
 MAX_STYLE_SIZE = 512
+# Loss weights on the RMS-normalised loss network (fastnst.networks.vgg_normalize: one scale for every VGG
+# weight set). Chosen: scripts/bench_quality.py sweeps with the imported Caffe VGG weights, judged on the
+# pictures (style 1 gives a strong, content-keeping Gatys result; the feed-forward network, which cannot
+# fit each photo, gets twice that); TV off: the resize-convolution decoder leaves no checkerboard
+# (bench_quality's period-2/4 energy), as pytorch/examples leaves it off.
+CONTENT_WEIGHT = 1.0
+STYLE_WEIGHT = 2.0
+TV_WEIGHT = 0.0
 _VGG_PREFIX = "loss.vgg."
 
 
@@ -158,8 +166,8 @@ class StyleTransferModule(pl.LightningModule):
         style: path of the style image, or a list of paths (one network for all of them).
         arch: TransformerNet preset ('johnson' or 'fast'); ignored when ``transformer_config`` is given.
         style_size: long side of the style image in pixels (None: its own size, at most 512).
-        content_weight, style_weight, tv_weight: loss weights (defaults: pytorch/examples'
-            fast_neural_style, the reference implementation with the same loss normalisation; TV off there).
+        content_weight, style_weight, tv_weight: loss weights on the normalised loss network (defaults
+            chosen with scripts/bench_quality.py on real VGG16 features; see CONTENT_WEIGHT).
         content_layers, style_layers: VGG16 layers (paper: relu2_2; relu1_2, relu2_2, relu3_3, relu4_3).
         vgg_weights: 'imagenet', 'random' or a file path (None: $FASTNST_VGG_WEIGHTS, else imagenet).
         lr: Adam learning rate (paper: 1e-3).
@@ -167,18 +175,21 @@ class StyleTransferModule(pl.LightningModule):
         preview_every: steps between preview grids (0: only at the end).
         channels_last: run convolutions in NHWC layout (chosen: faster on CPU, see scripts/bench_train.py).
         transformer_config: an explicit TransformerNet configuration (set when loading a checkpoint).
+        vgg_normalize: loss-network normalisation, 'rms' (default: one loss scale for every VGG weight set,
+            see fastnst.networks.vgg_normalize), 'mean' (Gatys' normalised VGG) or 'none'.
         style_scales: several styles only: one factor per style on its style loss (default all 1), to
             even out styles whose Gram targets lie much nearer to or farther from photos than others'.
     """
 
     def __init__(self, style: str | list[str], arch: str = "johnson", style_size: int | None = None,
-                 content_weight: float = 1e5, style_weight: float = 1e10, tv_weight: float = 0.0,
+                 content_weight: float = CONTENT_WEIGHT, style_weight: float = STYLE_WEIGHT, tv_weight: float = TV_WEIGHT,
                  content_layers: Sequence[str] = JOHNSON_CONTENT_LAYERS,
                  style_layers: Sequence[str] = JOHNSON_STYLE_LAYERS,
                  vgg_weights: str | None = None, lr: float = 1e-3, lr_schedule: str = "constant",
                  preview_every: int = 500, channels_last: bool = True,
                  transformer_config: dict[str, Any] | None = None,
-                 style_scales: Sequence[float] | None = None) -> None:
+                 style_scales: Sequence[float] | None = None,
+                 vgg_normalize: str = DEFAULT_VGG_NORMALIZE) -> None:
         super().__init__()
         styles = _style_list(style)
         if not styles:
@@ -202,7 +213,8 @@ class StyleTransferModule(pl.LightningModule):
         content_layers = list(check_layers(content_layers))
         style_layers = list(check_layers(style_layers))
         style_tensors = [load_style_image(s, style_size) for s in styles]
-        vgg = VGGFeatures(tuple(dict.fromkeys(content_layers + style_layers)), "vgg16", vgg_weights)
+        vgg = VGGFeatures(tuple(dict.fromkeys(content_layers + style_layers)), "vgg16", vgg_weights,
+                          normalize=vgg_normalize)
         if channels_last:
             use_layout_friendly_norms(transformer)
         self.transformer = transformer
@@ -588,7 +600,7 @@ def run_training(style: str | os.PathLike | Sequence[str | os.PathLike], data: s
           out: str | os.PathLike | None = None, *,
           image_size: int = 256, style_size: int | None = None, batch_size: int = 4,
           steps: int | None = None, epochs: int | None = None, lr: float = 1e-3,
-          lr_schedule: str = "constant", content_weight: float = 1e5, style_weight: float = 1e10,
+          lr_schedule: str = "constant", content_weight: float = CONTENT_WEIGHT, style_weight: float = STYLE_WEIGHT,
           tv_weight: float = 0.0, content_layers: Sequence[str] | str = JOHNSON_CONTENT_LAYERS,
           style_layers: Sequence[str] | str = JOHNSON_STYLE_LAYERS, arch: str = "johnson",
           vgg_weights: str | None = None, seed: int = 0, resume: str | os.PathLike | None = None,
@@ -596,7 +608,8 @@ def run_training(style: str | os.PathLike | Sequence[str | os.PathLike], data: s
           preview_every: int = 500, checkpoint_every: int = 1000, export: bool = True,
           channels_last: bool = True, data_split: str = "train",
           checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES,
-          style_scales: Sequence[float] | str | None = None, **trainer_options: Any) -> TrainResult:
+          style_scales: Sequence[float] | str | None = None,
+          vgg_normalize: str = DEFAULT_VGG_NORMALIZE, **trainer_options: Any) -> TrainResult:
     """Train a style network for ``style`` on ``data``; returns where the results are.
 
     ``data`` is 'coco', a Hugging Face dataset id, a folder of images or parquet file(s); ``out``
@@ -672,7 +685,7 @@ def run_training(style: str | os.PathLike | Sequence[str | os.PathLike], data: s
                                  content_layers=content_layers, style_layers=style_layers,
                                  vgg_weights=vgg_weights, lr=lr, lr_schedule=lr_schedule,
                                  preview_every=preview_every, channels_last=channels_last,
-                                 style_scales=style_scales)
+                                 style_scales=style_scales, vgg_normalize=vgg_normalize)
     name = module.hparams.style_name
     ckpt_path = None
     if resume is not None:
@@ -713,7 +726,8 @@ def run_training(style: str | os.PathLike | Sequence[str | os.PathLike], data: s
         metadata = {"style_name": name, "style_sha256": module.hparams.style_sha256,
                     "content_weight": weights["content"], "style_weight": weights["style"],
                     "tv_weight": weights["tv"], "content_layers": list(content_layers),
-                    "style_layers": list(style_layers), "steps": int(trainer.global_step),
+                    "style_layers": list(style_layers), "vgg_normalize": vgg_normalize,
+                    "steps": int(trainer.global_step),
                     "image_size": image_size, "batch_size": batch_size, "lr": lr,
                     "vgg_weights": Path(vgg_weights).name if vgg_weights not in ("imagenet", "random") else vgg_weights,
                     "data": str(data)}

@@ -91,8 +91,10 @@ def test_rms_statistic_and_style_norms(folder):
     vgg = VGGFeatures(["relu2_1"], arch="vgg16", weights="random")
     scales = normalize_vgg(vgg, folder, size=32, statistic="rms")
     rms = activation_means(vgg, _images(folder, 32), statistic="rms")
-    alive = scales["conv2_1"] != 1.0
+    alive = scales["conv2_1"] > 0.1 * scales["conv2_1"].pow(2).mean().sqrt() + 1e-6  # above the floor
+    assert alive.float().mean() > 0.5
     assert torch.allclose(rms["conv2_1"][alive], torch.ones(int(alive.sum())), atol=1e-4)
+    assert (rms["conv2_1"][~alive] < 1).all()  # floored filters: a smaller gain, so below one
     energy = sum(float(gram_matrix(vgg(x)["relu2_1"].double()).pow(2).mean()) for x in _images(folder, 32)) / 3
     assert vgg.style_norms["relu2_1"] == pytest.approx(1.0 / energy, rel=1e-4)
     assert vgg.normalized == "rms"

@@ -58,10 +58,13 @@ def _add_common(p: argparse.ArgumentParser, default_iterations: int, size_help: 
     p.add_argument("--vgg-weights", default=None,
                    help="imagenet | random | PATH to a torchvision VGG state dict (default: $FASTNST_VGG_WEIGHTS "
                         "or imagenet; random is for tests only)")
-    p.add_argument("--vgg-normalize", action="store_true",
-                   help="rescale VGG so each filter's mean activation over --normalize-images is 1")
+    p.add_argument("--vgg-normalize", nargs="?", const="mean", default=None, choices=("rms", "mean", "none"),
+                   help="loss-network normalisation: rms (gatys/texture default: one loss scale for any VGG "
+                        "weights), mean (Gatys' normalised VGG; the bare flag) or none (invert/dream default: "
+                        "their losses are scale-free already)")
     p.add_argument("--normalize-images", metavar="DIR", default=None,
-                   help="folder of images for --vgg-normalize (implies it); statistics are cached")
+                   help="folder of images for the normalisation statistics (default: fastnst's bundled photos); "
+                        "statistics are cached")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
@@ -90,12 +93,17 @@ def _add_style_loss(p: argparse.ArgumentParser, *, texture: bool = False) -> Non
                    help="also write OUTPUT-stem-NNNN.ext every N iterations (kept if interrupted)")
 
 
-def _normalize_dir(args: argparse.Namespace) -> str | None:
-    if args.vgg_normalize and not args.normalize_images:
-        raise ConfigError("--vgg-normalize needs --normalize-images DIR (a folder of a few photos)")
+def _normalize_dir(args: argparse.Namespace, default: str = "none") -> str | None:
+    """The VGG normalisation for build_vgg / GatysSettings: a choice name, or (mean over a user folder,
+    for invert and dream) that folder."""
     if args.normalize_images and not os.path.isdir(args.normalize_images):
         raise InputError(f"--normalize-images '{args.normalize_images}' is not a folder")
-    return args.normalize_images
+    choice = args.vgg_normalize or default
+    if args.normalize_images and default == "none":  # invert, dream: a folder means Gatys' mean over it
+        if choice == "rms":
+            raise ConfigError("--normalize-images with invert/dream takes --vgg-normalize mean (or no --vgg-normalize)")
+        return args.normalize_images
+    return choice
 
 
 def _int_size(text: Any, flag: str = "--size") -> int:
@@ -330,7 +338,8 @@ def _style_settings(O: Any, args: argparse.Namespace, content_layers: Any, conte
         content_weight=content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
         style_blend=None if args.style_blend is None else _floats(args.style_blend, "--style-blend"),
         style_scale=args.style_scale, pooling=args.pooling, style_stat=args.style_stat,
-        vgg_weights=args.vgg_weights, vgg_normalize=_normalize_dir(args))
+        vgg_weights=args.vgg_weights, vgg_normalize=_normalize_dir(args, O.DEFAULT_VGG_NORMALIZE),
+        normalize_images=args.normalize_images)
     settings.check()
     settings.check_blend(len(args.style))
     return settings

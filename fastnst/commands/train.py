@@ -83,6 +83,9 @@ def build_parser() -> Any:
     p.add_argument("--arch", type=str, default=d["arch"], help="network preset: johnson or fast")
     p.add_argument("--vgg-weights", type=Optional[str], default=None,
                    help="imagenet, random or PATH (default: $FASTNST_VGG_WEIGHTS, else imagenet)")
+    p.add_argument("--vgg-normalize", type=str, default=d["vgg_normalize"],
+                   help="loss-network normalisation: rms (default: one loss scale for any VGG weights), "
+                        "mean (Gatys' normalised VGG) or none (raw features; rescale the loss weights)")
     p.add_argument("--seed", type=int, default=d["seed"], help="random seed")
     p.add_argument("--resume", type=Optional[str], default=None, help="continue from a last.ckpt")
     p.add_argument("--overwrite", type=bool, default=False, help="replace an earlier run in --out")
@@ -206,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "image_size", "style_size", "batch_size", "steps", "epochs", "lr", "lr_schedule", "content_weight",
         "style_weight", "tv_weight", "content_layers", "style_layers", "arch", "vgg_weights", "seed", "resume",
         "overwrite", "num_workers", "num_previews", "preview_every", "checkpoint_every", "checkpoint_minutes", "export",
-        "channels_last", "data_split", "style_scales")}
+        "channels_last", "data_split", "style_scales", "vgg_normalize")}
     from fastnst.styles.paintings import resolve_styles
 
     # files as given; painting names (starry_night, ...) downloaded once; generated names (mosaic, ...) made
