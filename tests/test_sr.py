@@ -173,6 +173,8 @@ def test_upscale_bad_input(x4_model, tmp_path, capsys, monkeypatch):
         assert not out.exists()
     assert cli.main(["upscale", "--model", str(style_model), str(src), "-o", str(tmp_path / "o.png")]) == 2
     assert "style model" in capsys.readouterr().err
+    assert cli.main(["stylize", "--model", model, str(src), "-o", str(tmp_path / "o.png")]) == 2
+    assert "super-resolution model" in capsys.readouterr().err
     monkeypatch.setenv("FASTNST_MAX_PIXELS", str(40 * 30 * 15))  # below 16x the input
     assert cli.main(["upscale", "--model", model, str(src), "-o", str(tmp_path / "o.png")]) == 2
     assert "above the cap" in capsys.readouterr().err

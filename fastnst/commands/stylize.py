@@ -412,6 +412,9 @@ def main_stylize(argv: list[str]) -> int:
 
     def make_stylizer() -> Any:
         model = load_model(model_path, providers, args.threads, args.input_range, args.optimization)
+        if (getattr(model, "metadata", None) or {}).get("fastnst_task") == "super-resolution":
+            raise ModelFormatError(f"'{model_path}' is a super-resolution model; enlarge images with "
+                                   f"'fastnst upscale --model {model_path} ...', or pass a style model")
         return with_stroke_scale(model, args.stroke_scale, args.sr_model, providers, args.threads)
 
     if len(inputs) == 1 and is_video_path(inputs[0][0]):  # a video: frames in batches, flicker reduction
