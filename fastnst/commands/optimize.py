@@ -149,6 +149,15 @@ def _check_memory(args: argparse.Namespace, side: int, what: str, flag: str = "-
 
     device = "cuda" if str(args.device).startswith("cuda") else "cpu"
     checks.optimize_size(side, side, what, flag, device, images)
+    scale = getattr(args, "style_scale", None)
+    if scale is not None and what != "the style":  # the style image is resized to style_scale x the output
+        if not 0 < scale <= 64:
+            raise ConfigError(f"--style-scale must be above 0 and at most 64, got {scale:g}")
+        style_side = max(1, int(round(side * scale)))
+        checks.pixels(style_side, style_side, f"the style image at --style-scale {scale:g}",
+                      "use a smaller --style-scale or --size")
+        checks.memory(checks.FORWARD_BYTES_PER_PIXEL * style_side * style_side * max(1, len(args.style)),
+                      f"the style image at {style_side} px", "use a smaller --style-scale or --size", device)
 
 
 def _check_iterations(n: int) -> int:
