@@ -87,6 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # e.g. `fastnst stylize ... -o - | head`
         return 1
+    except OSError as exc:  # a fault of the environment (a folder that cannot be entered, I/O error): one line
+        from fastnst.errors import os_error
+
+        return _error(str(os_error(exc, exc.filename, "access")))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -90,6 +90,9 @@ def os_error(exc: OSError, path: str | os.PathLike | None = None, action: str = 
         return OutputError(f"cannot {action} {where}: no space left on the device; free some space or "
                            f"choose an output on another disk (nothing partial was kept)")
     if exc.errno in _DENIED:
+        if action == "access":
+            return OutputError(f"cannot access {where}: permission denied (a folder on the way that this user "
+                               f"cannot enter or read?); check the permissions or choose another path")
         return OutputError(f"cannot {action} {where}: permission denied (is {folder} read-only, immutable or "
                            f"owned by another user?); choose another output path")
     if exc.errno == errno.EROFS:

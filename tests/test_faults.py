@@ -544,3 +544,44 @@ def test_checkpoints_follow_the_wall_clock_as_well_as_the_steps(run_setup, monke
                    "--checkpoint-minutes", repr(minutes)]
     assert main(argv) == 0
     assert saved == expected  # step 0 (resumable from the start), the interval, the final one
+
+
+def test_a_folder_this_user_cannot_enter_is_one_line(model, tmp_path):
+    """Run as an unprivileged user (nobody, via setpriv, when the tests run as root; else as this user)."""
+    onnx_path, _ = model
+    locked = tmp_path / "locked"
+    (locked / "sub").mkdir(parents=True)
+    locked.chmod(0o700 if ROOT else 0o000)
+    photo = tmp_path / "p.png"
+    synthetic_rgb(40, 32).save(photo)
+    prefix: list[str] = []
+    if ROOT:
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root without setpriv: no unprivileged user to run the command as")
+        for p in (tmp_path, photo, Path(onnx_path).parent, onnx_path):
+            p.chmod(p.stat().st_mode | 0o005)
+        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    try:
+        for argv in (["stylize", "-m", str(onnx_path), str(photo), "-o", str(locked / "sub" / "x.png")],
+                     ["stylize", "-m", str(onnx_path), str(locked / "sub"), "-o", str(tmp_path / "out")],
+                     ["info", str(locked / "m.onnx")]):
+            proc = subprocess.run(prefix + [sys.executable, "-m", "fastnst", *argv], capture_output=True, text=True,
+                                  timeout=120, env=dict(os.environ, HOME=str(tmp_path)))
+            lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+            if ROOT and proc.returncode != 2 and "Permission denied" in proc.stderr and "fastnst" not in proc.stderr:
+                pytest.skip("the unprivileged user cannot run this Python environment")
+            assert proc.returncode == 2 and len(lines) == 1 and "permission denied" in lines[0], (argv, proc.stderr)
+    finally:
+        locked.chmod(0o700)
+
+
+def test_unexpected_os_errors_become_one_line(monkeypatch, capsys):
+    import fastnst.commands.stylize as stylize
+
+    def denied(argv):
+        raise PermissionError(errno.EACCES, "Permission denied", "/secret/x")
+
+    monkeypatch.setattr(stylize, "main_info", denied)
+    assert main(["info", "x.onnx"]) == 2
+    lines = _err(capsys)
+    assert len(lines) == 1 and "cannot access '/secret/x': permission denied" in lines[0]
