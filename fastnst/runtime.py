@@ -740,7 +740,13 @@ class Stylizer:
     def _tile_size(self, src: np.ndarray, tile: int | None) -> int:
         h, w = src.shape[:2]
         size = (DEFAULT_TILE if h * w > AUTO_TILE_PIXELS else 0) if tile is None else tile
-        return size if size and (w > size or h > size) else 0
+        size = size if size and (w > size or h > size) else 0
+        if not size and h * w > AUTO_TILE_PIXELS:  # one piece: the memory estimate before the allocation
+            from fastnst import checks
+
+            checks.memory(checks.FORWARD_BYTES_PER_PIXEL * h * w, f"stylising {w}x{h} in one piece",
+                          "leave --tile out (automatic tiling) or pass --tile 1024")
+        return size
 
     def _render(self, item: _Item, styled: np.ndarray | None, strength: float, preserve_color: bool,
                 tile: int | None, overlap: int | None, style: np.ndarray | None) -> Any:

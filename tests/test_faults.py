@@ -585,3 +585,15 @@ def test_unexpected_os_errors_become_one_line(monkeypatch, capsys):
     assert main(["info", "x.onnx"]) == 2
     lines = _err(capsys)
     assert len(lines) == 1 and "cannot access '/secret/x': permission denied" in lines[0]
+
+
+def test_untiled_stylize_checks_memory_before_the_allocation(model, tmp_path, capsys, monkeypatch):
+    from fastnst import checks
+
+    onnx_path, _ = model
+    big = tmp_path / "big.png"
+    Image.new("RGB", (1600, 1200), (20, 120, 220)).save(big)
+    monkeypatch.setattr(checks, "available_memory", lambda: 2**30)  # a 1 GB machine
+    _one_line_error(capsys, ["stylize", "-m", onnx_path, big, "-o", tmp_path / "o.png", "--tile", "0"],
+                    "in one piece needs about")
+    assert not (tmp_path / "o.png").exists()
