@@ -79,7 +79,7 @@ def cmd_balance(args: argparse.Namespace) -> None:
     if args.vgg19:
         sets.append(("vgg19", args.vgg19))
     rows = []
-    summary: dict[str, list[float]] = {}
+    summary: dict[tuple[str, str, str], list[float]] = {}
     for normalize in args.normalize:
         for net, weights in sets:
             for pname, photo in photos.items():
@@ -97,16 +97,18 @@ def cmd_balance(args: argparse.Namespace) -> None:
                 r0 = first["style"] / max(first["content"], 1e-30)
                 r1 = last["style"] / max(last["content"], 1e-30)
                 label = "random" if weights == "random" else Path(weights).name
-                summary.setdefault(normalize, []).extend([r0, r1])
+                summary.setdefault((normalize, net, "first"), []).append(r0)
+                summary.setdefault((normalize, net, "last"), []).append(r1)
                 rows.append([normalize, net, label, pname, f"{r0:.3g}", f"{r1:.3g}",
                              f"{time.perf_counter() - t0:.0f}s"])
                 print(rows[-1], file=sys.stderr, flush=True)
     print(f"\nGatys from noise, {args.iterations} L-BFGS iterations at {args.size}px, default weights "
           f"(content {GATYS_CONTENT_WEIGHT:g}, style {GATYS_STYLE_WEIGHT:g}); ratio = weighted style / weighted content\n")
     print(table(rows, ["normalise", "net", "weights", "photo", "ratio first", "ratio last", "time"]))
-    for normalize, values in summary.items():
-        print(f"\n{normalize}: ratios span {min(values):.3g} .. {max(values):.3g} "
-              f"(max/min {max(values) / min(values):.1f}x across weight sets, photos, first and last)")
+    print("\nspread across weight sets and photos (max/min of the ratio), per loss network and moment:")
+    for (normalize, net, moment), values in summary.items():
+        print(f"  {normalize:5s} {net} {moment:5s}: {min(values):.3g} .. {max(values):.3g}  "
+              f"({max(values) / min(values):.1f}x)")
 
 
 # --------------------------------------------------------------------------------------------- model
