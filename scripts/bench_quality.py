@@ -225,6 +225,32 @@ def cmd_model(args: argparse.Namespace) -> None:
     print(table(strokes, ["photo", "style loss @512", "style loss @1024"]))
 
 
+def cmd_sweep(args: argparse.Namespace) -> None:
+    """Gatys at several style weights on one held-out photo: a sheet (photo | one result per weight)."""
+    from fastnst.optimize import gatys_result
+
+    photo = held_out_photos(args.photos)[args.photo]
+    style = Image.open(args.style).convert("RGB")
+    results, rows = [], []
+    for w in args.style_weights:
+        t0 = time.perf_counter()
+        r = gatys_result(photo, style, size=args.size, iterations=args.iterations, content_weight=1.0,
+                         style_weight=w, vgg_weights=args.vgg19, seed=0)
+        results.append(r.image)
+        rows.append([f"{w:g}", f"{float(r.terms['content']):.3g}", f"{float(r.terms['style']):.3g}",
+                     f"{time.perf_counter() - t0:.0f}s"])
+        print(rows[-1], file=sys.stderr, flush=True)
+    w, h = results[0].size
+    sheet = Image.new("RGB", (w * (len(results) + 1), h))
+    sheet.paste(photo.resize((w, h)), (0, 0))
+    for i, im in enumerate(results):
+        sheet.paste(im, (w * (i + 1), 0))
+    sheet.save(args.out)
+    print(f"\n$ python scripts/bench_quality.py {' '.join(shlex.quote(a) for a in sys.argv[1:])}\n")
+    print(table(rows, ["style weight", "content (weighted)", "style (weighted)", "time"]))
+    print(f"\nsheet: {args.out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=1)
@@ -249,10 +275,19 @@ def main() -> None:
     m.add_argument("--style-weight", type=float, default=None)
     m.add_argument("--tv-weight", type=float, default=None)
     m.add_argument("--out", default="quality-out")
+    w = sub.add_parser("sweep")
+    w.add_argument("--vgg19", required=True)
+    w.add_argument("--style", required=True)
+    w.add_argument("--photo", default="china")
+    w.add_argument("--photos", nargs="*", default=[])
+    w.add_argument("--style-weights", type=float, nargs="+", default=[0.1, 0.3, 1.0])
+    w.add_argument("--size", type=int, default=256)
+    w.add_argument("--iterations", type=int, default=150)
+    w.add_argument("--out", default="gatys-sweep.png")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"$ python scripts/bench_quality.py {' '.join(shlex.quote(a) for a in sys.argv[1:])}", file=sys.stderr)
-    {"balance": cmd_balance, "model": cmd_model}[args.cmd](args)
+    {"balance": cmd_balance, "model": cmd_model, "sweep": cmd_sweep}[args.cmd](args)
 
 
 if __name__ == "__main__":
