@@ -80,15 +80,20 @@ def main() -> int:
     p.add_argument("--vgg-weights", required=True, help="VGG16 weights for the feature loss (the imported Caffe VGG16)")
     p.add_argument("--sheet", default=None, help="write the picture sheet here (PNG or JPEG)")
     p.add_argument("--crop", type=int, default=160, help="side of the centre crops on the sheet (output pixels)")
+    p.add_argument("--extra", action="append", default=[], metavar="LABEL=MODEL",
+                   help="another ONNX model to measure (table only), e.g. a variant or an earlier checkpoint")
     args = p.parse_args()
     torch.set_num_threads(1)
     models = {"pixel loss": Upscaler(args.pixel, threads=1), "perceptual loss": Upscaler(args.perceptual, threads=1)}
+    for item in args.extra:
+        label, _, path = item.partition("=")
+        models[label] = Upscaler(path, threads=1)
     factors = {m.factor for m in models.values()}
     if len(factors) != 1:
         raise SystemExit(f"the models have different factors: {factors}")
     f = factors.pop()
     vgg = VGGFeatures(("relu2_2",), "vgg16", args.vgg_weights)
-    methods = ["bicubic", "pixel loss", "perceptual loss"]
+    methods = ["bicubic", "pixel loss", "perceptual loss"] + [m for m in models if m not in ("pixel loss", "perceptual loss")]
     rows = []
     sheet_rows = []
     for path in held_out_photos():
@@ -113,7 +118,7 @@ def main() -> int:
         y0, x0 = (hr.shape[0] - c) // 2 // f * f, (hr.shape[1] - c) // 2 // f * f
         crop = lambda a: Image.fromarray(a[y0:y0 + c, x0:x0 + c])  # noqa: E731
         lr_crop = Image.fromarray(lr[y0 // f:(y0 + c) // f, x0 // f:(x0 + c) // f]).resize((c, c), Image.Resampling.NEAREST)
-        sheet_rows.append([lr_crop] + [crop(outs[m]) for m in methods] + [crop(hr)])
+        sheet_rows.append([lr_crop] + [crop(outs[m]) for m in methods[:3]] + [crop(hr)])
 
     print(f"x{f} super-resolution on {len(held_out_photos())} held-out photos (PSNR/SSIM on Y, border {f} px; "
           f"feature loss: relu2_2 MSE of {Path(args.vgg_weights).name}; sharpness: gradient ratio to the original)\n")
