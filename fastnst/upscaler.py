@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -158,15 +158,4 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
     return (np.clip(x, 0.0, 1.0) * np.float32(255.0) + np.float32(0.5)).astype(np.uint8)
 
 
-def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """An ONNX model's metadata (onnxruntime only), or {} when it cannot be read."""
-    try:
-        from fastnst.runtime import _ort
-
-        sess = _ort().InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return dict(sess.get_modelmeta().custom_metadata_map)
-    except Exception:  # noqa: BLE001
-        return {}
-
-
-__all__ = ["Upscaler", "model_task", "read_metadata", "DEFAULT_TILE", "TILE_MARGIN"]
+__all__ = ["Upscaler", "model_task", "DEFAULT_TILE", "TILE_MARGIN"]

@@ -52,11 +52,12 @@ CONTAINERS: dict[str, tuple[str, tuple[str, ...]]] = {
     ".avi": ("avi", ("mpeg4", "mjpeg")),
 }
 VIDEO_EXTENSIONS = frozenset(CONTAINERS) | {".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".3gp", ".ogv"}
-DEFAULT_BATCH = 4  # chosen: 4 frames per onnxruntime call (batching beyond that gained nothing on 2 CPU cores)
+DEFAULT_BATCH = 4  # chosen: 4 frames per onnxruntime call keeps memory bounded at 1080p; not tuned for speed
 MAX_BATCH = 64
-# Flicker reduction. Chosen on the synthetic panning clip of tests/test_video.py and scripts/bench_flicker.py:
-# blending 60% of the warped previous output where the flow is reliable roughly halves the warped error
-# without visible ghosting; TOLERANCE is the input difference (0..255) at which a pixel counts as unreliable.
+# Flicker reduction. Chosen: blending 60% of the warped previous output where the flow is reliable halved
+# the warped error on both clips of scripts/bench_flicker.py (0.055 -> 0.028, 0.086 -> 0.041); ghosting is
+# still to be judged by eye with a trained style. TOLERANCE: the input difference (0..255) at which a
+# pixel counts as unreliable (occluded, cross-fading, badly tracked).
 DEFAULT_DEFLICKER = 0.6
 TOLERANCE = 24.0
 STATIC_LEVELS = 2  # input change (0..255) below which a pixel counts as unchanged (static_change)
