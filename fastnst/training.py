@@ -7,7 +7,9 @@ without gradients and only as deep as the content layer, on the input. Every los
 
 :func:`train` is the whole job (what ``fastnst train`` calls): check every input before anything is
 written, fit, then save ``<out>/<style>.safetensors`` (and ``<out>/<style>.onnx`` when the export
-module is available). Checkpoints (``last.ckpt``) resume exactly: weights, optimizer and step.
+module is available). Checkpoints (``last.ckpt``, written atomically by
+:class:`fastnst.checkpointing.CrashSafeCheckpoint`) resume exactly: weights, optimizer, step, the position
+in the data order and the random states, so a run killed at any moment ends as if never interrupted.
 """
 
 from __future__ import annotations
