@@ -123,8 +123,11 @@ def _open(source: ImageSource, name: str, max_pixels: int, max_size: int | None 
         # Box-reduce by a whole factor right after decoding (still >= max_size): later conversions and
         # the final resize then work on a small image, not on copies of the full canvas.
         info = dict(img.info)
-        img = img.reduce(max(img.size) // max_size)
-        img.info.update(info)
+        try:
+            img = img.reduce(max(img.size) // max_size)
+            img.info.update(info)
+        except ValueError:  # modes reduce() does not take (16-bit gray): resized later as before
+            pass
     return img
 
 
