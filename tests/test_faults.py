@@ -597,3 +597,18 @@ def test_untiled_stylize_checks_memory_before_the_allocation(model, tmp_path, ca
     _one_line_error(capsys, ["stylize", "-m", onnx_path, big, "-o", tmp_path / "o.png", "--tile", "0"],
                     "in one piece needs about")
     assert not (tmp_path / "o.png").exists()
+
+
+def test_max_size_decodes_early_and_keeps_the_orientation(tmp_path):
+    from fastnst.image import read_image
+
+    im = Image.new("RGB", (2400, 1200), (200, 10, 10))
+    exif = im.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees when shown
+    for name in ("big.jpg", "big.png"):
+        im.save(tmp_path / name, exif=exif.tobytes())
+        full = read_image(tmp_path / name)
+        small = read_image(tmp_path / name, max_size=100)
+        assert full.size == (1200, 2400)
+        # decoded at 1/8 (JPEG draft) or box-reduced right after decoding, never below the asked size
+        assert 100 <= max(small.size) < 400 and small.size[0] < small.size[1], (name, small.size)
