@@ -9,7 +9,9 @@ onnxruntime-web (``npm install --no-save onnxruntime-web`` in the repository roo
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -57,6 +59,23 @@ class _Handler(SimpleHTTPRequestHandler):
         pass
 
 
+def _end_group(proc: subprocess.Popen) -> None:
+    """Terminate the browser and every helper process it started (its process group)."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    time.sleep(0.5)  # helpers exit after the main process
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def run_page(site: Path, spec: dict, timeout: float = 120.0) -> dict:
     """Serve ``site``, open the page in headless Chromium in test mode with ``spec``; the posted result."""
     (site / "spec.json").write_text(json.dumps(spec))
@@ -65,19 +84,16 @@ def run_page(site: Path, spec: dict, timeout: float = 120.0) -> dict:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/index.html?test=spec.json&ep=wasm"
     with tempfile.TemporaryDirectory() as profile:
+        # its own session: Chromium starts helper processes, and the whole group is ended afterwards
         proc = subprocess.Popen([_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                                  f"--user-data-dir={profile}", url],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             deadline = time.monotonic() + timeout
             while not handler.results and time.monotonic() < deadline and proc.poll() is None:
                 time.sleep(0.2)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            _end_group(proc)
             server.shutdown()
             server.server_close()
     if not handler.results:
