@@ -64,13 +64,13 @@ DEFAULT_STEPS = 40_000
 # a 512 px painting carry its brush strokes at the scale 256 px training crops see them; cheap once).
 MAX_STYLE_SIZE = 512
 # Loss weights on the RMS-normalised loss network (fastnst.networks.vgg_normalize: one scale for every VGG
-# weight set). Chosen on real VGG16 (Caffe) features by looking at the training previews: with style 2 a
-# cpu-quick run still showed no content after 300 steps (content loss flat at 2.1 while style fell
-# 96 -> 9); 0.5 keeps the photo's objects; the built-in styles were trained with it. TV off: the
-# resize-convolution decoder leaves no checkerboard (bench_quality's period-2/4 energy), as
+# weight set). Chosen on real VGG16 (Caffe) features by looking at cpu-quick previews (brushstrokes style,
+# 6 photos): style 2 showed no content after 300 steps (content loss flat at 2.1 while style fell 96 -> 9),
+# 0.5 only faint shapes after 600; 0.15 shows every photo's objects under the style's strokes by step 200.
+# TV off: the resize-convolution decoder leaves no checkerboard (bench_quality's period-2/4 energy), as
 # pytorch/examples leaves it off.
 CONTENT_WEIGHT = 1.0
-STYLE_WEIGHT = 0.5
+STYLE_WEIGHT = 0.15
 TV_WEIGHT = 0.0
 _VGG_PREFIX = "loss.vgg."
 
