@@ -164,6 +164,9 @@ def package(run: Path, seconds: float, command: str, fp16: bool, machine: str) -
         "content_weight": meta.get("content_weight", ""),
         "style_weight": meta.get("style_weight", ""),
         "tv_weight": meta.get("tv_weight", ""),
+        "vgg_normalize": meta.get("vgg_normalize", ""),
+        "style_scales": [round(v, 4) for v in json.loads(meta.get("style_scales", "[]"))],
+        "code": os.environ.get("FASTNST_BUILD_CODE", ""),
         "weights_storage": "float16 (computed in float32)" if fp16 else "float32",
         "model_bytes": out.stat().st_size,
         "training_photos": {k: f"{p}: {f}" for k, (p, f) in TRAIN_PHOTOS.items()},
@@ -209,7 +212,9 @@ def write_attribution(info: dict) -> None:
         f"- time: {info['seconds']} s ({minutes:.0f} min) on {info['machine']}",
         f"- {info['steps']} steps, batch {info['batch_size']}, {info['image_size']} px crops; loss network: "
         f"VGG16 with the original (Caffe) ImageNet weights imported by `fastnst vgg import` ({info['vgg_weights']})",
-        f"- loss weights: content {info['content_weight']}, style {info['style_weight']}, TV {info['tv_weight']}",
+        f"- loss weights: content {info['content_weight']}, style {info['style_weight']}, TV {info['tv_weight']}; "
+        f"loss-network normalisation: {info['vgg_normalize'] or 'none'}; per-style scales {info['style_scales']}",
+        f"- code: {info['code'] or 'this repository'}",
         f"- model file: {info['model_bytes'] / 1e6:.2f} MB, weights stored as {info['weights_storage']}",
         f"- training photos (shipped by scikit-image / scikit-learn, nothing fetched): {photos}",
         f"- held out (never trained on; used for the sheet): {held}",
