@@ -736,7 +736,7 @@ def run_training(style: str | os.PathLike | Sequence[str | os.PathLike], data: s
                     "data": str(data)}
         if module.num_styles > 1:
             metadata[META_STYLES] = list(module.transformer.style_names)
-            metadata["style_scales"] = [float(v) for v in module.style_scales.tolist()]
+            metadata["style_scales"] = [round(float(v), 6) for v in module.style_scales.tolist()]  # float32 -> as given
         from fastnst.weights import save_transformer
 
         transformer = module.transformer.to("cpu", memory_format=torch.contiguous_format).float()
