@@ -67,8 +67,9 @@ MAX_STYLE_SIZE = 512
 # weight set). Chosen on real VGG16 (Caffe) features by looking at cpu-quick previews (brushstrokes style,
 # 6 photos): style 2 showed no content after 300 steps (content loss flat at 2.1 while style fell 96 -> 9),
 # 0.5 only faint shapes after 600; 0.15 shows every photo's objects under the style's strokes by step 200.
-# TV off: the resize-convolution decoder leaves no checkerboard (bench_quality's period-2/4 energy), as
-# pytorch/examples leaves it off.
+# TV off, as pytorch/examples leaves it (the paper's values belong to its unnormalised loss). Not yet
+# calibrated: bench_quality's checkerboard measure gives the cpu-quick network 3-18x the photo's spectral
+# energy at period 2 (Gatys: 1-3x), so a TV term is the next thing to try.
 CONTENT_WEIGHT = 1.0
 STYLE_WEIGHT = 0.15
 TV_WEIGHT = 0.0
