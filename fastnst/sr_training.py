@@ -31,7 +31,8 @@ from fastnst.errors import ConfigError, InputError, ModelFormatError, OutputExis
 from fastnst.losses import content_loss, total_variation
 from fastnst.networks.sr import SR_FACTORS, SRNet, degrade, save_sr
 from fastnst.networks.vgg import VGGFeatures, check_layers, resolve_weights
-from fastnst.training import LR_SCHEDULES, TrainResult, _check_positive, _check_weight, _trainer_kwargs, fit_module
+from fastnst.training import (LR_SCHEDULES, TrainResult, _check_positive, _check_weight, _trainer_kwargs,
+                              drop_frozen_state, fit_module, restore_frozen_state, with_lr_schedule)
 
 log = logging.getLogger(__name__)
 
@@ -141,28 +142,15 @@ class SuperResolutionModule(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr)
-        schedule = self.hparams.lr_schedule
-        if schedule == "constant":
-            return optimizer
-        total = self._trainer.estimated_stepping_batches if self._trainer is not None else SR_STEPS
-        total = int(total) if math.isfinite(total) and total > 0 else SR_STEPS
-        if schedule == "cosine":
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total, eta_min=self.hparams.lr * 0.01)
-        else:
-            sched = torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, int(total * 0.75)), gamma=0.1)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return with_lr_schedule(optimizer, self, self.hparams.lr_schedule, SR_STEPS)
 
     # the frozen VGG is not stored in checkpoints (rebuilt from its weights setting)
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        state = checkpoint.get("state_dict", {})
-        for key in [k for k in state if k.startswith(_VGG_PREFIX)]:
-            del state[key]
+        drop_frozen_state(checkpoint, _VGG_PREFIX)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.vgg is not None:
-            state = checkpoint.setdefault("state_dict", {})
-            for key, value in self.vgg.state_dict(prefix=_VGG_PREFIX).items():
-                state.setdefault(key, value)
+            restore_frozen_state(checkpoint, self.vgg, _VGG_PREFIX)
 
     @torch.no_grad()
     def preview_grid(self, images: torch.Tensor) -> Image.Image:

@@ -215,7 +215,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # files as given; painting names (starry_night, ...) downloaded once; generated names (mosaic, ...) made
     style = resolve_styles(cfg.style)
     style = [str(s) for s in style] if isinstance(style, list) else str(style)
-    result = run_training(style, cfg.data, cfg.out, **options, **trainer_options)
+    return report(run_training(style, cfg.data, cfg.out, **options, **trainer_options))
+
+
+def report(result: Any, next_step: str | None = None) -> int:
+    """Print where a training run's results are (rank zero only); the exit code (130 if interrupted).
+
+    ``next_step`` is a command template with ``{onnx}`` for the exported model, printed when there is one.
+    """
     if result.is_global_zero:
         state = "interrupted at" if result.interrupted else "finished after"
         print(f"training {state} {result.steps} steps", file=sys.stderr)
@@ -227,4 +234,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"weights:    {result.weights}")
         if result.onnx:
             print(f"onnx:       {result.onnx}")
+            if next_step:
+                print(f"next:       {next_step.format(onnx=result.onnx)}")
     return 130 if result.interrupted else 0

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Optional
 
-from fastnst.commands.train import _TRAINER_SKIP, _configs_first, _one_line, instantiate
+from fastnst.commands.train import _TRAINER_SKIP, _configs_first, _one_line, instantiate, report
 from fastnst.errors import ConfigError
 
 _DESCRIPTION = """Train a network that enlarges photos 4x or 8x in one forward pass (Johnson et al. 2016):
@@ -114,16 +114,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     options = {k: getattr(cfg, k) for k in _OPTIONS}
     result = run_sr_training(cfg.data, cfg.out, **options, **trainer_options)
-    if result.is_global_zero:
-        state = "interrupted at" if result.interrupted else "finished after"
-        print(f"training {state} {result.steps} steps", file=sys.stderr)
-        if result.preview:
-            print(f"previews:   {result.preview.parent}/ (latest {result.preview.name})")
-        if result.metrics:
-            print(f"losses:     {result.metrics}")
-        print(f"checkpoint: {result.checkpoint}   (continue with --resume {result.checkpoint})")
-        print(f"weights:    {result.weights}")
-        if result.onnx:
-            print(f"onnx:       {result.onnx}")
-            print(f"next:       fastnst upscale --model {result.onnx} photo.jpg -o big.png")
-    return 130 if result.interrupted else 0
+    return report(result, next_step="fastnst upscale --model {onnx} photo.jpg -o big.png")
