@@ -23,7 +23,6 @@ every command that takes a loss network.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -424,8 +423,7 @@ def verify_onnx(source: Path, imported: ImportedVGG, state: dict[str, np.ndarray
         ref = session.run(None, {inp.name: np.ascontiguousarray(feed, np.float32)})[0]
     vgg = VGGFeatures([layer], imported.arch, weights="random")
     own = vgg.features.state_dict()
-    import torch as _t
-    vgg.features.load_state_dict({k: _t.from_numpy(state[f"features.{k}"]) for k in own}, strict=True)
+    vgg.features.load_state_dict({k: torch.from_numpy(state[f"features.{k}"]) for k in own}, strict=True)
     with torch.no_grad():
         got = vgg(x)[layer].numpy()
     if ref.shape != got.shape:
@@ -480,22 +478,3 @@ def import_vgg(source: str | os.PathLike, out: str | os.PathLike, *, convention:
     with atomic_output(out_path, overwrite=overwrite) as tmp:
         save_file(state, str(tmp), metadata=metadata)
     return ImportResult(out_path, imported.arch, conv, imported.reader, digest, error)
-
-
-def file_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The metadata of a fastnst-imported VGG file ({} for other files or unreadable ones)."""
-    if not str(path).endswith(".safetensors"):
-        return {}
-    try:
-        from safetensors import safe_open
-        with safe_open(str(path), framework="numpy") as f:
-            meta = dict(f.metadata() or {})
-    except Exception:
-        return {}
-    return meta if meta.get(META_FORMAT) else {}
-
-
-def describe(path: str | os.PathLike) -> str:
-    """One line on a fastnst-imported VGG file, for ``info``-style output."""
-    meta = file_metadata(path)
-    return json.dumps(meta, sort_keys=True) if meta else ""
