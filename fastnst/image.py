@@ -283,6 +283,34 @@ def to_pil(tensor: "torch.Tensor") -> Image.Image:
     return Image.fromarray(arr.permute(1, 2, 0).contiguous().numpy(), "RGB")
 
 
+# BT.601 luma: the Y of JPEG's YCbCr and of NTSC's YIQ alike (neural-style's -original_colors).
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def preserve_colors(original: Any, styled: Any, channel_axis: int = -1) -> Any:
+    """``styled``'s luminance with ``original``'s colours: the one "keep colours" of fastnst.
+
+    Works on numpy arrays (HxWx3, ``channel_axis=-1``) and torch tensors (Nx3xHxW, ``channel_axis=1``)
+    alike, RGB in [0, 1] (a uint8 ``original`` is scaled). Chroma is kept in BT.601 YCbCr (equally YIQ:
+    both share Y and carry chroma linearly), so the result is ``original + (Y(styled) - Y(original))``
+    on every channel, clipped to [0, 1]. Same shape as ``styled``.
+    """
+    if isinstance(original, np.ndarray) and original.dtype == np.uint8:
+        original = original.astype(np.float32) * np.float32(1.0 / 255.0)
+    if original.shape != styled.shape:
+        raise ValueError(f"preserve_colors needs equal shapes, got {tuple(original.shape)} and {tuple(styled.shape)}")
+
+    def luma(x: Any) -> Any:
+        r, g, b = (x.select(channel_axis, i) if hasattr(x, "select") else np.take(x, i, axis=channel_axis)
+                   for i in range(3))
+        return LUMA_WEIGHTS[0] * r + LUMA_WEIGHTS[1] * g + LUMA_WEIGHTS[2] * b
+
+    delta = luma(styled) - luma(original)
+    delta = delta.unsqueeze(channel_axis) if hasattr(delta, "unsqueeze") else np.expand_dims(delta, channel_axis)
+    out = original + delta
+    return out.clamp(0, 1) if hasattr(out, "clamp") else np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
+
+
 def output_format(path: str | os.PathLike, format: str | None = None) -> str:
     """The Pillow format name for ``path`` (or an explicit ``format`` such as 'png' or 'jpg')."""
     key = ("." + format.lower().lstrip(".")) if format else Path(path).suffix.lower()

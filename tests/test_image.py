@@ -179,3 +179,25 @@ def test_image_module_imports_without_torch():
                          cwd=os.path.dirname(os.path.dirname(__file__)))
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "ok"
+
+
+def test_preserve_colors_is_one_method_for_numpy_and_torch():
+    """Luma of the styled image, chroma of the original: equal to a full BT.601 YCbCr round trip."""
+    import numpy as np
+    import torch
+
+    from fastnst.image import preserve_colors
+
+    rng = np.random.default_rng(0)
+    original, styled = rng.random((6, 7, 3), dtype=np.float32), rng.random((6, 7, 3), dtype=np.float32)
+    to_ycc = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+    ycc = np.concatenate([(styled @ to_ycc.T)[..., :1], (original @ to_ycc.T)[..., 1:]], axis=-1)
+    expected = np.clip(ycc @ np.linalg.inv(to_ycc).T, 0, 1)
+    got = preserve_colors(original, styled)
+    assert got.dtype == np.float32 and np.abs(got - expected).max() < 1e-5
+    as_uint8 = preserve_colors((original * 255).round().astype(np.uint8), styled)
+    assert np.abs(as_uint8 - got).max() < 0.01
+    nchw = preserve_colors(torch.from_numpy(original).permute(2, 0, 1)[None],
+                           torch.from_numpy(styled).permute(2, 0, 1)[None], channel_axis=1)
+    assert np.abs(nchw[0].permute(1, 2, 0).numpy() - got).max() < 1e-6
+    assert np.abs(preserve_colors(original, original) - original).max() < 1e-6
