@@ -283,6 +283,32 @@ def to_pil(tensor: "torch.Tensor") -> Image.Image:
     return Image.fromarray(arr.permute(1, 2, 0).contiguous().numpy(), "RGB")
 
 
+def find_images(folder: str | os.PathLike, *, recursive: bool = True, require: bool = True) -> list[Path]:
+    """The image files in ``folder``: the one folder scanner of fastnst.
+
+    Regular files with an :data:`IMAGE_EXTENSIONS` suffix (any case), hidden files and hidden
+    folders skipped, sub-folders searched when ``recursive`` (symlinked folders followed once, so
+    a link cycle cannot loop), sorted by path for a stable order. With ``require``, an empty
+    result raises InputError naming the folder and the formats.
+    """
+    root = Path(folder)
+    found: list[Path] = []
+    seen: set[str] = set()
+    for here, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(here)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+        found += [Path(here) / n for n in files if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_EXTENSIONS
+                  and os.path.isfile(os.path.join(here, n))]
+    if require and not found:
+        raise InputError(f"folder '{folder}' has no images ({', '.join(sorted(IMAGE_EXTENSIONS))}"
+                         f"{', also in sub-folders' if recursive else ''}); add some or pass another folder")
+    return sorted(found)
+
+
 # BT.601 luma: the Y of JPEG's YCbCr and of NTSC's YIQ alike (neural-style's -original_colors).
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 

@@ -201,3 +201,24 @@ def test_preserve_colors_is_one_method_for_numpy_and_torch():
                            torch.from_numpy(styled).permute(2, 0, 1)[None], channel_axis=1)
     assert np.abs(nchw[0].permute(1, 2, 0).numpy() - got).max() < 1e-6
     assert np.abs(preserve_colors(original, original) - original).max() < 1e-6
+
+
+def test_find_images_is_one_scanner_skipping_hidden_entries_and_link_cycles(tmp_path):
+    import os
+
+    import pytest
+
+    from fastnst.errors import InputError
+    from fastnst.image import find_images
+
+    for rel in ("b.JPG", "a.png", "notes.txt", ".hidden.png", "sub/c.webp", ".cache/d.png", "sub/deeper/e.jpeg"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    (tmp_path / "folder.png").mkdir()
+    os.symlink(tmp_path, tmp_path / "sub" / "loop")
+    names = [p.relative_to(tmp_path).as_posix() for p in find_images(tmp_path)]
+    assert names == ["a.png", "b.JPG", "sub/c.webp", "sub/deeper/e.jpeg"]
+    assert [p.name for p in find_images(tmp_path, recursive=False)] == ["a.png", "b.JPG"]
+    with pytest.raises(InputError, match="has no images"):
+        find_images(tmp_path / "folder.png")
+    assert find_images(tmp_path / "folder.png", require=False) == []
