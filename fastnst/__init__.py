@@ -38,9 +38,29 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'fastnst' has no attribute '{name}'")
-    value = getattr(importlib.import_module(module), name)
+    try:
+        value = getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:  # e.g. fastnst.train in the torch-free base install
+        from fastnst.errors import missing_dependency
+
+        missing = missing_dependency(exc, f"fastnst.{name}")
+        if missing is None:
+            raise
+        return _unavailable(name, missing)
     globals()[name] = value
     return value
+
+
+def _unavailable(name: str, error: Exception) -> Any:
+    """A stand-in for a public function whose extra is missing: ``help()``, ``dir()`` and ``import *`` work,
+    calling it raises ``error`` (a MissingDependencyError saying which ``pip install`` fixes it)."""
+
+    def unavailable(*args: Any, **kwargs: Any) -> Any:
+        raise error
+
+    unavailable.__name__ = unavailable.__qualname__ = name
+    unavailable.__doc__ = f"Unavailable in this install: {error}"
+    return unavailable
 
 
 def __dir__() -> list[str]:

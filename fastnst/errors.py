@@ -15,8 +15,6 @@ from collections.abc import Iterable
 class FastNSTError(Exception):
     """Base class: a problem with the user's input, options or environment (not a bug)."""
 
-    exit_code = 2
-
 
 class InputError(FastNSTError):
     """A missing, unreadable, corrupt or unsupported input file, or an impossible input value."""
@@ -51,12 +49,26 @@ class ModelFormatError(FastNSTError):
 
 
 class MissingDependencyError(FastNSTError):
-    """An optional extra is not installed."""
+    """An optional extra (or, for ``extra='base'``, a base dependency) is not installed."""
 
     def __init__(self, what: str, extra: str = "train") -> None:
-        super().__init__(f"{what} needs the '{extra}' extra, which is not installed; "
-                         f"install it with: pip install 'fastnst[{extra}]'")
+        fix = "pip install --force-reinstall fastnst" if extra == "base" else f"pip install 'fastnst[{extra}]'"
+        need = "a base dependency of fastnst that is missing" if extra == "base" else f"the '{extra}' extra"
+        super().__init__(f"{what} needs {need}, which is not installed; install it with: {fix}")
         self.extra = extra
+
+
+# top-level module of a dependency -> the extra that installs it ("base": the plain install has it)
+EXTRA_OF_MODULE = {"torch": "train", "torchvision": "train", "pytorch_lightning": "train", "lightning": "train",
+                   "lightning_fabric": "train", "onnxscript": "train", "datasets": "train", "safetensors": "train",
+                   "jsonargparse": "train", "yaml": "train", "av": "video", "cv2": "video",
+                   "onnx": "base", "onnxruntime": "base", "numpy": "base", "PIL": "base"}
+
+
+def missing_dependency(exc: ModuleNotFoundError, what: str) -> MissingDependencyError | None:
+    """The MissingDependencyError for ``exc`` when it names a known dependency of fastnst, else None (a bug)."""
+    extra = EXTRA_OF_MODULE.get((exc.name or "").split(".")[0])
+    return MissingDependencyError(what, extra) if extra else None
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
