@@ -178,14 +178,14 @@ def generate(input_image_path: PathLike | Sequence[PathLike], style: PathLike | 
 
 def _builtin_runner(model: Path, style_name: str, resolution: int | None, strength: float) -> Any:
     from fastnst import runtime
-    from fastnst.image import read_image, resize
+    from fastnst.image import fit_long_side, read_image, resize
 
     def run(path: Path) -> tuple[Any, Any, Any]:
         if resolution is None:
             source: Any = path  # the runtime reads it (EXIF orientation, alpha, ICC kept)
         else:
             data = read_image(path)
-            checks.pixels(*_fit(data.size, resolution), f"'{path}' at resolution {resolution}")
+            checks.pixels(*fit_long_side(data.size, resolution), f"'{path}' at resolution {resolution}")
             source = resize(data.rgb, long_edge=resolution)
             if data.alpha is not None:
                 source = source.copy()
@@ -241,9 +241,3 @@ def _gatys_runner(style: PathLike | None, resolution: int | None, iterations: in
         image = O.gatys(data.rgb, style_path, size=size, **kwargs)
         return image, None, data.icc_profile
     return run
-
-
-def _fit(size: tuple[int, int], long_side: int) -> tuple[int, int]:
-    w, h = size
-    scale = long_side / max(w, h)
-    return max(1, round(w * scale)), max(1, round(h * scale))

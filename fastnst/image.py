@@ -226,6 +226,13 @@ def load_rgb(source: ImageSource, max_pixels: int | None = None) -> Image.Image:
     return read_image(source, max_pixels).rgb
 
 
+def fit_long_side(size: tuple[int, int], long_side: int) -> tuple[int, int]:
+    """(width, height) ``size`` scaled so that its longer side is ``long_side`` (aspect kept, sides >= 1)."""
+    w, h = int(size[0]), int(size[1])
+    scale = long_side / max(w, h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
 def resize(img: Image.Image, long_edge: int | None = None, size: tuple[int, int] | None = None,
            resample: int = Image.Resampling.BICUBIC) -> Image.Image:
     """Resize to ``size`` = (width, height), or so that the longer side is ``long_edge`` (aspect kept).
@@ -237,8 +244,7 @@ def resize(img: Image.Image, long_edge: int | None = None, size: tuple[int, int]
     elif long_edge is not None:
         if long_edge <= 0:
             raise InputError(f"size must be positive, got {long_edge}")
-        scale = long_edge / max(img.size)
-        w, h = max(1, round(img.width * scale)), max(1, round(img.height * scale))
+        w, h = fit_long_side(img.size, long_edge)
     else:
         return img
     if w <= 0 or h <= 0:
