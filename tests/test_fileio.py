@@ -39,8 +39,21 @@ def test_atomic_output_success_and_failure(tmp_path):
             raise RuntimeError("crash")
     assert target.read_bytes() == b"new"
     assert [p.name for p in tmp_path.iterdir()] == ["m.bin"]
-    assert oct(target.stat().st_mode & 0o777) != "0o600"
     assert sha256_file(target) == "11507a0e2f5e69d5dfa40a62a1bd7b6ee57e6bcd85c67c9b8431b36fff21c437"
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_atomic_output_gives_the_usual_permissions_under_the_umask(tmp_path, umask, mode):
+    """The temp file is created 0600 (mkstemp); the result gets 0666 minus the umask, like open() would give."""
+    import os
+
+    old = os.umask(umask)
+    try:
+        with atomic_output(tmp_path / "out.png") as tmp:
+            tmp.write_bytes(b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.png").stat().st_mode & 0o777 == mode
 
 
 def test_empty_output_path_is_refused():
