@@ -6,6 +6,7 @@ Importing this module is cheap: it uses only the standard library.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 # ImageNet statistics used to train torchvision's VGG weights (torchvision docs).
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -56,25 +57,18 @@ VGG_WEIGHT_CHOICES: tuple[str, ...] = ("imagenet", "random")
 VGG_NORMALIZE_CHOICES: tuple[str, ...] = ("rms", "mean", "none")
 DEFAULT_VGG_NORMALIZE = "rms"
 
-# ONNX interface of exported models.
-ONNX_INPUT_NAME = "image"
-ONNX_OUTPUT_NAME = "stylized"
-ONNX_OPSET = 18
-# Multi-style models (conditional instance norm) take one more input: blend weights (N, num_styles), float32.
-ONNX_STYLE_NAME = "style"
+# Cache folder for downloads and computed statistics (paintings, VGG normalisation): this variable
+# overrides the default under the user's cache folder. (The model file's names and keys: fastnst.contract.)
+CACHE_DIR_ENV = "FASTNST_CACHE_DIR"
 
-# Metadata keys written into exported models (onnx metadata_props) and read by the runtime.
-META_VERSION = "fastnst_version"
-META_EXPORTER = "fastnst_exporter"
-META_IO = "fastnst_io"  # "float" (float32 NCHW [0,1]) or "uint8" (uint8 NHWC 0..255)
-META_INPUT = "fastnst_input"  # the input convention in words
-META_STRIDE = "fastnst_stride"
-META_MIN_SIZE = "fastnst_min_size"
-META_PRECISION = "fastnst_precision"
-META_ARCH = "fastnst_arch"
-META_CONFIG = "fastnst_config"
-META_STYLES = "fastnst_styles"  # JSON list of style names, one per column of the `style` input
-META_INPUT_RANGE = "fastnst_input_range"  # "1" (pixels in [0,1]) or "255" (third-party models: 0..255)
+
+def cache_dir() -> Path:
+    """fastnst's cache folder: $FASTNST_CACHE_DIR, else $XDG_CACHE_HOME/fastnst, else ~/.cache/fastnst."""
+    env = os.environ.get(CACHE_DIR_ENV)
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "fastnst"
 
 # Decompression-bomb guard: images above this many pixels are refused (256 Mpx, i.e. 16384 x 16384).
 # Chosen: large prints (8192 x 8192 = 67 Mpx) pass with room; a bomb of 50000 x 50000 does not.
@@ -88,6 +82,3 @@ def max_image_pixels() -> int:
     if value.isdigit() and int(value) > 0:
         return int(value)
     return DEFAULT_MAX_IMAGE_PIXELS
-
-
-MAX_IMAGE_PIXELS = max_image_pixels()

@@ -1,8 +1,8 @@
 """Export a trained TransformerNet to a verified, self-contained ONNX model.
 
 ``export_onnx(source, out_path)`` writes one ``.onnx`` file (no external data) with dynamic batch,
-height and width, standard operators only (opset :data:`fastnst.constants.ONNX_OPSET`), the input and
-output names from :mod:`fastnst.constants`, and the training metadata as ``metadata_props``. The file
+height and width, standard operators only (opset :data:`fastnst.contract.OPSET`), the input and
+output names from :mod:`fastnst.contract`, and the training metadata as ``metadata_props``. The file
 is checked with ``onnx.checker`` and compared with PyTorch under onnxruntime on several random sizes
 (odd ones included) *before* it is moved into place: a model that fails is never left behind.
 
@@ -39,32 +39,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from fastnst import __version__
-from fastnst.constants import (META_ARCH, META_CONFIG, META_EXPORTER, META_INPUT, META_IO, META_MIN_SIZE,
-                               META_PRECISION, META_STRIDE, META_STYLES, META_VERSION, ONNX_INPUT_NAME, ONNX_OPSET,
-                               ONNX_OUTPUT_NAME, ONNX_STYLE_NAME)
+from fastnst.contract import (INPUT_CONVENTIONS, IO_KINDS, META_ARCH, META_CONFIG, META_EXPORTER, META_INPUT, META_IO,
+                              META_MIN_SIZE, META_PRECISION, META_STRIDE, META_STYLES, META_TRAINED_WITH, META_VERIFIED,
+                              META_VERSION, MIN_SIZE, OPSET, STRIDE)
+from fastnst.contract import INPUT_NAME, OUTPUT_NAME, STYLE_NAME
 from fastnst.errors import ConfigError, FastNSTError, InputError
 from fastnst.fileio import atomic_output, check_output
 from fastnst.networks.transformer import TransformerNet
 
 log = logging.getLogger(__name__)
 
-IO_CHOICES = ("float", "uint8")
 # Parity tolerances (max abs difference, onnxruntime vs torch, output in [0, 1] units).
 FP32_TOLERANCE = 1e-4  # issue 3 / design: float32 export must match torch to 1e-4
 FP16_TOLERANCE = 2e-2  # chosen: half precision keeps ~3 decimal digits; observed ~3e-3 on random nets
 UINT8_TOLERANCE = 1  # in 0..255 levels: rounding at a .5 boundary may flip by one level
 # Verification sizes (batch, height, width): odd, even and rectangular, a batch of two included.
 VERIFY_SIZES: tuple[tuple[int, int, int], ...] = ((1, 67, 45), (2, 32, 48), (1, 51, 77))
-STRIDE = 4  # two stride-2 convolutions: sizes divisible by 4 up-sample exactly by 2 at each stage
-
-# the metadata keys (META_*) live in fastnst.constants; everything the weights file carried is kept too
+# the names, metadata keys and geometry live in fastnst.contract; everything the weights file carried is kept too
 MAX_STATIC_SIDE = 16384  # --static HxW: each side at most this (the runtime's pixel cap is 16384²)
-
-INPUT_CONVENTIONS = {
-    "float": "RGB float32 in [0,1], NCHW (batch, 3, height, width); output the same",
-    "uint8": "RGB uint8 in 0..255, NHWC (batch, height, width, 3); output the same",
-}
-
 
 class ExportError(FastNSTError):
     """Export or its verification failed; no file was written."""
@@ -161,23 +153,23 @@ def _export_graph(module: _ExportGraph, example: tuple[torch.Tensor, ...]) -> tu
     nhwc = module.io_kind == "uint8"
     hdim, wdim = (1, 2) if nhwc else (2, 3)
     styled = module.num_styles > 1
-    input_names = [ONNX_INPUT_NAME] + ([ONNX_STYLE_NAME] if styled else [])
-    output_names = [ONNX_OUTPUT_NAME]
+    input_names = [INPUT_NAME] + ([STYLE_NAME] if styled else [])
+    output_names = [OUTPUT_NAME]
     errors: list[str] = []
     try:
         batch = torch.export.Dim("batch", min=1, max=1024)
         if module.static:
             shapes: tuple[Any, ...] = ({0: batch},)
         else:
-            height = torch.export.Dim("height", min=8, max=65536)
-            width = torch.export.Dim("width", min=8, max=65536)
+            height = torch.export.Dim("height", min=MIN_SIZE, max=65536)
+            width = torch.export.Dim("width", min=MIN_SIZE, max=65536)
             shapes = ({0: batch, hdim: height, wdim: width},)
         if styled:
             shapes = shapes + ({0: batch},)
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
-                module, example, dynamo=True, verbose=False, opset_version=ONNX_OPSET, input_names=input_names,
+                module, example, dynamo=True, verbose=False, opset_version=OPSET, input_names=input_names,
                 output_names=output_names, external_data=False, dynamic_shapes=shapes, optimize=True)
         proto, exporter = program.model_proto, "torch.onnx.export(dynamo=True)"
     except Exception as exc:  # noqa: BLE001 - any exporter failure: try the legacy exporter
@@ -186,12 +178,12 @@ def _export_graph(module: _ExportGraph, example: tuple[torch.Tensor, ...]) -> tu
         try:
             buf = io.BytesIO()
             axes = {0: "batch"} if module.static else {0: "batch", hdim: "height", wdim: "width"}
-            dynamic = {ONNX_INPUT_NAME: axes, ONNX_OUTPUT_NAME: axes}
+            dynamic = {INPUT_NAME: axes, OUTPUT_NAME: axes}
             if styled:
-                dynamic[ONNX_STYLE_NAME] = {0: "batch"}
+                dynamic[STYLE_NAME] = {0: "batch"}
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                torch.onnx.export(module, example, buf, dynamo=False, opset_version=ONNX_OPSET,
+                torch.onnx.export(module, example, buf, dynamo=False, opset_version=OPSET,
                                   input_names=input_names, output_names=output_names, dynamic_axes=dynamic)
             proto, exporter = onnx.load_from_string(buf.getvalue()), "torch.onnx.export(dynamo=False)"
         except Exception as exc2:  # noqa: BLE001
@@ -207,7 +199,7 @@ def _first_line(exc: BaseException) -> str:
 
 def _metadata(meta: dict[str, str], net: nn.Module, io_kind: str, fp16: bool, exporter: str) -> dict[str, str]:
     out = {str(k): v if isinstance(v, str) else json.dumps(v, default=str) for k, v in meta.items()}
-    out.setdefault("fastnst_trained_with", out.get(META_VERSION, __version__))
+    out.setdefault(META_TRAINED_WITH, out.get(META_VERSION, __version__))
     config = getattr(net, "config", None)
     preset = getattr(net, "preset", None)
     out.update({
@@ -218,7 +210,7 @@ def _metadata(meta: dict[str, str], net: nn.Module, io_kind: str, fp16: bool, ex
         META_IO: io_kind,
         META_INPUT: INPUT_CONVENTIONS[io_kind],
         META_STRIDE: str(STRIDE),
-        META_MIN_SIZE: str(max(int(getattr(net, "min_size", 8)), 8)),
+        META_MIN_SIZE: str(max(int(getattr(net, "min_size", MIN_SIZE)), MIN_SIZE)),
         META_PRECISION: "float16" if fp16 else "float32",
     })
     if int(getattr(net, "num_styles", 1) or 1) > 1:
@@ -258,11 +250,11 @@ def verify_onnx(path: str | os.PathLike, net: nn.Module, io_kind: str = "float",
         raise ExportError(f"onnx.checker rejected the exported model: {_first_line(exc)}") from None
     model = onnx.load(str(path), load_external_data=False)
     num_styles = int(getattr(net, "num_styles", 1) or 1)
-    expect_in = [ONNX_INPUT_NAME] + ([ONNX_STYLE_NAME] if num_styles > 1 else [])
+    expect_in = [INPUT_NAME] + ([STYLE_NAME] if num_styles > 1 else [])
     graph_inputs = [i.name for i in model.graph.input]
-    if graph_inputs != expect_in or [o.name for o in model.graph.output] != [ONNX_OUTPUT_NAME]:
+    if graph_inputs != expect_in or [o.name for o in model.graph.output] != [OUTPUT_NAME]:
         raise ExportError(f"exported model has inputs {graph_inputs} and outputs "
-                          f"{[o.name for o in model.graph.output]}, expected {expect_in} and ['{ONNX_OUTPUT_NAME}']")
+                          f"{[o.name for o in model.graph.output]}, expected {expect_in} and ['{OUTPUT_NAME}']")
     if {i.name for i in model.graph.initializer} & set(graph_inputs):
         raise ExportError("exported model gives an input a default value; inputs must be plain")
     del model
@@ -287,17 +279,17 @@ def verify_onnx(path: str | os.PathLike, net: nn.Module, io_kind: str = "float",
             style[0] = 0.0
             style[0, -1] = 1.0
             style = style / style.sum(dim=1, keepdim=True)
-            feeds[ONNX_STYLE_NAME] = style.numpy()
+            feeds[STYLE_NAME] = style.numpy()
         ref = _torch_ref(net, x, style)
         shape = (batch, 3, height, width)
         if io_kind == "uint8":
-            feeds[ONNX_INPUT_NAME] = (x.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
-            got = session.run([ONNX_OUTPUT_NAME], feeds)[0].astype(np.float32).transpose(0, 3, 1, 2)
+            feeds[INPUT_NAME] = (x.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+            got = session.run([OUTPUT_NAME], feeds)[0].astype(np.float32).transpose(0, 3, 1, 2)
             err = float(np.abs(got - np.round(ref * 255.0)).max()) if got.shape == ref.shape else float("inf")
             tolerance, what = UINT8_TOLERANCE, "uint8"
         else:
-            feeds[ONNX_INPUT_NAME] = x.numpy()
-            got = session.run([ONNX_OUTPUT_NAME], feeds)[0]
+            feeds[INPUT_NAME] = x.numpy()
+            got = session.run([OUTPUT_NAME], feeds)[0]
             err = float(np.abs(got - ref).max()) if got.shape == ref.shape else float("inf")
             tolerance, what = tol, "float"
             worst = max(worst, err)
@@ -319,8 +311,8 @@ def parse_static(value: str | tuple[int, int] | None) -> tuple[int, int] | None:
             raise ConfigError(f"--static takes HEIGHTxWIDTH such as 512x768, got '{value}'") from None
     else:
         h, w = (int(v) for v in value)
-    if not (8 <= h <= MAX_STATIC_SIDE and 8 <= w <= MAX_STATIC_SIDE):
-        raise ConfigError(f"--static sides must be between 8 and {MAX_STATIC_SIDE}, got {h}x{w}")
+    if not (MIN_SIZE <= h <= MAX_STATIC_SIDE and MIN_SIZE <= w <= MAX_STATIC_SIDE):
+        raise ConfigError(f"--static sides must be between {MIN_SIZE} and {MAX_STATIC_SIDE}, got {h}x{w}")
     return h, w
 
 
@@ -341,10 +333,10 @@ def export_onnx(source: str | os.PathLike | nn.Module, out_path: str | os.PathLi
     """
     import onnx
 
-    if io not in IO_CHOICES:
+    if io not in IO_KINDS:
         from fastnst.errors import unknown_choice
 
-        raise unknown_choice("--io convention", io, IO_CHOICES)
+        raise unknown_choice("--io convention", io, IO_KINDS)
     if fp16 and io == "uint8":
         raise ConfigError("--fp16 applies to float models; use --io float with --fp16")
     size = parse_static(static)
@@ -381,4 +373,7 @@ def export_onnx(source: str | os.PathLike | nn.Module, out_path: str | os.PathLi
             err = verify_onnx(tmp, net, io, fp16, sizes=sizes)
             log.info("verified %s: onnx.checker ok, max |onnxruntime - torch| = %.3g over %d sizes",
                      out_path.name, err, len(sizes))
+            entry = proto.metadata_props.add()  # the finding travels with the file (fastnst info, demo)
+            entry.key, entry.value = META_VERIFIED, f"{err:.3g}"
+            onnx.save_model(proto, str(tmp))
     return Path(out_path)

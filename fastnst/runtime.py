@@ -35,11 +35,11 @@ from typing import Any, Sequence, Union
 import numpy as np
 from PIL import Image
 
-from fastnst.constants import (META_INPUT_RANGE, META_MIN_SIZE, META_STRIDE, META_STYLES, ONNX_OUTPUT_NAME,
-                               ONNX_STYLE_NAME)
+from fastnst.contract import (INPUT_RANGES, LEGACY_INPUTS, META_INPUT_RANGE, META_STYLES, OUTPUT_NAME, STYLE_NAME,
+                              geometry, padded_size)
 from fastnst.errors import ConfigError, InputError, ModelFormatError, did_you_mean, unknown_choice
 from fastnst.image import ImageSource, check_pixels, read_image, resize
-from fastnst.tiling import LEGACY_INPUTS, NormRewrite, TileGrid, TilingUnsupported, make_dynamic, plain_graph
+from fastnst.tiling import NormRewrite, TileGrid, TilingUnsupported, make_dynamic, plain_graph
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +54,6 @@ DEFAULT_TILE = 1024  # chosen: large tiles amortise the overlap; a 1024² tile r
 # statistics depend on the layers before it normalised with whole-image statistics: 15 passes for
 # the johnson preset. The downscaled copy keeps the seam error within the documented bound.)
 STATS_PIXELS = 1024 * 1024
-DEFAULT_STRIDE = 4  # two stride-2 convolutions (metadata 'fastnst_stride' overrides)
-DEFAULT_MIN_SIZE = 8
-INPUT_RANGES = (1, 255)  # pixel range the model expects: fastnst models [0, 1], zoo fast_neural_style 0..255
 MAX_BATCH = 256  # stylize_many / stylize_iter batch_size bound (memory: a batch runs in one call)
 
 # Execution providers: short names -> onnxruntime names; 'auto' takes the first installed of
@@ -319,13 +316,6 @@ def _check_weight(w: Any, name: str) -> float:
 
 # ------------------------------------------------------------------------------------------ images
 
-def _pad_amounts(size: int, stride: int, min_size: int) -> tuple[int, int]:
-    """Padding (before, after) to a multiple of ``stride``; all after, so the pixel grid of the
-    strided convolutions stays anchored at the image origin (tiles then see the same grid)."""
-    target = max(min_size, -(-size // stride) * stride)
-    return 0, target - size
-
-
 @dataclass
 class _Item:
     """One prepared input: RGB pixels (uint8 or float32 HxWx3), alpha, ICC and how to give it back."""
@@ -434,8 +424,7 @@ class Stylizer:
         self.session = self._session(str(path))
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
         self._check_signature()
-        self.stride = _meta_int(self.metadata, META_STRIDE, DEFAULT_STRIDE)
-        self.min_size = max(_meta_int(self.metadata, META_MIN_SIZE, DEFAULT_MIN_SIZE), 1)
+        self.stride, self.min_size = geometry(self.metadata)
         self.input_range = self._input_range(input_range)
         self._lock = threading.Lock()
         self._tiling: Any = None  # (stats session, tile session, NormRewrite) once built; False: unsupported
@@ -491,14 +480,14 @@ class Stylizer:
     def _check_signature(self) -> None:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         expect = ("expected an image input of shape (N, 3, H, W) float or (N, H, W, 3) uint8 (optionally a "
-                  f"'{ONNX_STYLE_NAME}' input of blend weights) and an image output")
-        images = [i for i in inputs if i.name != ONNX_STYLE_NAME]
-        styles = [i for i in inputs if i.name == ONNX_STYLE_NAME]
+                  f"'{STYLE_NAME}' input of blend weights) and an image output")
+        images = [i for i in inputs if i.name != STYLE_NAME]
+        styles = [i for i in inputs if i.name == STYLE_NAME]
         if len(images) != 1 or not outputs:
             names = ", ".join(f"'{i.name}'" for i in inputs) or "none"
             raise ModelFormatError(f"'{self.path}' is not an image-to-image style model: inputs {names}; {expect}")
         inp = images[0]
-        out = next((o for o in outputs if o.name == ONNX_OUTPUT_NAME), outputs[0])
+        out = next((o for o in outputs if o.name == OUTPUT_NAME), outputs[0])
         shape = list(inp.shape)
         if len(shape) == 4 and inp.type == "tensor(float)" and shape[1] == 3:
             self.io_kind = "float"
@@ -525,7 +514,7 @@ class Stylizer:
             if not names and isinstance(count, int):
                 names = [f"style{i}" for i in range(count)]
             if not names or (isinstance(count, int) and count != len(names)):
-                raise ModelFormatError(f"'{self.path}' has a '{ONNX_STYLE_NAME}' input but no usable style list "
+                raise ModelFormatError(f"'{self.path}' has a '{STYLE_NAME}' input but no usable style list "
                                        f"(metadata '{META_STYLES}'); export it again with fastnst export")
             self.style_names = names
 
@@ -560,12 +549,14 @@ class Stylizer:
 
     # -- the network -----------------------------------------------------------------------------
     def _pad(self, rgb: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+        """Reflection padding to the model's stride, all after the image: the pixel grid of the strided
+        convolutions stays anchored at the origin (tiles then see the same grid)."""
         h, w = rgb.shape[:2]
-        top, bottom = _pad_amounts(h, self.stride, self.min_size)
-        left, right = _pad_amounts(w, self.stride, self.min_size)
-        if top or bottom or left or right:
-            rgb = np.pad(rgb, ((top, bottom), (left, right), (0, 0)), mode="reflect")
-        return rgb, (top, left, h, w)
+        bottom = padded_size(h, self.stride, self.min_size) - h
+        right = padded_size(w, self.stride, self.min_size) - w
+        if bottom or right:
+            rgb = np.pad(rgb, ((0, bottom), (0, right), (0, 0)), mode="reflect")
+        return rgb, (0, 0, h, w)
 
     def _feed(self, batch: Sequence[np.ndarray]) -> np.ndarray:
         """HxWx3 arrays (uint8 or float32 [0, 1], same size) to the model's input layout and range."""
@@ -595,7 +586,7 @@ class Stylizer:
             return {}
         if style is None:
             style = parse_style(None, self.style_names)
-        return {ONNX_STYLE_NAME: np.repeat(np.asarray(style, np.float32)[None], n, axis=0)}
+        return {STYLE_NAME: np.repeat(np.asarray(style, np.float32)[None], n, axis=0)}
 
     def _check_size(self, h: int, w: int) -> None:
         if self.static_size and (h, w) != tuple(self.static_size):
@@ -819,13 +810,6 @@ class Stylizer:
         if self.style_names:
             info["styles"] = list(self.style_names)
         return info
-
-
-def _meta_int(meta: Mapping[str, str], key: str, default: int) -> int:
-    try:
-        return int(meta.get(key, default) or default)
-    except (TypeError, ValueError):
-        return default
 
 
 def _check_options(strength: float, max_size: int | None, tile: int | None,

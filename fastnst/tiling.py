@@ -25,15 +25,7 @@ from typing import Any
 
 import numpy as np
 
-# Extra inputs/outputs of models written by fastnst export before the plain-file change: the runtime
-# strips them at load (they had default values, so they also run unchanged with only `image` fed).
-STATS_INPUT_NAME = "stats_image"
-NORM_STATS_NAME = "norm_stats"
-TILE_INPUT_NAME = "tile"
-TILE_STATS_NAME = "tile_stats"
-TILE_OUTPUT_NAME = "stylized_tile"
-LEGACY_INPUTS = (STATS_INPUT_NAME, TILE_INPUT_NAME, TILE_STATS_NAME)
-LEGACY_OUTPUTS = (NORM_STATS_NAME, TILE_OUTPUT_NAME)
+from fastnst.contract import STRIDE
 
 # Names of the tensors the rewrite adds (prefixed so they cannot clash with a model's own names).
 _PREFIX = "fastnst_tiling_"
@@ -91,7 +83,7 @@ class TileGrid:
     ``overlap`` defaults to OVERLAP_FRACTION of the tile. Tiles start on multiples of ``stride``.
     """
 
-    def __init__(self, height: int, width: int, tile: int, overlap: int | None = None, stride: int = 4) -> None:
+    def __init__(self, height: int, width: int, tile: int, overlap: int | None = None, stride: int = STRIDE) -> None:
         tile = max(4 * stride, int(tile) // stride * stride)
         if overlap is None:
             overlap = int(tile * OVERLAP_FRACTION)

@@ -36,7 +36,8 @@ from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from fastnst import checks
 from fastnst import image as fimage
 from fastnst.checkpointing import DEFAULT_CHECKPOINT_MINUTES, CrashSafeCheckpoint, load_checkpoint, resume_hint
-from fastnst.constants import DEFAULT_VGG_NORMALIZE, JOHNSON_CONTENT_LAYERS, JOHNSON_STYLE_LAYERS, META_STYLES
+from fastnst.constants import DEFAULT_VGG_NORMALIZE, JOHNSON_CONTENT_LAYERS, JOHNSON_STYLE_LAYERS
+from fastnst.contract import META_STYLES
 from fastnst.data import ContentDataModule
 from fastnst.errors import ConfigError, FastNSTError, InputError, ModelFormatError, OutputExistsError, \
     did_you_mean, os_error, unknown_choice

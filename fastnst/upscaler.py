@@ -18,25 +18,17 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from fastnst.constants import ONNX_INPUT_NAME, max_image_pixels
+from fastnst.constants import max_image_pixels
+from fastnst.contract import INPUT_NAME, META_FACTOR, MIN_SIZE, SR_TASK, geometry, model_task
 from fastnst.errors import ConfigError, InputError, ModelFormatError
 from fastnst.image import ImageSource, read_image
 
-META_TASK = "fastnst_task"
-META_FACTOR = "fastnst_factor"
-SR_TASK = "super-resolution"
 # Low-resolution context around each tile (pixels). Chosen: the receptive-field radius of the paper's
 # network (9x9 head, 4 residual blocks, up-sampling stages, 9x9 end) is 15 input pixels; 16 covers it.
 TILE_MARGIN = 16
 # Input tiles (low resolution) of at most this side. Chosen: a 256-px tile makes a 1024-px (x4) output
 # tile, about 0.4 GiB of activations in the 64-channel last stage.
 DEFAULT_TILE = 256
-MIN_INPUT = 8  # the network's reflection padding needs at least 5 pixels; exported models say 8
-
-
-def model_task(metadata: dict[str, str]) -> str:
-    """'super-resolution' or 'style' from an exported model's metadata."""
-    return SR_TASK if metadata.get(META_TASK) == SR_TASK else "style"
 
 
 class Upscaler:
@@ -71,10 +63,10 @@ class Upscaler:
         except (KeyError, ValueError):
             raise ModelFormatError(f"'{path}' lacks a valid '{META_FACTOR}' entry; export it again") from None
         inputs = self.session.get_inputs()
-        if len(inputs) != 1 or inputs[0].name != ONNX_INPUT_NAME or inputs[0].type != "tensor(float)":
-            raise ModelFormatError(f"'{path}' should take one float input '{ONNX_INPUT_NAME}' (N, 3, H, W)")
+        if len(inputs) != 1 or inputs[0].name != INPUT_NAME or inputs[0].type != "tensor(float)":
+            raise ModelFormatError(f"'{path}' should take one float input '{INPUT_NAME}' (N, 3, H, W)")
         self.output_name = self.session.get_outputs()[0].name
-        self.min_size = max(MIN_INPUT, int(self.metadata.get("fastnst_min_size", MIN_INPUT) or MIN_INPUT))
+        self.min_size = max(MIN_SIZE, geometry(self.metadata)[1])
 
     @property
     def device(self) -> str:
@@ -84,7 +76,7 @@ class Upscaler:
         """Up-sample HxWx3 uint8 (each side ≥ min_size); returns (f·H)x(f·W)x3 float32 in [0, 1]."""
         x = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
         x *= np.float32(1.0 / 255.0)
-        y = self.session.run([self.output_name], {ONNX_INPUT_NAME: x})[0][0]
+        y = self.session.run([self.output_name], {INPUT_NAME: x})[0][0]
         return y.transpose(1, 2, 0)
 
     def check_size(self, width: int, height: int, factor: int | None = None) -> tuple[int, int]:
@@ -158,4 +150,4 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
     return (np.clip(x, 0.0, 1.0) * np.float32(255.0) + np.float32(0.5)).astype(np.uint8)
 
 
-__all__ = ["Upscaler", "model_task", "DEFAULT_TILE", "TILE_MARGIN"]
+__all__ = ["Upscaler", "DEFAULT_TILE", "TILE_MARGIN"]

@@ -16,13 +16,11 @@ from typing import Any
 import torch
 
 from fastnst import __version__
+from fastnst.contract import META_ARCH, META_CONFIG, META_VERSION
 from fastnst.errors import FastNSTError, InputError, ModelFormatError
 from fastnst.fileio import atomic_output
 from fastnst.networks.transformer import TransformerNet
 
-CONFIG_KEY = "fastnst_config"
-ARCH_KEY = "fastnst_arch"
-VERSION_KEY = "fastnst_version"
 CKPT_PREFIX = "transformer."
 
 
@@ -32,9 +30,9 @@ def save_transformer(path: str | os.PathLike, model: TransformerNet, metadata: d
     from safetensors.torch import save_file
 
     meta = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
-    meta[CONFIG_KEY] = json.dumps(model.config)
-    meta[ARCH_KEY] = model.preset or "custom"
-    meta.setdefault(VERSION_KEY, __version__)
+    meta[META_CONFIG] = json.dumps(model.config)
+    meta[META_ARCH] = model.preset or "custom"
+    meta.setdefault(META_VERSION, __version__)
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
     with atomic_output(path, overwrite=overwrite) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
@@ -47,7 +45,7 @@ _CONFIG_BOUNDS = {"width": 4096, "num_residual": 64, "end_kernel": 31}
 
 
 def _check_config(config: dict[str, Any], source: str) -> None:
-    bad = f"'{source}' has malformed '{CONFIG_KEY}' metadata"
+    bad = f"'{source}' has malformed '{META_CONFIG}' metadata"
     channels = config.get("channels")
     if channels is not None and (not isinstance(channels, (list, tuple)) or not all(
             isinstance(c, int) and not isinstance(c, bool) and 0 < c <= _CONFIG_BOUNDS["width"] for c in channels)):
@@ -64,7 +62,7 @@ def _from_state(state: dict[str, torch.Tensor], config: Any, source: str) -> Tra
         try:
             config = json.loads(config)
         except ValueError:
-            raise ModelFormatError(f"'{source}' has malformed '{CONFIG_KEY}' metadata (not JSON); "
+            raise ModelFormatError(f"'{source}' has malformed '{META_CONFIG}' metadata (not JSON); "
                                    f"re-export or retrain the weights") from None
     if not isinstance(config, dict):
         raise ModelFormatError(f"'{source}' has no fastnst network configuration; is it a fastnst model?")
@@ -73,7 +71,7 @@ def _from_state(state: dict[str, torch.Tensor], config: Any, source: str) -> Tra
         model = TransformerNet.from_config(config)
     except (TypeError, ValueError, KeyError, FastNSTError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise ModelFormatError(f"'{source}' has malformed '{CONFIG_KEY}' metadata ({first}); "
+        raise ModelFormatError(f"'{source}' has malformed '{META_CONFIG}' metadata ({first}); "
                                f"re-export or retrain the weights") from None
     try:
         model.load_state_dict(state)
@@ -104,9 +102,9 @@ def load_transformer(path: str | os.PathLike) -> tuple[TransformerNet, dict[str,
         except Exception as exc:
             raise ModelFormatError(f"'{path}' is not a readable safetensors file ({exc}); "
                                    f"pass weights written by fastnst train") from None
-        if CONFIG_KEY not in meta:
-            raise ModelFormatError(f"'{path}' has no '{CONFIG_KEY}' metadata; it was not written by fastnst train")
-        return _from_state(state, meta[CONFIG_KEY], str(path)), meta
+        if META_CONFIG not in meta:
+            raise ModelFormatError(f"'{path}' has no '{META_CONFIG}' metadata; it was not written by fastnst train")
+        return _from_state(state, meta[META_CONFIG], str(path)), meta
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -121,8 +119,8 @@ def load_transformer(path: str | os.PathLike) -> tuple[TransformerNet, dict[str,
     if config is None or not state:
         raise ModelFormatError(f"'{path}' is a checkpoint, but not of a fastnst style network")
     meta = {k: v if isinstance(v, str) else json.dumps(v, default=str) for k, v in hparams.items()}
-    meta[CONFIG_KEY] = json.dumps(config)
+    meta[META_CONFIG] = json.dumps(config)
     meta.setdefault("global_step", str(ckpt.get("global_step", "")))
     model = _from_state(state, config, str(path))
-    meta.setdefault(ARCH_KEY, model.preset or "custom")
+    meta.setdefault(META_ARCH, model.preset or "custom")
     return model, meta

@@ -12,7 +12,7 @@ import torch
 
 import fastnst.export as export_mod
 from fastnst import cli
-from fastnst.constants import ONNX_INPUT_NAME, ONNX_OPSET, ONNX_OUTPUT_NAME
+from fastnst.contract import INPUT_NAME, OPSET, OUTPUT_NAME
 from fastnst.errors import InputError, OutputExistsError
 from fastnst.export import ExportError, export_onnx
 from fastnst.networks.transformer import TransformerNet
@@ -49,14 +49,13 @@ def test_single_file_standard_ops_dynamic_axes(tiny):
     assert sorted(p.name for p in f32.parent.iterdir() if p.name.startswith("wave.onnx")) == ["wave.onnx"]
     model = onnx.load(str(f32))
     assert all(op.domain in ("", "ai.onnx") for op in model.opset_import)
-    assert max(op.version for op in model.opset_import if op.domain in ("", "ai.onnx")) >= 17
+    assert max(op.version for op in model.opset_import if op.domain in ("", "ai.onnx")) == OPSET  # the contract's
     assert {n.domain for n in model.graph.node} <= {"", "ai.onnx"}
     session = _session(f32)
     (inp,), out = session.get_inputs(), session.get_outputs()[0]
-    assert (inp.name, out.name) == (ONNX_INPUT_NAME, ONNX_OUTPUT_NAME)
+    assert (inp.name, out.name) == (INPUT_NAME, OUTPUT_NAME)
     assert inp.type == "tensor(float)" and inp.shape[1] == 3
     assert all(isinstance(d, str) for d in (inp.shape[0], inp.shape[2], inp.shape[3]))  # dynamic
-    assert ONNX_OPSET >= 17
 
 
 @pytest.mark.parametrize("shape", [(1, 3, 37, 53), (2, 3, 64, 40), (1, 3, 101, 9)])
@@ -65,7 +64,7 @@ def test_parity_with_torch_at_odd_sizes(tiny, shape):
     x = torch.rand(*shape, generator=torch.Generator().manual_seed(shape[2]))
     with torch.inference_mode():
         ref = net(x).numpy()
-    got = _session(f32).run([ONNX_OUTPUT_NAME], {ONNX_INPUT_NAME: x.numpy()})[0]
+    got = _session(f32).run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0]
     assert got.shape == ref.shape
     assert np.abs(got - ref).max() <= 1e-4
 
@@ -88,7 +87,7 @@ def test_uint8_variant(tiny):
     inp = session.get_inputs()[0]
     assert inp.type == "tensor(uint8)" and inp.shape[3] == 3
     pixels = np.random.default_rng(0).integers(0, 256, (1, 45, 31, 3), dtype=np.uint8)
-    out = session.run([ONNX_OUTPUT_NAME], {ONNX_INPUT_NAME: pixels})[0]
+    out = session.run([OUTPUT_NAME], {INPUT_NAME: pixels})[0]
     assert out.dtype == np.uint8 and out.shape == pixels.shape
     with torch.inference_mode():
         ref = net(torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255).permute(0, 2, 3, 1).numpy()
@@ -110,9 +109,9 @@ def test_every_variant_is_plain(variants):
     """One input, one output, no default-valued inputs, no extra paths: any ONNX runtime runs it."""
     for kind, path in variants.items():
         model = onnx.load(str(path))
-        assert [i.name for i in model.graph.input] == [ONNX_INPUT_NAME], kind
-        assert [o.name for o in model.graph.output] == [ONNX_OUTPUT_NAME], kind
-        assert not {t.name for t in model.graph.initializer} & {ONNX_INPUT_NAME}, kind
+        assert [i.name for i in model.graph.input] == [INPUT_NAME], kind
+        assert [o.name for o in model.graph.output] == [OUTPUT_NAME], kind
+        assert not {t.name for t in model.graph.initializer} & {INPUT_NAME}, kind
         assert not any(n.op_type == "InstanceNormalization" and n.input[0] == "stats_image" for n in model.graph.node)
         session = _session(path)
         assert session.get_overridable_initializers() == [], kind
@@ -128,12 +127,12 @@ def test_static_and_fp16_variants_run(tiny, variants):
     x = torch.rand(2, 3, 48, 64, generator=torch.Generator().manual_seed(3))
     with torch.inference_mode():
         ref = net(x).numpy()
-    got = _session(variants["static"]).run(None, {ONNX_INPUT_NAME: x.numpy()})[0]
+    got = _session(variants["static"]).run(None, {INPUT_NAME: x.numpy()})[0]
     assert np.abs(got - ref).max() <= 1e-4
     model = onnx.load(str(variants["fp16"]))
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
     try:
-        got16 = _session(variants["fp16"]).run(None, {ONNX_INPUT_NAME: x.numpy()})[0]
+        got16 = _session(variants["fp16"]).run(None, {INPUT_NAME: x.numpy()})[0]
     except Exception as exc:  # noqa: BLE001
         pytest.skip(f"this onnxruntime has no CPU fp16 kernels for the graph: {exc}")
     assert got16.dtype == np.float32 and np.abs(got16 - ref).max() <= 2e-2
@@ -142,7 +141,7 @@ def test_static_and_fp16_variants_run(tiny, variants):
 def test_other_runtimes_run_the_model(tiny, variants):
     """OpenCV DNN and tract load the plain model unchanged and agree with onnxruntime."""
     x = np.random.default_rng(1).random((1, 3, 48, 64), dtype=np.float32)
-    ref = _session(variants["float"]).run(None, {ONNX_INPUT_NAME: x})[0]
+    ref = _session(variants["float"]).run(None, {INPUT_NAME: x})[0]
     ran = []
     try:
         import cv2
@@ -222,7 +221,7 @@ def test_existing_output_untouched(tiny, cached_graph, tmp_path):
         export_onnx(weights, target)
     assert target.read_bytes() == b"keep me"
     export_onnx(weights, target, overwrite=True)
-    assert _session(target).get_inputs()[0].name == ONNX_INPUT_NAME
+    assert _session(target).get_inputs()[0].name == INPUT_NAME
 
 
 def test_cli_export_and_bad_sources(tiny, cached_graph, tmp_path, capsys):

@@ -144,7 +144,7 @@ def test_two_styles_train_export_and_match_in_onnxruntime(tmp_path):
     import onnxruntime as ort
 
     from fastnst import cli
-    from fastnst.constants import META_STYLES, ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, ONNX_STYLE_NAME
+    from fastnst.contract import INPUT_NAME, META_STYLES, OUTPUT_NAME, STYLE_NAME
     from fastnst.weights import load_transformer
 
     photos = tmp_path / "photos"
@@ -178,15 +178,15 @@ def test_two_styles_train_export_and_match_in_onnxruntime(tmp_path):
     assert json.loads(props[META_STYLES]) == ["waves", "dots"]
     assert "InstanceNormalization" in {n.op_type for n in model.graph.node}
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    assert [i.name for i in session.get_inputs()] == [ONNX_INPUT_NAME, ONNX_STYLE_NAME]
-    assert [o.name for o in session.get_outputs()] == [ONNX_OUTPUT_NAME]
+    assert [i.name for i in session.get_inputs()] == [INPUT_NAME, STYLE_NAME]
+    assert [o.name for o in session.get_outputs()] == [OUTPUT_NAME]
     x = torch.rand(2, 3, 37, 45)
     outs = []
     for weights in ([1.0, 0.0], [0.0, 1.0], [0.5, 0.5]):
         w = torch.tensor([weights] * 2)
         with torch.no_grad():
             ref = net(x, w).numpy()
-        got = session.run([ONNX_OUTPUT_NAME], {ONNX_INPUT_NAME: x.numpy(), ONNX_STYLE_NAME: w.numpy()})[0]
+        got = session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy(), STYLE_NAME: w.numpy()})[0]
         assert np.abs(got - ref).max() < 1e-4
         outs.append(got)
     assert np.abs(outs[0] - outs[1]).max() > 1e-3  # six steps already tell the two styles apart

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from fastnst import cli
-from fastnst.constants import META_STYLES
+from fastnst.contract import META_STYLES
 from fastnst.errors import ConfigError
 from fastnst.styles import builtin
 from tests.conftest import synthetic_rgb

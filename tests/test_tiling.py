@@ -18,7 +18,7 @@ from torch import nn
 
 import fastnst
 from fastnst import cli
-from fastnst.constants import META_STYLES, ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, ONNX_STYLE_NAME
+from fastnst.contract import INPUT_NAME, META_STYLES, OUTPUT_NAME, STYLE_NAME
 from fastnst.errors import ConfigError, ModelFormatError
 from fastnst.export import export_onnx
 from fastnst.runtime import (Stylizer, check_threads, parse_provider, parse_style, resolve_providers,
@@ -122,7 +122,7 @@ def plain(tmp_path_factory):
 def test_old_models_with_tiling_inputs_still_run(plain, tmp_path):
     old = _legacy(plain[1], tmp_path / "old.onnx")
     s_old, s_new = Stylizer(old, providers="cpu"), Stylizer(plain[1], providers="cpu")
-    assert s_old.legacy and [i.name for i in s_old.session.get_inputs()] == [ONNX_INPUT_NAME]
+    assert s_old.legacy and [i.name for i in s_old.session.get_inputs()] == [INPUT_NAME]
     assert s_old.session.get_overridable_initializers() == []  # stripped at load: no extra work per call
     img = synthetic_rgb(150, 120)
     assert np.array_equal(np.asarray(s_old.stylize(img)), np.asarray(s_new.stylize(img)))
@@ -196,9 +196,9 @@ def two_style(tmp_path_factory):
 def test_multi_style_export_and_runtime(two_style):
     net, path = two_style
     model = onnx.load(str(path))
-    assert [i.name for i in model.graph.input] == [ONNX_INPUT_NAME, ONNX_STYLE_NAME]
-    assert [o.name for o in model.graph.output] == [ONNX_OUTPUT_NAME]
-    assert not {i.name for i in model.graph.initializer} & {ONNX_INPUT_NAME, ONNX_STYLE_NAME}
+    assert [i.name for i in model.graph.input] == [INPUT_NAME, STYLE_NAME]
+    assert [o.name for o in model.graph.output] == [OUTPUT_NAME]
+    assert not {i.name for i in model.graph.initializer} & {INPUT_NAME, STYLE_NAME}
     meta = {p.key: p.value for p in model.metadata_props}
     assert json.loads(meta[META_STYLES]) == ["wave", "mosaic"]
     s = Stylizer(path, providers="cpu")

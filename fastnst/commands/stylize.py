@@ -108,7 +108,8 @@ def _torch_stylizer(path: Path, device: str, threads: int | None = None) -> Any:
     import torch
 
     from fastnst.export import _style_names
-    from fastnst.runtime import DEFAULT_MIN_SIZE, DEFAULT_STRIDE, Stylizer, check_threads
+    from fastnst.contract import MIN_SIZE, STRIDE
+    from fastnst.runtime import Stylizer, check_threads
     from fastnst.weights import load_transformer
 
     if device not in ("auto", "cpu", "cuda"):
@@ -129,7 +130,7 @@ def _torch_stylizer(path: Path, device: str, threads: int | None = None) -> Any:
 
         def __init__(self) -> None:  # noqa: D401 - no onnxruntime session
             self.path, self.metadata, self.io_kind = path, dict(meta), "float"
-            self.stride, self.min_size = DEFAULT_STRIDE, max(DEFAULT_MIN_SIZE, net.min_size)
+            self.stride, self.min_size = STRIDE, max(MIN_SIZE, net.min_size)
             self.input_range, self.static_size, self.tiling_note = 1.0, None, ""
             self.style_names = _style_names(net) if multi else []
             self._lock = threading.Lock()
@@ -411,8 +412,10 @@ def main_stylize(argv: list[str]) -> int:
     from fastnst.video import is_video_path
 
     def make_stylizer() -> Any:
+        from fastnst.contract import SR_TASK, model_task
+
         model = load_model(model_path, providers, args.threads, args.input_range, args.optimization)
-        if (getattr(model, "metadata", None) or {}).get("fastnst_task") == "super-resolution":
+        if model_task(getattr(model, "metadata", None) or {}) == SR_TASK:
             raise ModelFormatError(f"'{model_path}' is a super-resolution model; enlarge images with "
                                    f"'fastnst upscale --model {model_path} ...', or pass a style model")
         return with_stroke_scale(model, args.stroke_scale, args.sr_model, providers, args.threads)

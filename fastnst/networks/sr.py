@@ -21,15 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fastnst.contract import META_FACTOR, META_SR_CONFIG, META_TASK, SR_TASK
 from fastnst.errors import ConfigError, InputError, ModelFormatError
 from fastnst.networks.transformer import ConvLayer
 
 SR_FACTORS: tuple[int, ...] = (2, 4, 8)
-# Metadata keys that mark a super-resolution model (weights files and exported ONNX models).
-META_TASK = "fastnst_task"
-META_FACTOR = "fastnst_factor"
-SR_TASK = "super-resolution"
-SR_CONFIG_KEY = "fastnst_sr_config"
 # Paper (supplementary, super-resolution network): 64 channels, 4 residual blocks.
 DEFAULT_CHANNELS = 64
 DEFAULT_RESIDUAL = 4
@@ -142,7 +138,7 @@ class SRNet(nn.Module):
 
 def sr_metadata(net: SRNet) -> dict[str, str]:
     """Metadata that marks weights/ONNX files as a super-resolution model."""
-    return {META_TASK: SR_TASK, META_FACTOR: str(net.factor), SR_CONFIG_KEY: json.dumps(net.config)}
+    return {META_TASK: SR_TASK, META_FACTOR: str(net.factor), META_SR_CONFIG: json.dumps(net.config)}
 
 
 def is_sr_metadata(meta: dict[str, str]) -> bool:
@@ -208,7 +204,7 @@ def load_sr(path: str | os.PathLike) -> tuple[SRNet, dict[str, str]]:
                 state = {k: f.get_tensor(k) for k in f.keys()}
         except Exception as exc:
             raise ModelFormatError(f"'{path}' is not a readable safetensors file ({exc})") from None
-        config = json.loads(meta[SR_CONFIG_KEY]) if SR_CONFIG_KEY in meta else None
+        config = json.loads(meta[META_SR_CONFIG]) if META_SR_CONFIG in meta else None
     if not isinstance(config, dict) or not state:
         raise ModelFormatError(f"'{path}' is not a fastnst super-resolution model; pass weights written by "
                                f"fastnst train-sr")

@@ -41,13 +41,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from fastnst.constants import cache_dir
 from fastnst.errors import FastNSTError, InputError, unknown_choice
 from fastnst.fileio import atomic_output
 from fastnst.image import IMAGE_EXTENSIONS, load_rgb, resize, to_tensor
 from fastnst.networks.vgg import VGGFeatures
 
 NORMALIZE_SIZE = 256  # chosen: long side of the normalising images; the paper does not say, 256 is cheap
-CACHE_ENV = "FASTNST_CACHE_DIR"
+
 STATISTICS = ("rms", "mean")
 NORMALIZE_CHOICES = ("rms", "mean", "none")
 # The bundled reference set (fastnst/assets; licences in ATTRIBUTION.md). Named, so that adding
@@ -84,14 +85,6 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     if not files:
         raise InputError(f"no images in '{root}' ({', '.join(sorted(IMAGE_EXTENSIONS))}); add a few photos")
     return files
-
-
-def cache_dir() -> Path:
-    """Folder for cached statistics of random weights: $FASTNST_CACHE_DIR, else $XDG_CACHE_HOME/fastnst."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "fastnst"
 
 
 def _weights_identity(vgg: VGGFeatures) -> tuple[dict[str, object], Path | None]:

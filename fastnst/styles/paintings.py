@@ -28,12 +28,11 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from fastnst.constants import CACHE_DIR_ENV, cache_dir
 from fastnst.errors import ConfigError, InputError, did_you_mean
 
 log = logging.getLogger(__name__)
 
-#: Environment variable naming fastnst's cache folder (default ~/.cache/fastnst, or $XDG_CACHE_HOME/fastnst).
-CACHE_DIR_ENV = "FASTNST_CACHE_DIR"
 #: Environment variable overriding where paintings are downloaded from (a mirror of Commons' upload tree).
 BASE_URL_ENV = "FASTNST_PAINTINGS_URL"
 #: Wikimedia Commons' upload server; thumbnails live at thumb/<h>/<hh>/<File>/<W>px-<File> (h = md5 of the name).
@@ -142,15 +141,6 @@ def get(name: str) -> Painting | None:
 
 def _key(spec: str) -> str:
     return str(spec).strip().lower().replace("-", "_").replace(" ", "_")
-
-
-def cache_dir() -> Path:
-    """fastnst's cache folder: $FASTNST_CACHE_DIR, else $XDG_CACHE_HOME/fastnst, else ~/.cache/fastnst."""
-    env = os.environ.get(CACHE_DIR_ENV)
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "fastnst"
 
 
 def cached_path(painting: Painting, root: str | os.PathLike | None = None) -> Path:
