@@ -42,3 +42,17 @@ def test_vgg_with_winograd_matches_plain():
     for name in a:
         assert torch.allclose(a[name], b[name], rtol=1e-4, atol=1e-4 * float(a[name].detach().abs().max()))
     assert not winograd.enabled("cuda")
+
+
+def test_bf16_autocast_runs_like_plain_vgg():
+    """--trainer.precision bf16-mixed: under CPU autocast the Winograd layers get bfloat16 activations
+    (this crashed with 'expected scalar type Float but found BFloat16')."""
+    plain = VGGFeatures(["relu3_3"], arch="vgg16", weights="random")
+    fast = VGGFeatures(["relu3_3"], arch="vgg16", weights="random")
+    assert winograd.use_winograd(fast.features)
+    x = torch.rand(1, 3, 64, 64, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        a, b = plain(x)["relu3_3"], fast(x)["relu3_3"]
+    assert b.dtype == a.dtype and torch.allclose(a.float(), b.float(), atol=0.02 * float(a.float().abs().max()))
+    (g,) = torch.autograd.grad(b.float().sum(), x)
+    assert torch.isfinite(g).all() and g.abs().max() > 0

@@ -118,7 +118,8 @@ class WinogradConv2d(nn.Module):
     """A frozen 3x3/stride-1/padding-1 ``nn.Conv2d`` computed with Winograd F(4x4, 3x3).
 
     Same inputs and outputs as the convolution it replaces ((N, C, H, W); output channels-last);
-    gradients flow to the input only.
+    gradients flow to the input only. Inputs of another dtype than the weights (autocast) and small maps
+    use the direct convolution.
     """
 
     def __init__(self, conv: nn.Conv2d) -> None:
@@ -133,7 +134,9 @@ class WinogradConv2d(nn.Module):
         self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-2] * x.shape[-1] < MIN_PIXELS:  # small maps: the direct convolution is faster
+        # Small maps: the direct convolution is faster. Reduced precision (bf16-mixed autocast gives bfloat16
+        # activations): the transforms lose too much in bfloat16, and cuDNN/oneDNN have their own kernels.
+        if x.shape[-2] * x.shape[-1] < MIN_PIXELS or x.dtype != self.u.dtype:
             return F.conv2d(x, self.weight, self.bias, padding=1)
         return _WinogradFn.apply(x, self.u, self.u_t, self.bias)
 
