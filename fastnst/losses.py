@@ -1,6 +1,9 @@
-"""Perceptual losses: content (feature reconstruction), style (Gram or covariance), total variation.
+"""Perceptual losses built from terms: content, style, total variation and normalised inversion.
 
-Functions first; the modules are thin. Every term is returned separately so it can be logged.
+Each term is a function plus a thin module calling it (kornia's pairing); both check their inputs'
+shapes and raise ValueError naming the shape they expected. :class:`PerceptualLoss` composes the
+terms on a frozen :class:`~fastnst.networks.vgg.VGGFeatures` network; Gatys, texture synthesis and
+feature inversion (:mod:`fastnst.optimize`) compose the terms they need.
 
 Normalisation (chosen so that a weight means the same at any image size):
 ``gram_matrix`` divides F Fᵀ by C·H·W, so its entries are mean products of activations, independent
@@ -22,6 +25,14 @@ from fastnst.networks.vgg import VGGFeatures, check_layers
 STYLE_STATS = ("gram", "covariance")
 
 
+def check_shape(x: torch.Tensor, what: str, dims: int = 4, layout: str = "(N, C, H, W)") -> torch.Tensor:
+    """``x`` if it is a tensor with ``dims`` dimensions, else ValueError naming ``what`` and ``layout``."""
+    if not isinstance(x, torch.Tensor) or x.dim() != dims:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{what} must be a {dims}-d tensor {layout}, got {got}")
+    return x
+
+
 def _as_rows(f: torch.Tensor) -> tuple[torch.Tensor, bool]:
     """(N, C, H, W) -> a free view: (N, HW, C) if channels_last else (N, C, HW); flag says which."""
     n, c, h, w = f.shape
@@ -32,7 +43,7 @@ def _as_rows(f: torch.Tensor) -> tuple[torch.Tensor, bool]:
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """Gram matrices G = F Fᵀ / (C·H·W) of features (N, C, H, W) -> (N, C, C). Symmetric, size-invariant."""
-    n, c, h, w = features.shape
+    n, c, h, w = check_shape(features, "features").shape
     x, hwc = _as_rows(features)
     g = torch.bmm(x.transpose(1, 2), x) if hwc else torch.bmm(x, x.transpose(1, 2))
     return g / (c * h * w)
@@ -40,6 +51,7 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
 
 def covariance_matrix(features: torch.Tensor) -> torch.Tensor:
     """Like :func:`gram_matrix` after removing each channel's spatial mean (N, C, C)."""
+    check_shape(features, "features")
     return gram_matrix(features - features.mean(dim=(2, 3), keepdim=True))
 
 
@@ -52,10 +64,58 @@ def style_statistic(features: torch.Tensor, stat: str = "gram") -> torch.Tensor:
     raise unknown_choice("style statistic", stat, STYLE_STATS)
 
 
-def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Feature reconstruction loss: mean squared difference of activations."""
-    return F.mse_loss(features, target.expand_as(features))
+# ----------------------------------------------------------------------------------------------- content
 
+def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Feature reconstruction loss: mean squared difference of activations (``target`` broadcasts)."""
+    try:
+        target = target.expand_as(features)
+    except RuntimeError:
+        raise ValueError(f"content target of shape {tuple(target.shape)} does not fit features of shape "
+                         f"{tuple(features.shape)}") from None
+    return F.mse_loss(features, target)
+
+
+class ContentLoss(nn.Module):
+    """Module form of :func:`content_loss`, summed over layers: ``forward({layer: F}, {layer: T})``."""
+
+    def __init__(self, layers: Sequence[str]) -> None:
+        super().__init__()
+        self.layers = tuple(layers)
+
+    def forward(self, features: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        out = features[self.layers[0]].new_zeros(())
+        for name in self.layers:
+            out = out + content_loss(features[name], targets[name])
+        return out
+
+
+def _inverse_energy(target: torch.Tensor) -> float:
+    """1 / mean(target²), the inversion term's normaliser; ValueError for an all-zero target."""
+    energy = float(target.detach().pow(2).mean())
+    if not energy > 0:
+        raise ValueError("the inversion target is all zeros; there is nothing to reconstruct")
+    return 1.0 / energy
+
+
+def inversion_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Normalised feature loss ||Φ - Φ₀||² / ||Φ₀||² (Mahendran & Vedaldi 2015), as means over elements."""
+    return content_loss(features, target) * _inverse_energy(target)
+
+
+class InversionLoss(nn.Module):
+    """Module form of :func:`inversion_loss` for one fixed target (its normaliser computed once)."""
+
+    def __init__(self, target: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("target", target.detach())
+        self.scale = _inverse_energy(target)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return content_loss(features, self.target) * self.scale
+
+
+# ----------------------------------------------------------------------------------------------- style
 
 def style_loss(features: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor],
                layer_weights: Mapping[str, float] | None = None, stat: str = "gram") -> torch.Tensor:
@@ -75,6 +135,10 @@ def style_layer_losses(features: Mapping[str, torch.Tensor], targets: Mapping[st
     out = {}
     for name, target in targets.items():
         s = style_statistic(features[name], stat)
+        check_shape(target, f"style target of {name}", 3, "(1 or N, C, C)")
+        if target.shape[1:] != s.shape[1:] or target.shape[0] not in (1, s.shape[0]):
+            raise ValueError(f"style target of {name} has shape {tuple(target.shape)}; the features give "
+                             f"{tuple(s.shape)}")
         w = 1.0 if layer_weights is None else float(layer_weights.get(name, 1.0))
         if item_weights is None:
             out[name] = w * (s - target).pow(2).mean()
@@ -83,8 +147,78 @@ def style_layer_losses(features: Mapping[str, torch.Tensor], targets: Mapping[st
     return out
 
 
+def layer_weights(layers: Sequence[str], weights: Mapping[str, float] | Sequence[float] | None) -> dict[str, float]:
+    """``{layer: weight}`` from a mapping, one weight per layer, or None (all 1); ConfigError when they do not fit."""
+    if weights is None:
+        return {name: 1.0 for name in layers}
+    if isinstance(weights, Mapping):
+        unknown = [k for k in weights if k not in layers]
+        if unknown:
+            raise unknown_choice("style layer", unknown[0], layers)
+        out = {name: float(weights.get(name, 1.0)) for name in layers}
+    else:
+        weights = list(weights)
+        if len(weights) != len(layers):
+            raise ConfigError(f"{len(weights)} style layer weights for {len(layers)} style layers; "
+                              f"give one weight per layer")
+        out = {name: float(w) for name, w in zip(layers, weights)}
+    if any(not w >= 0 for w in out.values()):
+        raise ConfigError("style layer weights must be zero or positive")
+    return out
+
+
+@torch.no_grad()
+def style_targets(vgg: VGGFeatures, images: torch.Tensor | Sequence[torch.Tensor], layers: Sequence[str],
+                  stat: str = "gram", blend: Sequence[float] | None = None) -> dict[str, torch.Tensor]:
+    """``{layer: (1, C, C)}`` style statistics of one image (1, 3, H, W) or several, blended by ``blend``.
+
+    Blending averages the statistics with weights ``blend`` (normalised to sum to one), which has the
+    same gradients as the weighted sum of the per-style losses.
+    """
+    if isinstance(images, torch.Tensor):
+        images = [images] if images.dim() == 4 and images.shape[0] == 1 else list(images.split(1))
+    images = list(images)
+    if not images:
+        raise ConfigError("no style image given")
+    blend = [1.0] * len(images) if blend is None else [float(b) for b in blend]
+    if len(blend) != len(images):
+        raise ConfigError(f"{len(blend)} blend weights for {len(images)} style images; give one per image")
+    if any(not b >= 0 for b in blend) or sum(blend) <= 0:
+        raise ConfigError("style blend weights must be zero or positive, and not all zero")
+    total = sum(blend)
+    targets: dict[str, torch.Tensor] = {}
+    for img, b in zip(images, blend):
+        feats = vgg(check_shape(img, "style image", layout="(1, 3, H, W)"), layers=layers)
+        for name in layers:
+            s = style_statistic(feats[name].float(), stat) * (b / total)
+            targets[name] = s if name not in targets else targets[name] + s
+    return {name: t.contiguous() for name, t in targets.items()}
+
+
+class StyleLoss(nn.Module):
+    """Module form of :func:`style_layer_losses` with fixed layers, layer weights, statistic and per-layer
+    normalisers (``norms``, e.g. ``VGGFeatures.style_norms``). ``forward`` returns ``{layer: loss}``."""
+
+    def __init__(self, layers: Sequence[str], weights: Mapping[str, float] | Sequence[float] | None = None,
+                 stat: str = "gram", norms: Mapping[str, float] | None = None) -> None:
+        super().__init__()
+        if stat not in STYLE_STATS:
+            raise unknown_choice("style statistic", stat, STYLE_STATS)
+        self.layers, self.stat = tuple(layers), stat
+        self.weights = layer_weights(self.layers, weights)
+        self.norms = dict(norms or {})
+
+    def forward(self, features: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor],
+                item_weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        per_layer = style_layer_losses(features, targets, self.weights, self.stat, item_weights=item_weights)
+        return {name: value * self.norms.get(name, 1.0) for name, value in per_layer.items()}
+
+
+# ----------------------------------------------------------------------------------------------- smoothness
+
 def total_variation(images: torch.Tensor) -> torch.Tensor:
     """Mean squared difference between neighbouring pixels, horizontally plus vertically (N, C, H, W)."""
+    check_shape(images, "images")
     dx = images[..., :, 1:] - images[..., :, :-1]
     dy = images[..., 1:, :] - images[..., :-1, :]
     return dx.pow(2).mean() + dy.pow(2).mean()
@@ -97,12 +231,15 @@ class TotalVariation(nn.Module):
         return total_variation(images)
 
 
+# ----------------------------------------------------------------------------------------------- composed
+
 class PerceptualLoss(nn.Module):
-    """Content + style + total-variation loss on a frozen :class:`VGGFeatures` network.
+    """Content + style + total-variation terms on a frozen :class:`VGGFeatures` network.
 
     Call :meth:`set_style` once; then ``forward(output, content)`` returns a dict of weighted terms:
-    ``content``, ``style``, ``tv``, ``total`` and ``style/<layer>`` per style layer. The content
-    image's features are computed without gradients and only as deep as the content layers need.
+    ``content`` (absent when ``content_layers`` is empty: texture synthesis), ``style``, ``tv``,
+    ``total`` and ``style/<layer>`` per style layer. The content image's features are computed without
+    gradients and only as deep as the content layers need.
     """
 
     def __init__(self, vgg: VGGFeatures, content_layers: Sequence[str] | str, style_layers: Sequence[str] | str,
@@ -112,7 +249,7 @@ class PerceptualLoss(nn.Module):
         # Default weights: pytorch/examples fast_neural_style (reference implementation, same normalisation).
         super().__init__()
         self.vgg = vgg
-        self.content_layers = check_layers(content_layers, vgg.arch)
+        self.content_layers = check_layers(content_layers, vgg.arch) if content_layers else ()
         self.style_layers = check_layers(style_layers, vgg.arch)
         for name in self.content_layers + self.style_layers:
             if name not in vgg.layers:
@@ -120,59 +257,18 @@ class PerceptualLoss(nn.Module):
         for label, value in (("content", content_weight), ("style", style_weight), ("tv", tv_weight)):
             if not value >= 0:  # also rejects NaN
                 raise ConfigError(f"the {label} weight must be zero or positive, got {value}")
-        if style_stat not in STYLE_STATS:
-            raise unknown_choice("style statistic", style_stat, STYLE_STATS)
-        self.content_weight = float(content_weight)
-        self.style_weight = float(style_weight)
-        self.tv_weight = float(tv_weight)
-        self.style_stat = style_stat
-        self.style_layer_weights = self._layer_weights(style_layer_weights)
+        self.content_weight, self.style_weight, self.tv_weight = float(content_weight), float(style_weight), float(tv_weight)
+        self.content = ContentLoss(self.content_layers) if self.content_layers else None
+        # one loss scale for every weight set: the normalised network's style normalisers (vgg_normalize)
+        self.style = StyleLoss(self.style_layers, style_layer_weights, style_stat, getattr(vgg, "style_norms", {}))
+        self.tv = TotalVariation()
         self._has_style = False
 
-    def _layer_weights(self, weights: Mapping[str, float] | Sequence[float] | None) -> dict[str, float]:
-        if weights is None:
-            return {name: 1.0 for name in self.style_layers}
-        if isinstance(weights, Mapping):
-            unknown = [k for k in weights if k not in self.style_layers]
-            if unknown:
-                raise unknown_choice("style layer", unknown[0], self.style_layers)
-            out = {name: float(weights.get(name, 1.0)) for name in self.style_layers}
-        else:
-            weights = list(weights)
-            if len(weights) != len(self.style_layers):
-                raise ConfigError(f"{len(weights)} style layer weights for {len(self.style_layers)} style layers; "
-                                  f"give one weight per layer")
-            out = {name: float(w) for name, w in zip(self.style_layers, weights)}
-        if any(not w >= 0 for w in out.values()):
-            raise ConfigError("style layer weights must be zero or positive")
-        return out
-
-    @torch.no_grad()
     def set_style(self, images: torch.Tensor | Sequence[torch.Tensor], blend: Sequence[float] | None = None) -> None:
-        """Compute the style targets from one image (1, 3, H, W) or several, blended by ``blend``.
-
-        Blending averages the statistics with weights ``blend`` (normalised to sum to one), which
-        has the same gradients as the weighted sum of the per-style losses.
-        """
-        if isinstance(images, torch.Tensor):
-            images = [images] if images.dim() == 4 and images.shape[0] == 1 else list(images.split(1))
-        images = list(images)
-        if not images:
-            raise ConfigError("no style image given")
-        blend = [1.0] * len(images) if blend is None else [float(b) for b in blend]
-        if len(blend) != len(images):
-            raise ConfigError(f"{len(blend)} blend weights for {len(images)} style images; give one per image")
-        if any(not b >= 0 for b in blend) or sum(blend) <= 0:
-            raise ConfigError("style blend weights must be zero or positive, and not all zero")
-        total = sum(blend)
-        targets: dict[str, torch.Tensor] = {}
-        for img, b in zip(images, blend):
-            feats = self.vgg(img, layers=self.style_layers)
-            for name in self.style_layers:
-                s = style_statistic(feats[name].float(), self.style_stat) * (b / total)
-                targets[name] = s if name not in targets else targets[name] + s
-        for name, t in targets.items():
-            self.register_buffer(f"target_{name}", t.contiguous())
+        """Compute the style targets from one image (1, 3, H, W) or several, blended by ``blend``
+        (see :func:`style_targets`)."""
+        for name, t in style_targets(self.vgg, images, self.style_layers, self.style.stat, blend).items():
+            self.register_buffer(f"target_{name}", t)
         self._has_style = True
 
     @property
@@ -197,36 +293,26 @@ class PerceptualLoss(nn.Module):
         call (multi-style training gives each batch item its own style's targets); ``style_item_weights``
         (N,) scales each item's style term (see :func:`style_layer_losses`).
         """
-        use_content = self.content_weight > 0 and (content is not None or content_features is not None)
+        check_shape(output, "output", layout="(N, 3, H, W)")
+        use_content = self.content is not None and self.content_weight > 0 and \
+            (content is not None or content_features is not None)
         use_style = self.style_weight > 0 and (self._has_style or style_targets is not None)
         layers = tuple(dict.fromkeys((self.content_layers if use_content else ()) +
                                      (self.style_layers if use_style else ())))
         feats = self.vgg(output, layers=layers) if layers else {}
         zero = output.new_zeros(())
         terms: dict[str, torch.Tensor] = {}
-        if use_content:
-            if content_features is None:
+        if self.content is not None:
+            if use_content and content_features is None:
                 content_features = self.content_features(content)
-            c = zero
-            for name in self.content_layers:
-                c = c + content_loss(feats[name], content_features[name])
-            terms["content"] = self.content_weight * c
-        else:
-            terms["content"] = zero
+            terms["content"] = self.content_weight * self.content(feats, content_features) if use_content else zero
+        s = zero
         if use_style:
             targets = self.style_targets if style_targets is None else style_targets
-            per_layer = style_layer_losses(feats, targets, self.style_layer_weights, self.style_stat,
-                                           item_weights=style_item_weights)
-            norms = getattr(self.vgg, "style_norms", {})  # one loss scale for every weight set (vgg_normalize)
-            per_layer = {name: value * norms.get(name, 1.0) for name, value in per_layer.items()}
-            s = zero
-            for name, value in per_layer.items():
-                weighted = self.style_weight * value
-                terms[f"style/{name}"] = weighted
-                s = s + weighted
-            terms["style"] = s
-        else:
-            terms["style"] = zero
-        terms["tv"] = self.tv_weight * total_variation(output) if self.tv_weight > 0 else zero
-        terms["total"] = terms["content"] + terms["style"] + terms["tv"]
+            for name, value in self.style(feats, targets, style_item_weights).items():
+                terms[f"style/{name}"] = self.style_weight * value
+                s = s + terms[f"style/{name}"]
+        terms["style"] = s
+        terms["tv"] = self.tv_weight * self.tv(output) if self.tv_weight > 0 else zero
+        terms["total"] = terms.get("content", zero) + terms["style"] + terms["tv"]
         return terms

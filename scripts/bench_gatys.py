@@ -141,7 +141,7 @@ def fastnst_closure(content: Image.Image, style: Image.Image, size: int, winogra
     O._VGG_CACHE.clear()
     settings = O.GatysSettings(vgg_weights="random")
     settings.check()
-    loss = O._GatysLoss(settings, torch.device("cpu"))
+    loss = O.GatysLoss(settings, torch.device("cpu"))
     loss.set_targets(content, [style], (size, size), None)
     x = O.to_tensor(content.resize((size, size))).requires_grad_(True)
 

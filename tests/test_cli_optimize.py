@@ -139,18 +139,18 @@ def test_existing_output_needs_overwrite(files, capsys):
 
 
 def test_ctrl_c_keeps_last_intermediate_and_says_where(files, capsys, monkeypatch):
-    from fastnst.commands import optimize as cmd
+    from fastnst.commands.common import Progress
 
     calls = {"n": 0}
-    original = cmd.ProgressBar.__call__
+    original = Progress.update
 
-    def interrupt_at_5(self, p):
+    def interrupt_at_5(self, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 5:
             raise KeyboardInterrupt
-        original(self, p)
+        original(self, *args, **kwargs)
 
-    monkeypatch.setattr(cmd.ProgressBar, "__call__", interrupt_at_5)
+    monkeypatch.setattr(Progress, "update", interrupt_at_5)
     rc = cli.main(["gatys", "--content", "photo.png", "--style", "painting.jpg", "-o", "out.png", "--size", "32",
                    "--iterations", "20", "--save-every", "2", *R])
     assert rc == 130

