@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from fastnst.errors import ConfigError
-from fastnst.losses import (PerceptualLoss, content_loss, covariance_matrix, gram_matrix, style_loss,
+from fastnst.losses import (ContentLoss, InversionLoss, PerceptualLoss, StyleLoss, TotalVariation, content_loss,
+                            covariance_matrix, gram_matrix, inversion_loss, style_loss, style_targets,
                             total_variation)
 from fastnst.networks.vgg import VGGFeatures
 
@@ -96,3 +97,53 @@ def test_bad_settings(vgg):
         PerceptualLoss(vgg, "relu2_1", ["relu1_2"])
     with pytest.raises(ConfigError, match="style statistic"):
         PerceptualLoss(vgg, "relu2_2", ["relu1_2"], style_stat="gramm")
+
+
+def test_terms_check_their_input_shapes():
+    with pytest.raises(ValueError, match=r"features must be a 4-d tensor \(N, C, H, W\), got \(3, 4\)"):
+        gram_matrix(torch.rand(3, 4))
+    with pytest.raises(ValueError, match=r"images must be a 4-d tensor"):
+        TotalVariation()(torch.rand(3, 8, 8))
+    with pytest.raises(ValueError, match="does not fit features"):
+        content_loss(torch.rand(1, 4, 5, 5), torch.rand(1, 3, 5, 5))
+    with pytest.raises(ValueError, match=r"style target of a has shape \(1, 3, 3\)"):
+        style_loss({"a": torch.rand(1, 4, 5, 5)}, {"a": torch.rand(1, 3, 3)})
+    with pytest.raises(ValueError, match="all zeros"):
+        inversion_loss(torch.rand(1, 2, 3, 3), torch.zeros(1, 2, 3, 3))
+
+
+def test_the_tv_term_is_the_total_variation_module(vgg, monkeypatch):
+    seen = []
+    monkeypatch.setattr(TotalVariation, "forward", lambda self, x: seen.append(tuple(x.shape)) or total_variation(x))
+    loss = PerceptualLoss(vgg, "relu2_2", ["relu1_2"], tv_weight=0.5)
+    loss.set_style(torch.rand(1, 3, 16, 16))
+    loss(torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16))
+    assert seen == [(2, 3, 16, 16)]
+    assert {type(m) for m in loss.modules()} >= {ContentLoss, StyleLoss, TotalVariation}
+
+
+def test_inversion_term_equals_the_old_content_weight_one_over_norm(vgg):
+    """Inversion used to run through the content term with weight 1/mean(Φ₀²); the composed term is that number."""
+    target = vgg(torch.rand(1, 3, 16, 16))["relu2_2"]
+    x = torch.rand(1, 3, 16, 16)
+    old = PerceptualLoss(vgg, ["relu2_2"], ["relu2_2"], content_weight=1.0 / float(target.pow(2).mean()),
+                         style_weight=0.0)(x, content_features={"relu2_2": target})["content"]
+    feats = vgg(x)["relu2_2"]
+    assert float(InversionLoss(target)(feats)) == float(old)
+    assert float(inversion_loss(feats, target)) == pytest.approx(float(old), rel=1e-6)
+
+
+def test_texture_loss_has_no_content_term_and_the_old_numbers(vgg):
+    """Texture synthesis used a fake content layer with weight 0 and dropped 'content'; now it has no content term."""
+    style, x = torch.rand(1, 3, 20, 20), torch.rand(1, 3, 16, 16)
+    new = PerceptualLoss(vgg, (), ["relu1_2", "relu3_3"], style_weight=2.0, tv_weight=0.3)
+    old = PerceptualLoss(vgg, ["relu1_2"], ["relu1_2", "relu3_3"], content_weight=0.0, style_weight=2.0,
+                         tv_weight=0.3)
+    for loss in (new, old):
+        loss.set_style(style)
+    got, want = new(x, x), old(x, x)
+    want.pop("content")
+    assert "content" not in got and got.keys() == want.keys()
+    assert all(torch.equal(got[k], want[k]) for k in got)
+    targets = style_targets(vgg, style, ["relu1_2", "relu3_3"])
+    assert all(torch.equal(targets[k], new.style_targets[k]) for k in targets)

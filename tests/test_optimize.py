@@ -202,3 +202,43 @@ def test_original_colors_equal_neural_styles_yiq_transfer(content, style):
     got = to_tensor(kept.image)
     assert np.allclose((got * 255).numpy(), np.round((got * 255).numpy()), atol=1e-4)  # saved as 8 bits
     assert (got - expected).abs().max() < 2.5 / 255
+
+
+OWN_MODULES = ("fastnst/optimize.py", "fastnst/losses.py", "fastnst/networks/vgg.py", "fastnst/networks/vgg_normalize.py",
+               "fastnst/networks/vgg_import.py", "fastnst/commands/optimize.py", "fastnst/commands/vgg.py")
+NN_OVERRIDES = {"train"}  # torch.nn.Module's signature: VGGFeatures.train(mode) ignores mode on purpose
+
+
+def dead_code(source: str) -> list[str]:
+    """Private module-level names nothing uses, conditionals with identical branches, unused parameters."""
+    import ast
+
+    tree = ast.parse(source)
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | \
+           {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    found = []
+    for node in tree.body:
+        names = [node.name] if isinstance(node, (ast.FunctionDef, ast.ClassDef)) else \
+            [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
+        found += [f"unused {n}" for n in names if n.startswith("_") and not n.startswith("__") and n not in used]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.IfExp) and ast.dump(node.body) == ast.dump(node.orelse):
+            found.append(f"identical branches at line {node.lineno}")
+        if isinstance(node, ast.If) and node.orelse and [ast.dump(x) for x in node.body] == \
+                [ast.dump(x) for x in node.orelse]:
+            found.append(f"identical branches at line {node.lineno}")
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name not in NN_OVERRIDES:
+            if any(isinstance(x, ast.Raise) and "NotImplementedError" in ast.dump(x) for x in node.body):
+                continue  # an interface stub
+            inside = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+            for a in node.args.posonlyargs + node.args.args + node.args.kwonlyargs:
+                if a.arg not in ("self", "cls") and not a.arg.startswith("_") and a.arg not in inside:
+                    found.append(f"unused parameter {a.arg} of {node.name}")
+    return found
+
+
+@pytest.mark.parametrize("path", OWN_MODULES)
+def test_no_dead_code(path):
+    from pathlib import Path
+
+    assert dead_code((Path(__file__).resolve().parent.parent / path).read_text()) == []

@@ -62,6 +62,12 @@ def test_statistics_are_cached_and_keyed_by_the_images(folder, tmp_path):
     # a second network loads the same statistics (and applies the same factors)
     again = normalize_vgg(VGGFeatures(["relu2_1"], arch="vgg16", weights="random"), folder, size=32)
     assert all(torch.equal(first[k], again[k]) for k in first)
+    # ... read from the cache, not recomputed: statistics edited in the file are the ones applied
+    torch.save({k: v * 2 for k, v in cached.items()}, path)
+    edited = normalize_vgg(VGGFeatures(["relu2_1"], arch="vgg16", weights="random"), folder, size=32)
+    for k in first:
+        alive = cached[k] > 0
+        assert alive.any() and torch.allclose(edited[k][alive], 2 * first[k][alive]), k
     synthetic_rgb(30, 30, seed=14).save(folder / "d.png")
     assert stats_path(vgg, list_images(folder), 32) != path
 

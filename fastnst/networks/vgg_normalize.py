@@ -44,13 +44,12 @@ from torch import nn
 from fastnst.constants import cache_dir
 from fastnst.errors import FastNSTError, InputError, unknown_choice
 from fastnst.fileio import atomic_output
-from fastnst.image import IMAGE_EXTENSIONS, load_rgb, resize, to_tensor
+from fastnst.image import IMAGE_EXTENSIONS, find_images, load_rgb, resize, to_tensor
 from fastnst.networks.vgg import VGGFeatures
 
 NORMALIZE_SIZE = 256  # chosen: long side of the normalising images; the paper does not say, 256 is cheap
 
-STATISTICS = ("rms", "mean")
-NORMALIZE_CHOICES = ("rms", "mean", "none")
+STATISTICS = ("rms", "mean")  # with "none" (no normalisation): constants.VGG_NORMALIZE_CHOICES
 # The bundled reference set (fastnst/assets; licences in ATTRIBUTION.md). Named, so that adding
 # assets never changes the loss scale.
 REFERENCE_IMAGES = ("content-astronaut.jpg", "content-chelsea.jpg", "content-coffee.jpg",
@@ -76,12 +75,12 @@ def reference_images() -> list[Path]:
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
-    """Image files (by suffix) in ``folder`` and its sub-folders, sorted; InputError when there are none."""
+    """Image files in ``folder`` and its sub-folders (:func:`fastnst.image.find_images`); InputError when
+    there are none."""
     root = Path(folder)
     if not root.is_dir():
         raise InputError(f"normalising images folder '{root}' does not exist; pass a folder of a few photos")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-                   and not p.name.startswith("."))
+    files = find_images(root, require=False)
     if not files:
         raise InputError(f"no images in '{root}' ({', '.join(sorted(IMAGE_EXTENSIONS))}); add a few photos")
     return files
@@ -117,8 +116,19 @@ def stats_path(vgg: VGGFeatures, images: Sequence[Path], size: int = NORMALIZE_S
     return cache_dir() / "vgg-normalize" / f"{name}-{key}.pt"
 
 
-def _convs(features: nn.Sequential, names: Sequence[str]) -> list[tuple[int, str]]:
+def _convs(names: Sequence[str]) -> list[tuple[int, str]]:
     return [(i, n) for i, n in enumerate(names) if n.startswith("conv")]
+
+
+def _relu_outputs(vgg: VGGFeatures, images: Iterable[torch.Tensor]) -> Iterable[tuple[str, torch.Tensor]]:
+    """(relu name, activation) of every ReLU of ``vgg``, image by image (the ReLUs computed out of place)."""
+    param = next(vgg.parameters())
+    for img in images:
+        h = (img.to(param.device, param.dtype) - vgg.mean) / vgg.std
+        for i, module in enumerate(vgg.features):
+            h = module(h) if not isinstance(module, nn.ReLU) else torch.relu(h)
+            if vgg.names[i].startswith("relu"):
+                yield vgg.names[i], h
 
 
 @torch.inference_mode()
@@ -134,16 +144,10 @@ def activation_means(vgg: VGGFeatures, images: Iterable[torch.Tensor], statistic
     power = 2 if statistic == "rms" else 1
     sums: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}
-    param = next(vgg.parameters())
-    for img in images:
-        h = (img.to(param.device, param.dtype) - vgg.mean) / vgg.std
-        for i, module in enumerate(vgg.features):
-            h = module(h) if not isinstance(module, nn.ReLU) else torch.relu(h)
-            name = vgg.names[i]
-            if name.startswith("relu"):
-                conv = "conv" + name[4:]
-                sums[conv] = sums.get(conv, 0) + h.double().pow(power).sum(dim=(0, 2, 3))
-                counts[conv] = counts.get(conv, 0) + h.shape[0] * h.shape[2] * h.shape[3]
+    for name, h in _relu_outputs(vgg, images):
+        conv = "conv" + name[4:]
+        sums[conv] = sums.get(conv, 0) + h.double().pow(power).sum(dim=(0, 2, 3))
+        counts[conv] = counts.get(conv, 0) + h.shape[0] * h.shape[2] * h.shape[3]
     return {k: (sums[k] / counts[k]).pow(1.0 / power).float().cpu() for k in sums}
 
 
@@ -156,18 +160,12 @@ def gram_energies(vgg: VGGFeatures, images: Iterable[torch.Tensor]) -> dict[str,
     from fastnst.losses import gram_matrix
 
     sums: dict[str, float] = {}
-    n = 0
-    param = next(vgg.parameters())
-    for img in images:
-        n += 1
-        h = (img.to(param.device, param.dtype) - vgg.mean) / vgg.std
-        for i, module in enumerate(vgg.features):
-            h = module(h) if not isinstance(module, nn.ReLU) else torch.relu(h)
-            name = vgg.names[i]
-            if name.startswith("relu"):
-                key = _GRAM_PREFIX + name
-                sums[key] = sums.get(key, 0.0) + float(gram_matrix(h.double()).pow(2).mean())
-    return {k: v / max(n, 1) for k, v in sums.items()}
+    counts: dict[str, int] = {}
+    for name, h in _relu_outputs(vgg, images):
+        key = _GRAM_PREFIX + name
+        sums[key] = sums.get(key, 0.0) + float(gram_matrix(h.double()).pow(2).mean())
+        counts[key] = counts.get(key, 0) + 1
+    return {k: v / counts[k] for k, v in sums.items()}
 
 
 @torch.no_grad()
@@ -178,7 +176,7 @@ def apply_scales(vgg: VGGFeatures, means: dict[str, torch.Tensor]) -> dict[str, 
     """
     prev: torch.Tensor | None = None
     applied: dict[str, torch.Tensor] = {}
-    for i, name in _convs(vgg.features, vgg.names):
+    for i, name in _convs(vgg.names):
         conv = vgg.features[i]
         assert isinstance(conv, nn.Conv2d)
         if name not in means:  # conv without its ReLU (the tap stops at the conv): leave unscaled beyond
