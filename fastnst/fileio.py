@@ -22,7 +22,7 @@ import socket
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from fastnst.errors import InputError, OutputError, OutputExistsError, os_error
+from fastnst.errors import InputError, ModelFormatError, OutputError, OutputExistsError, os_error
 
 # Temporary files of fastnst: ".<target name>.fastnst-<pid>-<host>-<random>.tmp[<suffix>]".
 _TEMP_MARK = "fastnst"
@@ -205,6 +205,21 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False,
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
+
+
+def read_safetensors(path: str | os.PathLike, hint: str, framework: str = "pt") -> tuple[dict, dict[str, str]]:
+    """(tensors, metadata) of the .safetensors file ``path`` (``framework`` 'pt' or 'numpy').
+
+    Raises ModelFormatError, ending in ``hint`` (what to pass instead), when it cannot be read.
+    """
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework=framework) as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+    except Exception as exc:
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ModelFormatError(f"'{path}' is not a readable safetensors file ({detail}); {hint}") from None
 
 
 def sha256_file(path: str | os.PathLike) -> str:

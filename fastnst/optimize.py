@@ -459,6 +459,29 @@ class GatysLoss:
         return self.loss(x.contiguous(memory_format=torch.channels_last), content_features=self.content_features)
 
 
+def _optimize_one_scale(task: str, x0: torch.Tensor, evaluate: Callable[[torch.Tensor], dict[str, torch.Tensor]],
+                        optimizer: str, iterations: int, lr: float | None, callback: ProgressCallback | None,
+                        tidy: Callable[[dict[str, float]], dict[str, float]], stage: str = "") -> OptimizationResult:
+    """Optimise ``x0`` at its size, reporting each evaluation (terms through ``tidy``); the saved image's terms."""
+    wh = (x0.shape[-1], x0.shape[-2])
+    start = time.perf_counter()
+    done = 0
+
+    def report(terms: dict[str, float], cur: torch.Tensor) -> bool:
+        nonlocal done
+        done += 1
+        if callback is None:
+            return False
+        return bool(callback(Progress(task, done, iterations, 1, 1, wh, tidy(terms), time.perf_counter() - start,
+                                      lambda: to_pil(_quantize(cur)), stage)))
+
+    x, _, stopped = _run_optimizer(x0, evaluate, optimizer, iterations, lr, report)
+    final = _quantize(x)
+    with torch.inference_mode():
+        terms = tidy({k: float(v) for k, v in evaluate(final).items()})
+    return OptimizationResult(to_pil(final), terms, done, time.perf_counter() - start, [wh], stopped)
+
+
 def _terms_out(terms: Mapping[str, float]) -> dict[str, float]:
     keys = ["total", "content", "style", "tv"] + sorted(k for k in terms if k.startswith("style/"))
     return {k: float(terms[k]) for k in keys if k in terms}
@@ -632,25 +655,11 @@ def invert_result(image: ImageLike, layer: str = INVERT_LAYER, *, net: str = "vg
         return {"total": f + t, "feature": f, "tv": t}
 
     x0 = _init_image(init_v, wh, None, None, dev, gen)
-    start = time.perf_counter()
-    done = 0
-
-    def report(terms: dict[str, float], cur: torch.Tensor) -> bool:
-        nonlocal done
-        done += 1
-        if callback is None:
-            return False
-        return bool(callback(Progress("invert", done, iterations, 1, 1, wh, terms, time.perf_counter() - start,
-                                      lambda: to_pil(_quantize(cur)), layer)))
-
     with torch.inference_mode():
         start_terms = {k: float(v) for k, v in evaluate(x0).items()}
-    x, _, stopped = _run_optimizer(x0, evaluate, optimizer, iterations, lr, report)
-    final = _quantize(x)
-    with torch.inference_mode():
-        terms = {k: float(v) for k, v in evaluate(final).items()}
-    return OptimizationResult(to_pil(final), terms, done, time.perf_counter() - start, [wh], stopped,
-                              {"layer": layer, "start_terms": start_terms})
+    result = _optimize_one_scale("invert", x0, evaluate, optimizer, iterations, lr, callback, dict, layer)
+    result.extra.update({"layer": layer, "start_terms": start_terms})
+    return result
 
 
 def invert(image: ImageLike, layer: str = INVERT_LAYER, **options: Any) -> Image.Image:
@@ -755,22 +764,7 @@ def texture_result(style: ImageLike | Sequence[ImageLike], size: int | tuple[int
     loss = GatysLoss(settings, dev, content=False)
     loss.set_targets(None, styles, wh, blend)
     x0 = _init_image(init_v, wh, None, styles[0], dev, gen)
-    start = time.perf_counter()
-    done = 0
-
-    def report(terms: dict[str, float], cur: torch.Tensor) -> bool:
-        nonlocal done
-        done += 1
-        if callback is None:
-            return False
-        return bool(callback(Progress("texture", done, iterations, 1, 1, wh, _terms_out(terms),
-                                      time.perf_counter() - start, lambda: to_pil(_quantize(cur)))))
-
-    x, _, stopped = _run_optimizer(x0, loss, optimizer, iterations, lr, report)
-    final = _quantize(x)
-    with torch.inference_mode():
-        terms = _terms_out({k: float(v) for k, v in loss(final).items()})
-    return OptimizationResult(to_pil(final), terms, done, time.perf_counter() - start, [wh], stopped)
+    return _optimize_one_scale("texture", x0, loss, optimizer, iterations, lr, callback, _terms_out)
 
 
 def texture(style: ImageLike | Sequence[ImageLike], size: int | tuple[int, int] = 256, **options: Any) -> Image.Image:

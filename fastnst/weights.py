@@ -93,15 +93,9 @@ def load_transformer(path: str | os.PathLike) -> tuple[TransformerNet, dict[str,
     with open(path, "rb") as f:
         head = f.read(16)
     if path.suffix == ".safetensors" or (len(head) >= 9 and head[8:9] == b"{"):
-        from safetensors import safe_open
+        from fastnst.fileio import read_safetensors
 
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = dict(f.metadata() or {})
-                state = {k: f.get_tensor(k) for k in f.keys()}
-        except Exception as exc:
-            raise ModelFormatError(f"'{path}' is not a readable safetensors file ({exc}); "
-                                   f"pass weights written by fastnst train") from None
+        state, meta = read_safetensors(path, "pass weights written by fastnst train")
         if META_CONFIG not in meta:
             raise ModelFormatError(f"'{path}' has no '{META_CONFIG}' metadata; it was not written by fastnst train")
         return _from_state(state, meta[META_CONFIG], str(path)), meta

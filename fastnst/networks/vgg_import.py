@@ -33,7 +33,7 @@ import numpy as np
 
 from fastnst.constants import IMAGENET_MEAN, IMAGENET_STD, VGG_LAYERS
 from fastnst.errors import ConfigError, InputError, ModelFormatError, unknown_choice
-from fastnst.fileio import atomic_output, check_output, sha256_file
+from fastnst.fileio import atomic_output, check_output, read_safetensors, sha256_file
 
 CONVENTIONS = ("caffe", "torchvision")
 # What import_vgg reads and does, in words (``fastnst vgg import --help``).
@@ -254,14 +254,7 @@ def _from_state_dict(sd: dict[str, Any], path: Path, reader: str) -> ImportedVGG
 def _read_state_file(path: Path) -> tuple[ImportedVGG, dict[str, str]]:
     meta: dict[str, str] = {}
     if path.suffix.lower() == ".safetensors":
-        try:
-            from safetensors import safe_open
-            with safe_open(str(path), framework="numpy") as f:
-                meta = dict(f.metadata() or {})
-                sd = {k: f.get_tensor(k) for k in f.keys()}
-        except Exception as exc:
-            raise ModelFormatError(f"'{path}' is not a readable safetensors file ({type(exc).__name__}); "
-                                   f"pass a VGG state dict") from None
+        sd, meta = read_safetensors(path, "pass a VGG state dict", framework="numpy")
         reader = "safetensors state dict"
     else:
         sd = _torch_load(path)
