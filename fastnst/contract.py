@@ -53,6 +53,7 @@ META_TASK = "fastnst_task"  # SR_TASK for super-resolution models; absent for st
 META_FACTOR = "fastnst_factor"  # the up-sampling factor, e.g. "4"
 META_SR_CONFIG = "fastnst_sr_config"
 SR_TASK = "super-resolution"
+SR_FACTORS: tuple[int, ...] = (2, 4, 8)
 
 # Inputs/outputs of models written by fastnst export before the file became plain (they had default
 # values): the runtime strips them at load, so such files still run.

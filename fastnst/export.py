@@ -45,6 +45,7 @@ from fastnst.contract import (INPUT_CONVENTIONS, IO_KINDS, META_ARCH, META_CONFI
 from fastnst.contract import INPUT_NAME, OUTPUT_NAME, STYLE_NAME
 from fastnst.errors import ConfigError, FastNSTError, InputError
 from fastnst.fileio import atomic_output, check_output
+from fastnst.models import parse_static
 from fastnst.networks.transformer import TransformerNet
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,6 @@ UINT8_TOLERANCE = 1  # in 0..255 levels: rounding at a .5 boundary may flip by o
 # Verification sizes (batch, height, width): odd, even and rectangular, a batch of two included.
 VERIFY_SIZES: tuple[tuple[int, int, int], ...] = ((1, 67, 45), (2, 32, 48), (1, 51, 77))
 # the names, metadata keys and geometry live in fastnst.contract; everything the weights file carried is kept too
-MAX_STATIC_SIDE = 16384  # --static HxW: each side at most this (the runtime's pixel cap is 16384²)
 
 class ExportError(FastNSTError):
     """Export or its verification failed; no file was written."""
@@ -98,7 +98,7 @@ class _ExportGraph(nn.Module):
         return self._out(self.net(self._image(image)))
 
 
-def _style_names(net: nn.Module) -> list[str]:
+def style_names(net: nn.Module) -> list[str]:
     """Names of a multi-style network's styles (config 'style_names', attribute, else style0, style1, ...)."""
     count = int(getattr(net, "num_styles", 1) or 1)
     config = getattr(net, "config", None)
@@ -214,7 +214,7 @@ def _metadata(meta: dict[str, str], net: nn.Module, io_kind: str, fp16: bool, ex
         META_PRECISION: "float16" if fp16 else "float32",
     })
     if int(getattr(net, "num_styles", 1) or 1) > 1:
-        out[META_STYLES] = json.dumps(_style_names(net))
+        out[META_STYLES] = json.dumps(style_names(net))
     else:
         out.pop(META_STYLES, None)
     return out
@@ -297,23 +297,6 @@ def verify_onnx(path: str | os.PathLike, net: nn.Module, io_kind: str = "float",
             raise ExportError(f"exported model disagrees with torch ({what}) at {'x'.join(map(str, shape))}: "
                               f"max abs difference {err:.3g} > {tolerance:g}; the model was not written")
     return worst
-
-
-def parse_static(value: str | tuple[int, int] | None) -> tuple[int, int] | None:
-    """``"HxW"`` (or a (height, width) pair) to a checked (height, width); None stays None."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        parts = value.lower().replace("*", "x").split("x")
-        try:
-            h, w = (int(p) for p in parts)
-        except ValueError:
-            raise ConfigError(f"--static takes HEIGHTxWIDTH such as 512x768, got '{value}'") from None
-    else:
-        h, w = (int(v) for v in value)
-    if not (MIN_SIZE <= h <= MAX_STATIC_SIDE and MIN_SIZE <= w <= MAX_STATIC_SIDE):
-        raise ConfigError(f"--static sides must be between {MIN_SIZE} and {MAX_STATIC_SIDE}, got {h}x{w}")
-    return h, w
 
 
 def export_onnx(source: str | os.PathLike | nn.Module, out_path: str | os.PathLike, *, io: str = "float",

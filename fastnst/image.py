@@ -10,6 +10,7 @@ import io
 import os
 import threading
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Union
@@ -148,7 +149,7 @@ def _check_decode_memory(img: Image.Image, name: str) -> None:
 def _from_array(arr: np.ndarray, name: str) -> Image.Image:
     if arr.dtype != np.uint8:
         if np.issubdtype(arr.dtype, np.floating):
-            arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+            arr = to_uint8(arr)
         else:
             raise InputError(f"{name}: arrays must be uint8 (0-255) or float (0-1), got {arr.dtype}")
     if arr.ndim == 2:
@@ -254,6 +255,50 @@ def resize(img: Image.Image, long_edge: int | None = None, size: tuple[int, int]
     return img.resize((w, h), resample)
 
 
+def to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Pixels in [0, 1] (float, clipped) to uint8 0..255, rounded; uint8 passes through. Never in place."""
+    if arr.dtype == np.uint8:
+        return arr
+    return (np.clip(arr, 0.0, 1.0) * np.float32(255.0) + np.float32(0.5)).astype(np.uint8)
+
+
+def to_float(arr: np.ndarray) -> np.ndarray:
+    """uint8 0..255 to float32 in [0, 1]; float arrays pass through unchanged."""
+    if arr.dtype != np.uint8:
+        return arr
+    out = arr.astype(np.float32)
+    out *= np.float32(1.0 / 255.0)
+    return out
+
+
+def to_nchw(images: Sequence[np.ndarray], scale: float = 1.0) -> np.ndarray:
+    """Same-sized HxWx3 arrays (uint8, or float in [0, 1]) to one float32 (N, 3, H, W) batch in [0, ``scale``]."""
+    h, w = images[0].shape[:2]
+    x = np.empty((len(images), 3, h, w), dtype=np.float32)
+    for i, image in enumerate(images):
+        factor = scale / 255.0 if image.dtype == np.uint8 else scale
+        np.multiply(image.transpose(2, 0, 1), np.float32(factor), out=x[i])
+    return x
+
+
+def from_nchw(chw: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """One (3, H, W) image in [0, ``scale``] to float32 HxWx3 in [0, 1] (not clipped)."""
+    out = np.ascontiguousarray(chw.transpose(1, 2, 0), dtype=np.float32)
+    if scale != 1:
+        out *= np.float32(1.0 / scale)
+    return out
+
+
+def read_fitted(source: ImageSource, max_size: int | None = None) -> ImageData:
+    """:func:`read_image`, then downscaled (alpha too) so that the longer side is at most ``max_size``."""
+    data = read_image(source, max_size=max_size)
+    if max_size is not None and max(data.size) > max_size:
+        data.rgb = resize(data.rgb, long_edge=max_size)
+        if data.alpha is not None:
+            data.alpha = data.alpha.resize(data.rgb.size, Image.Resampling.BICUBIC)
+    return data
+
+
 def to_array(img: Image.Image) -> np.ndarray:
     """PIL image (any mode) to float32 HxWx3 in [0, 1]."""
     if img.mode != "RGB":
@@ -263,18 +308,14 @@ def to_array(img: Image.Image) -> np.ndarray:
 
 def from_array(arr: np.ndarray) -> Image.Image:
     """HxWx3 float array in [0, 1] (clipped) or uint8 array to a PIL RGB image."""
-    if arr.dtype != np.uint8:
-        arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    return Image.fromarray(np.ascontiguousarray(arr), "RGB")
+    return Image.fromarray(np.ascontiguousarray(to_uint8(arr)), "RGB")
 
 
 def to_tensor(img: Image.Image | np.ndarray) -> "torch.Tensor":
     """PIL image or HxWx3 array to a float32 tensor of shape (1, 3, H, W) in [0, 1]."""
     import torch
 
-    arr = to_array(img) if isinstance(img, Image.Image) else np.asarray(img)
-    if arr.dtype == np.uint8:
-        arr = arr.astype(np.float32) / np.float32(255.0)
+    arr = to_array(img) if isinstance(img, Image.Image) else to_float(np.asarray(img))
     return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 

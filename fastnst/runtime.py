@@ -38,7 +38,8 @@ from PIL import Image
 from fastnst.contract import (INPUT_RANGES, LEGACY_INPUTS, META_INPUT_RANGE, META_STYLES, OUTPUT_NAME, STYLE_NAME,
                               geometry, padded_size)
 from fastnst.errors import ConfigError, InputError, ModelFormatError, did_you_mean, unknown_choice
-from fastnst.image import ImageSource, check_pixels, read_image, resize
+from fastnst.image import (ImageSource, check_pixels, fit_long_side, from_nchw, preserve_colors, read_fitted, to_float,
+                           to_nchw, to_uint8)
 from fastnst.tiling import NormRewrite, TileGrid, TilingUnsupported, make_dynamic, plain_graph
 
 log = logging.getLogger(__name__)
@@ -71,12 +72,6 @@ OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 
 ProviderSpec = Union[str, tuple[str, Mapping[str, Any]]]
 StyleSpec = Union[None, str, int, Mapping[str, float], Sequence[float], np.ndarray]
-
-# BT.601 full-range RGB <-> YCbCr (JPEG File Interchange Format).
-_RGB_TO_Y = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-_RGB_TO_CB = np.array([-0.168736, -0.331264, 0.5], dtype=np.float32)
-_RGB_TO_CR = np.array([0.5, -0.418688, -0.081312], dtype=np.float32)
-
 
 def _ort() -> Any:
     try:
@@ -349,20 +344,12 @@ def _prepare(image: ImageSource, max_size: int | None) -> _Item:
         if max_size is not None and max(src.shape[:2]) > max_size:
             src, alpha = _resize_array(src, alpha, max_size)
         return _Item(src, alpha, None, "array", image.dtype, channels)
-    data = read_image(image, max_size=max_size)  # JPEG draft / early reduce: huge canvases stay cheap
-    rgb_img, alpha, icc = data.rgb, data.alpha, data.icc_profile
-    if max_size is not None and max(rgb_img.size) > max_size:
-        rgb_img = resize(rgb_img, long_edge=max_size)
-        if alpha is not None:
-            alpha = alpha.resize(rgb_img.size, Image.Resampling.BICUBIC)
-    src = np.asarray(rgb_img)
-    return _Item(src, alpha, icc, "pil")
+    data = read_fitted(image, max_size)  # JPEG draft / early reduce: huge canvases stay cheap
+    return _Item(np.asarray(data.rgb), data.alpha, data.icc_profile, "pil")
 
 
 def _resize_array(src: np.ndarray, alpha: np.ndarray | None, long_edge: int) -> tuple[np.ndarray, np.ndarray | None]:
-    h, w = src.shape[:2]
-    scale = long_edge / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    size = fit_long_side((src.shape[1], src.shape[0]), long_edge)
     if src.dtype == np.uint8:
         out = np.asarray(Image.fromarray(src, "RGB").resize(size, Image.Resampling.BICUBIC))
     else:
@@ -375,166 +362,33 @@ def _resize_array(src: np.ndarray, alpha: np.ndarray | None, long_edge: int) -> 
     return out, alpha
 
 
-def _to_uint8(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0, out=x if x.flags.writeable and x.dtype == np.float32 else None)
-    return (x * np.float32(255.0) + np.float32(0.5)).astype(np.uint8)
 
+# ------------------------------------------------------------------------------------------ stylizers
 
-def _as_float(src: np.ndarray) -> np.ndarray:
-    if src.dtype == np.uint8:
-        out = src.astype(np.float32)
-        out *= np.float32(1.0 / 255.0)
-        return out
-    return src
+class StylizerBase:
+    """What every stylizer shares: padding to the stride, tiling, strength, colours, batches and streams.
 
-
-# ------------------------------------------------------------------------------------------ Stylizer
-
-class Stylizer:
-    """An exported style network run by onnxruntime.
-
-    ``model_path``: an ``.onnx`` file written by ``fastnst export`` (float or uint8 convention, one
-    or several styles), or a third-party model with one image input (N, 3, H, W) and one image
-    output, e.g. the ONNX model zoo's fast_neural_style models (``input_range=255``).
-    ``providers``: 'auto' (default: TensorRT, CUDA, DirectML, CoreML, OpenVINO, whichever is
-    installed first, then CPU), a name, a ``(name, options)`` pair or a list of them (see
-    :func:`resolve_providers`). ``threads``: intra-op CPU threads (default: physical cores; capped at
-    the CPUs this process may use). ``optimization``: onnxruntime graph optimisation level
-    ('disable', 'basic', 'extended', 'all'; default 'extended' when ``low_memory``, else 'all').
-    ``input_range``: 1 when the model takes pixels in [0, 1], 255 for 0..255 (default: the model's
-    ``fastnst_input_range`` metadata, else 1).
-    Raises InputError for a missing file, ModelFormatError for a file that is not ONNX or not an
-    image-to-image model, ConfigError for unavailable providers or bad options.
+    A subclass runs the network: :meth:`run_batch`, :attr:`providers` and :meth:`describe`, and for
+    tiles normalised with whole-image statistics :meth:`norm_stats`, :meth:`run_tile` and
+    :meth:`_tiler`. :class:`Stylizer` (onnxruntime) and :class:`fastnst.torch_runtime.TorchStylizer`
+    (torch, for weights files) are the two. ``min_size`` raises the model's minimum side.
     """
 
-    def __init__(self, model_path: str | os.PathLike, providers: ProviderSpec | Sequence[ProviderSpec] | None = None,
-                 threads: int | None = None, low_memory: bool = True, optimization: str | None = None,
-                 input_range: float | None = None) -> None:
-        ort = _ort()
-        path = Path(model_path)
-        if not path.is_file():
-            raise InputError(f"model '{path}' does not exist; check the path")
-        if path.stat().st_size == 0:
-            raise ModelFormatError(f"model '{path}' is empty (0 bytes); export it again with fastnst export")
-        self.path = path
-        self._optimization = optimization or ("extended" if low_memory else "all")
-        self._options = session_options(threads, low_memory, optimization)
-        self._requested = providers
-        self._providers = resolve_providers(providers)
-        self.session = self._session(str(path))
-        self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
-        self._check_signature()
+    def __init__(self, path: str | os.PathLike, metadata: Mapping[str, str], min_size: int = 1) -> None:
+        self.path = Path(path)
+        self.metadata: dict[str, str] = dict(metadata)
         self.stride, self.min_size = geometry(self.metadata)
-        self.input_range = self._input_range(input_range)
-        self._lock = threading.Lock()
-        self._tiling: Any = None  # (stats session, tile session, NormRewrite) once built; False: unsupported
-        self.tiling_note = ""
-        self.legacy = bool({i.name for i in self.session.get_overridable_initializers()} & set(LEGACY_INPUTS))
-        # fixed-size third-party models and old fastnst models with tiling inputs: rewrite when onnx is here
-        if self.static_size or self.legacy:
-            model = self._load_proto(required=False)
-            if model is not None:
-                changed = plain_graph(model, self.output_name) if self.legacy else False
-                changed |= make_dynamic(model, self.input_name, nhwc=self.io_kind == "uint8")
-                if changed:
-                    self.session = self._session(model.SerializeToString())
-                    self._check_signature()
-        self._check_providers()
-
-    # -- loading ---------------------------------------------------------------------------------
-    def _session(self, model: str | bytes, arena: bool = True) -> Any:
-        ort = _ort()
-        options = self._options
-        if not arena:
-            options = session_options(self._options.intra_op_num_threads, optimization=self._optimization)
-            options.enable_cpu_mem_arena = False
-        try:
-            return ort.InferenceSession(model, options, providers=self._providers)
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise ModelFormatError(f"'{self.path}' is not an ONNX model onnxruntime can load ({first}); "
-                                   f"pass an .onnx file written by fastnst export") from None
-
-    def _check_providers(self) -> None:
-        wanted = self._providers[0] if isinstance(self._providers[0], str) else self._providers[0][0]
-        used = self.session.get_providers()
-        if wanted != used[0]:
-            explicit = self._requested is not None and not (
-                isinstance(self._requested, str) and self._requested.lower() == "auto")
-            if explicit:
-                raise ConfigError(f"onnxruntime could not start {wanted} (missing libraries or device?); "
-                                  f"use --provider cpu")
-            log.info("note: %s did not start; running on %s", wanted, used[0])
-
-    def _load_proto(self, required: bool = True) -> Any:
-        try:
-            import onnx
-        except ModuleNotFoundError:
-            if required:
-                raise
-            log.warning("note: the onnx package is not installed, so '%s' runs as stored (pip install onnx "
-                        "lets fastnst lift fixed sizes and strip old tiling inputs)", self.path.name)
-            return None
-        return onnx.load(str(self.path))
-
-    def _check_signature(self) -> None:
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        expect = ("expected an image input of shape (N, 3, H, W) float or (N, H, W, 3) uint8 (optionally a "
-                  f"'{STYLE_NAME}' input of blend weights) and an image output")
-        images = [i for i in inputs if i.name != STYLE_NAME]
-        styles = [i for i in inputs if i.name == STYLE_NAME]
-        if len(images) != 1 or not outputs:
-            names = ", ".join(f"'{i.name}'" for i in inputs) or "none"
-            raise ModelFormatError(f"'{self.path}' is not an image-to-image style model: inputs {names}; {expect}")
-        inp = images[0]
-        out = next((o for o in outputs if o.name == OUTPUT_NAME), outputs[0])
-        shape = list(inp.shape)
-        if len(shape) == 4 and inp.type == "tensor(float)" and shape[1] == 3:
-            self.io_kind = "float"
-            hw = shape[2:4]
-        elif len(shape) == 4 and inp.type == "tensor(uint8)" and shape[3] == 3:
-            self.io_kind = "uint8"
-            hw = shape[1:3]
-        else:
-            raise ModelFormatError(f"'{self.path}' is not an image-to-image style model: input '{inp.name}' "
-                                   f"{inp.type} {shape}; {expect}")
-        if len(out.shape) != 4:
-            raise ModelFormatError(f"'{self.path}' is not an image-to-image style model: output '{out.name}' "
-                                   f"has shape {list(out.shape)}; {expect}")
-        self.input_name, self.output_name = inp.name, out.name
-        self.static_size = tuple(hw) if all(isinstance(d, int) and d > 0 for d in hw) else None
+        self.min_size = max(self.min_size, int(min_size))
+        self.io_kind, self.input_range = "float", 1.0
+        self.static_size: tuple[int, int] | None = None
         self.style_names: list[str] = []
-        if styles:
-            names: list[str] = []
-            try:
-                names = [str(n) for n in json.loads(self.metadata.get(META_STYLES, "[]"))]
-            except (json.JSONDecodeError, TypeError):
-                names = []
-            count = styles[0].shape[1] if len(styles[0].shape) == 2 else None
-            if not names and isinstance(count, int):
-                names = [f"style{i}" for i in range(count)]
-            if not names or (isinstance(count, int) and count != len(names)):
-                raise ModelFormatError(f"'{self.path}' has a '{STYLE_NAME}' input but no usable style list "
-                                       f"(metadata '{META_STYLES}'); export it again with fastnst export")
-            self.style_names = names
-
-    def _input_range(self, value: float | None) -> float:
-        if value is None:
-            value = self.metadata.get(META_INPUT_RANGE, 1)
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"input range must be 1 or 255, got {value!r}") from None
-        if value not in INPUT_RANGES:
-            raise ConfigError(f"input range must be 1 (pixels in [0, 1]) or 255 (0..255), got {value:g}")
-        if self.io_kind == "uint8" and value != 255 and self.metadata.get(META_INPUT_RANGE) is None:
-            return 255.0  # uint8 models take 0..255 by definition
-        return value
+        self.tiling_note = ""
+        self._lock = threading.Lock()
 
     @property
     def providers(self) -> list[str]:
-        """The providers the session actually uses, in priority order."""
-        return list(self.session.get_providers())
+        """Where the network runs, in priority order."""
+        raise NotImplementedError
 
     @property
     def device(self) -> str:
@@ -561,32 +415,15 @@ class Stylizer:
     def _feed(self, batch: Sequence[np.ndarray]) -> np.ndarray:
         """HxWx3 arrays (uint8 or float32 [0, 1], same size) to the model's input layout and range."""
         if self.io_kind == "uint8":
-            return np.stack([b if b.dtype == np.uint8 else _to_uint8(b.copy()) for b in batch])
-        h, w = batch[0].shape[:2]
-        x = np.empty((len(batch), 3, h, w), dtype=np.float32)
-        for i, b in enumerate(batch):
-            scale = self.input_range / 255.0 if b.dtype == np.uint8 else self.input_range
-            np.multiply(b.transpose(2, 0, 1), np.float32(scale), out=x[i])
-        return x
+            return np.stack([to_uint8(b) for b in batch])
+        return to_nchw(batch, self.input_range)
 
     def _back(self, y: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
         """One output (model layout) to HxWx3 float32 in [0, 1] (not clipped), cropped to ``box``."""
         top, left, h, w = box
         if self.io_kind == "uint8":
-            out = y[top:top + h, left:left + w].astype(np.float32)
-            out *= np.float32(1.0 / 255.0)
-            return out
-        out = np.ascontiguousarray(y[:, top:top + h, left:left + w].transpose(1, 2, 0))
-        if self.input_range != 1:
-            out *= np.float32(1.0 / self.input_range)
-        return out
-
-    def _style_feed(self, style: np.ndarray | None, n: int) -> dict[str, np.ndarray]:
-        if not self.style_names:
-            return {}
-        if style is None:
-            style = parse_style(None, self.style_names)
-        return {STYLE_NAME: np.repeat(np.asarray(style, np.float32)[None], n, axis=0)}
+            return to_float(y[top:top + h, left:left + w])
+        return from_nchw(y[:, top:top + h, left:left + w], self.input_range)
 
     def _check_size(self, h: int, w: int) -> None:
         if self.static_size and (h, w) != tuple(self.static_size):
@@ -604,54 +441,21 @@ class Stylizer:
         return self.run_batch([rgb], style)[0]
 
     def run_batch(self, images: Sequence[np.ndarray], style: np.ndarray | None = None) -> list[np.ndarray]:
-        """Stylise same-sized HxWx3 arrays in one onnxruntime call; a list of HxWx3 float32 results."""
-        padded = [self._pad(im) for im in images]
-        box = padded[0][1]
-        self._check_size(*padded[0][0].shape[:2])
-        feeds = {self.input_name: self._feed([p for p, _ in padded]), **self._style_feed(style, len(images))}
-        y = self.session.run([self.output_name], feeds)[0]
-        return [self._back(y[i], box) for i in range(len(images))]
+        """Stylise same-sized HxWx3 arrays in one network call; a list of HxWx3 float32 results."""
+        raise NotImplementedError
 
     # -- tiling ----------------------------------------------------------------------------------
     def _tiler(self) -> Any:
-        """(stats session, tile session, NormRewrite), built on first use; False when the model cannot
-        be rewritten (``tiling_note`` says why)."""
-        with self._lock:
-            if self._tiling is None:
-                try:
-                    try:
-                        model = self._load_proto()
-                    except ModuleNotFoundError as exc:
-                        raise TilingUnsupported("the onnx package is not installed (pip install onnx)") from exc
-                    plain_graph(model, self.output_name)
-                    make_dynamic(model, self.input_name, nhwc=self.io_kind == "uint8")
-                    rewrite = NormRewrite(model, self.output_name)
-                    # no memory arena for the once-per-image statistics pass: its memory goes back
-                    # before the tiles run (measured: bench_infer.py --only 8192)
-                    stats = self._session(rewrite.stats_model.SerializeToString(), arena=False)
-                    tile = self._session(rewrite.tile_model.SerializeToString())
-                    rewrite.stats_model = rewrite.tile_model = None  # the sessions hold what they need
-                    self._tiling = (stats, tile, rewrite)
-                except TilingUnsupported as exc:
-                    self.tiling_note = str(exc)
-                    self._tiling = False
-        return self._tiling
+        """True-ish when tiles can be normalised with whole-image statistics (see :meth:`norm_stats`)."""
+        return False
 
     def norm_stats(self, rgb: np.ndarray, style: np.ndarray | None = None) -> Any:
         """Instance-norm statistics of the network run on a whole HxWx3 image (for :meth:`run_tile`)."""
-        stats_session, _, rewrite = self._tiler()
-        padded, _ = self._pad(rgb)
-        feeds = {self.input_name: self._feed([padded]), **self._style_feed(style, 1)}
-        wanted = {i.name for i in stats_session.get_inputs()}  # pruning may drop `style` from the stats model
-        feeds = {k: v for k, v in feeds.items() if k in wanted}
-        return rewrite.tile_feeds(stats_session.run(rewrite.stats_outputs, feeds))
+        raise NotImplementedError
 
     def run_tile(self, rgb: np.ndarray, stats: Any, style: np.ndarray | None = None) -> np.ndarray:
         """Stylise an HxWx3 tile normalised with ``stats`` (from :meth:`norm_stats`); float32 HxWx3."""
-        _, tile_session, _ = self._tiler()
-        padded, box = self._pad(rgb)
-        feeds = {self.input_name: self._feed([padded]), **self._style_feed(style, 1), **stats}
-        return self._back(tile_session.run([self.output_name], feeds)[0][0], box)
+        raise NotImplementedError
 
     def _tile_runner(self, src: np.ndarray, style: np.ndarray | None, explicit: bool) -> Any:
         """The function each tile goes through: whole-image statistics when the rewrite works."""
@@ -759,20 +563,20 @@ class Stylizer:
                 out_img = Image.new("RGB", (w, h))
                 for y0, band in grid.bands(src, run):
                     rows = _finish(src[y0:y0 + band.shape[0]], band, strength, preserve_color)
-                    out_img.paste(Image.fromarray(_to_uint8(rows), "RGB"), (0, y0))
+                    out_img.paste(Image.fromarray(to_uint8(rows), "RGB"), (0, y0))
                     del band, rows
                 return self._give_back_pil(out_img, item)
             result = np.empty((h, w, 3), np.uint8 if item.dtype == np.uint8 else np.float32)
             for y0, band in grid.bands(src, run):
                 rows = _finish(src[y0:y0 + band.shape[0]], band, strength, preserve_color)
-                result[y0:y0 + band.shape[0]] = _to_uint8(rows) if result.dtype == np.uint8 else np.clip(rows, 0, 1)
+                result[y0:y0 + band.shape[0]] = to_uint8(rows) if result.dtype == np.uint8 else np.clip(rows, 0, 1)
             return self._give_back_array(result, item)
         if styled is None and strength > 0:
             styled = self.run(src, style)
         rgb = _finish(src, styled, strength, preserve_color)
         if item.kind == "pil":
-            return self._give_back_pil(Image.fromarray(_to_uint8(rgb), "RGB"), item)
-        return self._give_back_array(_to_uint8(rgb) if item.dtype == np.uint8 else np.clip(rgb, 0, 1), item)
+            return self._give_back_pil(Image.fromarray(to_uint8(rgb), "RGB"), item)
+        return self._give_back_array(to_uint8(rgb) if item.dtype == np.uint8 else np.clip(rgb, 0, 1), item)
 
     @staticmethod
     def _give_back_pil(out: Image.Image, item: _Item) -> Image.Image:
@@ -788,6 +592,211 @@ class Stylizer:
         if item.channels == 4:
             out = np.concatenate([out, item.alpha[:, :, None].astype(item.dtype)], axis=2)
         return out
+
+    def describe(self) -> dict[str, Any]:
+        """Metadata, signature and providers as a JSON-able dict (for ``fastnst info``)."""
+        raise NotImplementedError
+
+
+class Stylizer(StylizerBase):
+    """An exported style network run by onnxruntime.
+
+    ``model_path``: an ``.onnx`` file written by ``fastnst export`` (float or uint8 convention, one
+    or several styles), or a third-party model with one image input (N, 3, H, W) and one image
+    output, e.g. the ONNX model zoo's fast_neural_style models (``input_range=255``).
+    ``providers``: 'auto' (default: TensorRT, CUDA, DirectML, CoreML, OpenVINO, whichever is
+    installed first, then CPU), a name, a ``(name, options)`` pair or a list of them (see
+    :func:`resolve_providers`). ``threads``: intra-op CPU threads (default: physical cores; capped at
+    the CPUs this process may use). ``optimization``: onnxruntime graph optimisation level
+    ('disable', 'basic', 'extended', 'all'; default 'extended' when ``low_memory``, else 'all').
+    ``input_range``: 1 when the model takes pixels in [0, 1], 255 for 0..255 (default: the model's
+    ``fastnst_input_range`` metadata, else 1).
+    Raises InputError for a missing file, ModelFormatError for a file that is not ONNX or not an
+    image-to-image model, ConfigError for unavailable providers or bad options.
+    """
+
+    def __init__(self, model_path: str | os.PathLike, providers: ProviderSpec | Sequence[ProviderSpec] | None = None,
+                 threads: int | None = None, low_memory: bool = True, optimization: str | None = None,
+                 input_range: float | None = None) -> None:
+        ort = _ort()
+        path = Path(model_path)
+        if not path.is_file():
+            raise InputError(f"model '{path}' does not exist; check the path")
+        if path.stat().st_size == 0:
+            raise ModelFormatError(f"model '{path}' is empty (0 bytes); export it again with fastnst export")
+        self.path = path
+        self._optimization = optimization or ("extended" if low_memory else "all")
+        self._options = session_options(threads, low_memory, optimization)
+        self._requested = providers
+        self._providers = resolve_providers(providers)
+        self.session = self._session(str(path))
+        super().__init__(path, self.session.get_modelmeta().custom_metadata_map)
+        self._check_signature()
+        self.input_range = self._input_range(input_range)
+        self._tiling: Any = None  # (stats session, tile session, NormRewrite) once built; False: unsupported
+        self.legacy = bool({i.name for i in self.session.get_overridable_initializers()} & set(LEGACY_INPUTS))
+        # fixed-size third-party models and old fastnst models with tiling inputs: rewrite when onnx is here
+        if self.static_size or self.legacy:
+            model = self._load_proto(required=False)
+            if model is not None:
+                changed = plain_graph(model, self.output_name) if self.legacy else False
+                changed |= make_dynamic(model, self.input_name, nhwc=self.io_kind == "uint8")
+                if changed:
+                    self.session = self._session(model.SerializeToString())
+                    self._check_signature()
+        self._check_providers()
+
+    # -- loading ---------------------------------------------------------------------------------
+    def _session(self, model: str | bytes, arena: bool = True) -> Any:
+        ort = _ort()
+        options = self._options
+        if not arena:
+            options = session_options(self._options.intra_op_num_threads, optimization=self._optimization)
+            options.enable_cpu_mem_arena = False
+        try:
+            return ort.InferenceSession(model, options, providers=self._providers)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ModelFormatError(f"'{self.path}' is not an ONNX model onnxruntime can load ({first}); "
+                                   f"pass an .onnx file written by fastnst export") from None
+
+    def _check_providers(self) -> None:
+        wanted = self._providers[0] if isinstance(self._providers[0], str) else self._providers[0][0]
+        used = self.session.get_providers()
+        if wanted != used[0]:
+            explicit = self._requested is not None and not (
+                isinstance(self._requested, str) and self._requested.lower() == "auto")
+            if explicit:
+                raise ConfigError(f"onnxruntime could not start {wanted} (missing libraries or device?); "
+                                  f"use --provider cpu")
+            log.info("note: %s did not start; running on %s", wanted, used[0])
+
+    def _load_proto(self, required: bool = True) -> Any:
+        try:
+            import onnx
+        except ModuleNotFoundError:
+            if required:
+                raise
+            log.warning("note: the onnx package is not installed, so '%s' runs as stored (pip install onnx "
+                        "lets fastnst lift fixed sizes and strip old tiling inputs)", self.path.name)
+            return None
+        return onnx.load(str(self.path))
+
+    def _check_signature(self) -> None:
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        expect = ("expected an image input of shape (N, 3, H, W) float or (N, H, W, 3) uint8 (optionally a "
+                  f"'{STYLE_NAME}' input of blend weights) and an image output")
+        images = [i for i in inputs if i.name != STYLE_NAME]
+        styles = [i for i in inputs if i.name == STYLE_NAME]
+        if len(images) != 1 or not outputs:
+            names = ", ".join(f"'{i.name}'" for i in inputs) or "none"
+            raise ModelFormatError(f"'{self.path}' is not an image-to-image style model: inputs {names}; {expect}")
+        inp = images[0]
+        out = next((o for o in outputs if o.name == OUTPUT_NAME), outputs[0])
+        shape = list(inp.shape)
+        if len(shape) == 4 and inp.type == "tensor(float)" and shape[1] == 3:
+            self.io_kind = "float"
+            hw = shape[2:4]
+        elif len(shape) == 4 and inp.type == "tensor(uint8)" and shape[3] == 3:
+            self.io_kind = "uint8"
+            hw = shape[1:3]
+        else:
+            raise ModelFormatError(f"'{self.path}' is not an image-to-image style model: input '{inp.name}' "
+                                   f"{inp.type} {shape}; {expect}")
+        if len(out.shape) != 4:
+            raise ModelFormatError(f"'{self.path}' is not an image-to-image style model: output '{out.name}' "
+                                   f"has shape {list(out.shape)}; {expect}")
+        self.input_name, self.output_name = inp.name, out.name
+        self.static_size = tuple(hw) if all(isinstance(d, int) and d > 0 for d in hw) else None
+        self.style_names: list[str] = []
+        if styles:
+            names: list[str] = []
+            try:
+                names = [str(n) for n in json.loads(self.metadata.get(META_STYLES, "[]"))]
+            except (json.JSONDecodeError, TypeError):
+                names = []
+            count = styles[0].shape[1] if len(styles[0].shape) == 2 else None
+            if not names and isinstance(count, int):
+                names = [f"style{i}" for i in range(count)]
+            if not names or (isinstance(count, int) and count != len(names)):
+                raise ModelFormatError(f"'{self.path}' has a '{STYLE_NAME}' input but no usable style list "
+                                       f"(metadata '{META_STYLES}'); export it again with fastnst export")
+            self.style_names = names
+
+    def _input_range(self, value: float | None) -> float:
+        if value is None:
+            value = self.metadata.get(META_INPUT_RANGE, 1)
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"input range must be 1 or 255, got {value!r}") from None
+        if value not in INPUT_RANGES:
+            raise ConfigError(f"input range must be 1 (pixels in [0, 1]) or 255 (0..255), got {value:g}")
+        if self.io_kind == "uint8" and value != 255 and self.metadata.get(META_INPUT_RANGE) is None:
+            return 255.0  # uint8 models take 0..255 by definition
+        return value
+
+    @property
+    def providers(self) -> list[str]:
+        """The providers the session actually uses, in priority order."""
+        return list(self.session.get_providers())
+
+    def _style_feed(self, style: np.ndarray | None, n: int) -> dict[str, np.ndarray]:
+        if not self.style_names:
+            return {}
+        if style is None:
+            style = parse_style(None, self.style_names)
+        return {STYLE_NAME: np.repeat(np.asarray(style, np.float32)[None], n, axis=0)}
+
+    def run_batch(self, images: Sequence[np.ndarray], style: np.ndarray | None = None) -> list[np.ndarray]:
+        """Stylise same-sized HxWx3 arrays in one onnxruntime call; a list of HxWx3 float32 results."""
+        padded = [self._pad(im) for im in images]
+        box = padded[0][1]
+        self._check_size(*padded[0][0].shape[:2])
+        feeds = {self.input_name: self._feed([p for p, _ in padded]), **self._style_feed(style, len(images))}
+        y = self.session.run([self.output_name], feeds)[0]
+        return [self._back(y[i], box) for i in range(len(images))]
+
+    # -- tiling ----------------------------------------------------------------------------------
+    def _tiler(self) -> Any:
+        """(stats session, tile session, NormRewrite), built on first use; False when the model cannot
+        be rewritten (``tiling_note`` says why)."""
+        with self._lock:
+            if self._tiling is None:
+                try:
+                    try:
+                        model = self._load_proto()
+                    except ModuleNotFoundError as exc:
+                        raise TilingUnsupported("the onnx package is not installed (pip install onnx)") from exc
+                    plain_graph(model, self.output_name)
+                    make_dynamic(model, self.input_name, nhwc=self.io_kind == "uint8")
+                    rewrite = NormRewrite(model, self.output_name)
+                    # no memory arena for the once-per-image statistics pass: its memory goes back
+                    # before the tiles run (measured: bench_infer.py --only 8192)
+                    stats = self._session(rewrite.stats_model.SerializeToString(), arena=False)
+                    tile = self._session(rewrite.tile_model.SerializeToString())
+                    rewrite.stats_model = rewrite.tile_model = None  # the sessions hold what they need
+                    self._tiling = (stats, tile, rewrite)
+                except TilingUnsupported as exc:
+                    self.tiling_note = str(exc)
+                    self._tiling = False
+        return self._tiling
+
+    def norm_stats(self, rgb: np.ndarray, style: np.ndarray | None = None) -> Any:
+        """Instance-norm statistics of the network run on a whole HxWx3 image (for :meth:`run_tile`)."""
+        stats_session, _, rewrite = self._tiler()
+        padded, _ = self._pad(rgb)
+        feeds = {self.input_name: self._feed([padded]), **self._style_feed(style, 1)}
+        wanted = {i.name for i in stats_session.get_inputs()}  # pruning may drop `style` from the stats model
+        feeds = {k: v for k, v in feeds.items() if k in wanted}
+        return rewrite.tile_feeds(stats_session.run(rewrite.stats_outputs, feeds))
+
+    def run_tile(self, rgb: np.ndarray, stats: Any, style: np.ndarray | None = None) -> np.ndarray:
+        """Stylise an HxWx3 tile normalised with ``stats`` (from :meth:`norm_stats`); float32 HxWx3."""
+        _, tile_session, _ = self._tiler()
+        padded, box = self._pad(rgb)
+        feeds = {self.input_name: self._feed([padded]), **self._style_feed(style, 1), **stats}
+        return self._back(tile_session.run([self.output_name], feeds)[0][0], box)
 
     def describe(self) -> dict[str, Any]:
         """Metadata, signature and providers as a JSON-able dict (for ``fastnst info``)."""
@@ -839,32 +848,14 @@ def _fit(w: int, h: int, pixels: int) -> tuple[int, int]:
 def _finish(src: np.ndarray, styled: np.ndarray | None, strength: float, preserve_color: bool) -> np.ndarray:
     """Colour transfer and strength blend of stylised rows with the original rows; float32 (unclipped)."""
     if styled is None or strength == 0.0:
-        return _as_float(src).copy()
+        return to_float(src).copy()
     if preserve_color:
         styled = preserve_colors(src, styled)
     if strength < 1.0:
-        orig = _as_float(src) * np.float32(1.0 - strength)
+        orig = to_float(src) * np.float32(1.0 - strength)
         styled = styled * np.float32(strength)
         styled += orig
     return styled
-
-
-def preserve_colors(original: np.ndarray, styled: np.ndarray) -> np.ndarray:
-    """Luminance of ``styled`` with the chroma of ``original`` (BT.601 YCbCr); float32 HxWx3 in [0, 1].
-
-    ``original`` is uint8 HxWx3 (or float in [0, 1]); ``styled`` float32 HxWx3 in [0, 1].
-    """
-    orig = original.astype(np.float32)
-    if original.dtype == np.uint8:
-        orig *= np.float32(1.0 / 255.0)
-    y = styled @ _RGB_TO_Y
-    cb = orig @ _RGB_TO_CB
-    cr = orig @ _RGB_TO_CR
-    out = np.empty_like(styled, dtype=np.float32)
-    out[..., 0] = y + 1.402 * cr
-    out[..., 1] = y - 0.344136 * cb - 0.714136 * cr
-    out[..., 2] = y + 1.772 * cb
-    return np.clip(out, 0.0, 1.0, out=out)
 
 
 _CACHE: dict[tuple[str, float, str], Stylizer] = {}
@@ -890,5 +881,5 @@ def stylize(image: ImageSource, model: str | os.PathLike | Stylizer, **options: 
 
 
 __all__ = ["Stylizer", "stylize", "available_providers", "resolve_providers", "parse_provider", "parse_style",
-           "session_options", "check_threads", "usable_cpus", "preserve_colors", "AUTO_TILE_PIXELS",
+           "session_options", "check_threads", "usable_cpus", "StylizerBase", "AUTO_TILE_PIXELS",
            "DEFAULT_TILE", "AUTO_ORDER", "PROVIDER_ALIASES"]

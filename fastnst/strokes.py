@@ -23,6 +23,7 @@ from PIL import Image
 
 from fastnst.constants import max_image_pixels
 from fastnst.errors import ConfigError, InputError
+from fastnst.image import fit_long_side, preserve_colors, read_fitted, to_uint8
 
 MIN_STROKE_SCALE = 0.25
 MAX_STROKE_SCALE = 4.0  # beyond 4x the stylised copy is 1/16 of the pixels: too little detail left
@@ -58,12 +59,6 @@ def _resize(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb, "RGB").resize(size, method))
 
 
-def _to_uint8(arr: np.ndarray) -> np.ndarray:
-    if arr.dtype == np.uint8:
-        return arr
-    return (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
 class ScaledStylizer:
     """A stylizer whose strokes are ``scale`` times larger, at the same output size.
 
@@ -94,9 +89,7 @@ class ScaledStylizer:
     def _finish(self, original: np.ndarray, styled: np.ndarray, strength: float, preserve_color: bool) -> np.ndarray:
         """Strength and colour options applied at full size (as the runtime does); uint8."""
         if preserve_color:
-            from fastnst.runtime import preserve_colors
-
-            styled = _to_uint8(preserve_colors(original, styled.astype(np.float32) / 255.0))
+            styled = to_uint8(preserve_colors(original, styled.astype(np.float32) / 255.0))
         if strength < 1.0:
             mix = original.astype(np.float32) * (1.0 - strength) + styled.astype(np.float32) * strength
             styled = np.clip(mix + 0.5, 0, 255).astype(np.uint8)
@@ -130,7 +123,7 @@ class ScaledStylizer:
         inner = self.inner.stylize_iter(prepared(), batch_size, tile=tile, overlap=overlap, style=style)
         for styled in inner:
             rgb, extra = items.pop(0)
-            out = self.back_to_size(_to_uint8(np.asarray(styled)[..., :3]), (rgb.shape[1], rgb.shape[0]))
+            out = self.back_to_size(to_uint8(np.asarray(styled)[..., :3]), (rgb.shape[1], rgb.shape[0]))
             yield _give_back(self._finish(rgb, out, strength, preserve_color), extra)
 
 
@@ -139,20 +132,12 @@ def _read(image: Any, max_size: int | None) -> tuple[np.ndarray, Any]:
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] < 3:
             raise InputError(f"expected an HxWx3 image array, got shape {image.shape}")
-        rgb = _to_uint8(image[..., :3])
+        rgb = to_uint8(image[..., :3])
         if max_size is not None and max(rgb.shape[:2]) > int(max_size):
-            k = int(max_size) / max(rgb.shape[:2])
-            rgb = _resize(rgb, (max(1, round(rgb.shape[1] * k)), max(1, round(rgb.shape[0] * k))))
+            rgb = _resize(rgb, fit_long_side((rgb.shape[1], rgb.shape[0]), int(max_size)))
         return rgb, ("array", image.dtype)
-    from fastnst.image import read_image, resize
-
-    data = read_image(image)
-    img, alpha = data.rgb, data.alpha
-    if max_size is not None and max(img.size) > int(max_size):
-        img = resize(img, long_edge=int(max_size))
-        if alpha is not None:
-            alpha = alpha.resize(img.size, Image.Resampling.BICUBIC)
-    return np.asarray(img), ("pil", alpha, data.icc_profile)
+    data = read_fitted(image, None if max_size is None else int(max_size))
+    return np.asarray(data.rgb), ("pil", data.alpha, data.icc_profile)
 
 
 def _give_back(rgb: np.ndarray, extra: Any) -> Any:

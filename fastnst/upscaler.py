@@ -21,7 +21,7 @@ from PIL import Image
 from fastnst.constants import max_image_pixels
 from fastnst.contract import INPUT_NAME, META_FACTOR, MIN_SIZE, SR_TASK, geometry, model_task
 from fastnst.errors import ConfigError, InputError, ModelFormatError
-from fastnst.image import ImageSource, read_image
+from fastnst.image import ImageSource, from_nchw, read_fitted, to_nchw, to_uint8
 
 # Low-resolution context around each tile (pixels). Chosen: the receptive-field radius of the paper's
 # network (9x9 head, 4 residual blocks, up-sampling stages, 9x9 end) is 15 input pixels; 16 covers it.
@@ -74,10 +74,8 @@ class Upscaler:
 
     def run(self, rgb: np.ndarray) -> np.ndarray:
         """Up-sample HxWx3 uint8 (each side ≥ min_size); returns (f·H)x(f·W)x3 float32 in [0, 1]."""
-        x = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
-        x *= np.float32(1.0 / 255.0)
-        y = self.session.run([self.output_name], {INPUT_NAME: x})[0][0]
-        return y.transpose(1, 2, 0)
+        y = self.session.run([self.output_name], {INPUT_NAME: to_nchw([rgb])})[0][0]
+        return from_nchw(y)
 
     def check_size(self, width: int, height: int, factor: int | None = None) -> tuple[int, int]:
         """The output size for a ``width`` x ``height`` input; raises ConfigError (another ``factor`` than
@@ -101,7 +99,7 @@ class Upscaler:
         h, w = rgb.shape[:2]
         f = self.factor
         if not tile or (h <= tile and w <= tile):
-            return _to_uint8(self.run(rgb))
+            return to_uint8(self.run(rgb))
         if tile < 16:
             raise ConfigError(f"tile must be at least 16 input pixels, got {tile}")
         out = np.empty((h * f, w * f, 3), np.uint8)
@@ -114,7 +112,7 @@ class Upscaler:
                 cy0, cx0 = max(0, min(cy0, cy1 - self.min_size)), max(0, min(cx0, cx1 - self.min_size))
                 big = self.run(rgb[cy0:cy1, cx0:cx1])
                 oy, ox = (y0 - cy0) * f, (x0 - cx0) * f
-                out[y0 * f:y1 * f, x0 * f:x1 * f] = _to_uint8(big[oy:oy + (y1 - y0) * f, ox:ox + (x1 - x0) * f])
+                out[y0 * f:y1 * f, x0 * f:x1 * f] = to_uint8(big[oy:oy + (y1 - y0) * f, ox:ox + (x1 - x0) * f])
         return out
 
     def upscale(self, image: ImageSource, factor: int | None = None, tile: int | None = DEFAULT_TILE,
@@ -128,14 +126,8 @@ class Upscaler:
             raise ConfigError(f"max_size must be positive, got {max_size}")
         if tile is not None and int(tile) < 0:
             raise ConfigError(f"tile must be 0 (one piece) or a positive size, got {tile}")
-        data = read_image(image)
+        data = read_fitted(image, None if max_size is None else int(max_size))
         rgb, alpha = data.rgb, data.alpha
-        if max_size is not None and max(rgb.size) > int(max_size):
-            from fastnst.image import resize
-
-            rgb = resize(rgb, long_edge=int(max_size))
-            if alpha is not None:
-                alpha = alpha.resize(rgb.size, Image.Resampling.BICUBIC)
         out_w, out_h = self.check_size(rgb.width, rgb.height, factor)
         out = Image.fromarray(self.upscale_array(np.asarray(rgb), tile), "RGB")
         assert out.size == (out_w, out_h)
@@ -144,10 +136,6 @@ class Upscaler:
         if data.icc_profile:
             out.info["icc_profile"] = data.icc_profile
         return out
-
-
-def _to_uint8(x: np.ndarray) -> np.ndarray:
-    return (np.clip(x, 0.0, 1.0) * np.float32(255.0) + np.float32(0.5)).astype(np.uint8)
 
 
 __all__ = ["Upscaler", "DEFAULT_TILE", "TILE_MARGIN"]

@@ -21,11 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fastnst.contract import META_FACTOR, META_SR_CONFIG, META_TASK, SR_TASK
+from fastnst.contract import META_FACTOR, META_SR_CONFIG, META_TASK, SR_FACTORS, SR_TASK
 from fastnst.errors import ConfigError, InputError, ModelFormatError
 from fastnst.networks.transformer import ConvLayer
 
-SR_FACTORS: tuple[int, ...] = (2, 4, 8)
 # Paper (supplementary, super-resolution network): 64 channels, 4 residual blocks.
 DEFAULT_CHANNELS = 64
 DEFAULT_RESIDUAL = 4

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from fastnst.errors import InputError, ModelFormatError, unknown_choice
+from fastnst.options import check_options, option
 
 STYLES_DIR = Path(__file__).resolve().parent
 MODEL_PATH = STYLES_DIR / "models" / "builtin.onnx"
@@ -179,3 +180,55 @@ def style_sheet(photo: Any, size: int = 256, styles: list[str] | None = None, mo
         sheet.paste(tile.convert("RGB"), (x, y))
         draw.text((x + 2, y + h + 3), name, fill=(0, 0, 0), font=font)
     return sheet
+
+
+@dataclass
+class StylesOptions:
+    """``fastnst styles``: list the built-in styles, or write a sheet of one photo in each."""
+
+    sheet: str | None = option(None, "write PHOTO in every built-in style to -o", metavar="PHOTO")
+    output: str | None = option(None, "the sheet's file (.png, .jpg, ...)", short="-o")
+    size: int = option(256, "long side of each tile in pixels", low=MIN_SHEET_TILE, high=MAX_SHEET_TILE)
+    style: list[str] | None = option(None, "only these styles (repeat the flag; default: all)", metavar="NAME")
+    overwrite: bool = option(False, "replace an existing output file")
+    json: bool = option(False, "print the list as JSON")
+
+
+def listing(as_json: bool = False) -> list[str]:
+    """The lines ``fastnst styles`` prints: each style's title, source and licence, and how the model was made."""
+    styles = describe()
+    if as_json:
+        return [json.dumps({"styles": styles, "model": str(MODEL_PATH), "training": training_info()}, indent=2)]
+    width = max(len(s["name"]) for s in styles) + len(" (default)")
+    lines = []
+    for s in styles:
+        lines += [f"{s['name'] + (' (default)' if s['default'] else ''):<{width}}  {s['title']}",
+                  f"{'':<{width}}  source:  {s['source']}" + (f"  <{s['url']}>" if s["url"] else ""),
+                  f"{'':<{width}}  licence: {s['licence']}"]
+    info = training_info()
+    if info:
+        lines.append(f"\nall {len(styles)} styles are one network ({MODEL_PATH.name}, "
+                     f"{info.get('model_bytes', 0) / 1e6:.1f} MB), trained for {info.get('steps')} steps in "
+                     f"{info.get('seconds', 0) / 60:.0f} min on {info.get('machine')}; see {ATTRIBUTION_PATH}")
+    lines.append("use: fastnst stylize photo.jpg -o out.jpg --style NAME   (or a blend: --style 'a:0.5,b:0.5')")
+    return lines
+
+
+def styles_command(options: StylesOptions) -> list[str]:
+    """``fastnst styles``: the listing, or (``sheet``) the sheet written to ``output``; the lines to print."""
+    from fastnst.errors import ConfigError
+
+    opts = check_options(options)
+    if opts.sheet is None:
+        if opts.output or opts.style:
+            raise ConfigError("-o and --style go with --sheet PHOTO; e.g. fastnst styles --sheet photo.jpg -o sheet.png")
+        return listing(opts.json)
+    if not opts.output:
+        raise ConfigError("--sheet needs -o FILE for the sheet, e.g. -o sheet.png")
+    from fastnst.fileio import check_output
+    from fastnst.image import output_format, save_image
+
+    output_format(opts.output)  # an unknown extension fails before any work
+    out = check_output(opts.output, opts.overwrite, inputs=[opts.sheet])
+    sheet = style_sheet(opts.sheet, size=opts.size, styles=opts.style)
+    return [str(save_image(sheet, out, overwrite=opts.overwrite, quality=90))]
