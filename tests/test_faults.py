@@ -396,7 +396,7 @@ def test_stdin_is_named_in_errors(model, tmp_path, capsys, monkeypatch):
 def test_tiny_images_onnxruntime_equals_torch(model, size):
     """1x1 to 4x4 images are padded to the network's minimum size (8) in both runtimes: no reflection pad ever
     sees a side smaller than itself (where onnxruntime and torch disagree); the results agree."""
-    from fastnst.commands.stylize import load_model
+    from fastnst.models import load_model
 
     onnx_path, weights = model
     rgb = np.random.default_rng(size).random((size, size, 3)).astype(np.float32)
