@@ -276,6 +276,11 @@ def build_vgg(layers: Sequence[str], net: str = "vgg19", vgg_weights: str | os.P
 _VGG_CACHE: dict[tuple, VGGFeatures] = {}
 
 
+def clear_vgg_cache() -> None:
+    """Forget the loss network :func:`build_vgg` keeps for the next call (benchmarks, memory)."""
+    _VGG_CACHE.clear()
+
+
 
 def _run_optimizer(x: torch.Tensor, evaluate: Callable[[torch.Tensor], dict[str, torch.Tensor]],
                    optimizer: str, iterations: int, lr: float | None,

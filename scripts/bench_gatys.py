@@ -138,7 +138,7 @@ def textbook_closure(content: torch.Tensor, style: torch.Tensor):
 
 def fastnst_closure(content: Image.Image, style: Image.Image, size: int, winograd: bool):
     os.environ["FASTNST_WINOGRAD"] = "1" if winograd else "0"
-    O._VGG_CACHE.clear()
+    O.clear_vgg_cache()
     settings = O.GatysSettings(vgg_weights="random")
     settings.check()
     loss = O.GatysLoss(settings, torch.device("cpu"))
