@@ -26,6 +26,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
+from fastnst.config import DEFAULT_CHECKPOINT_MINUTES
 from fastnst.errors import CheckpointError, FastNSTError, ModelFormatError, os_error
 from fastnst.fileio import commit_temp, fsync_path, remove_stale_temps, temp_path
 
@@ -33,9 +34,6 @@ log = logging.getLogger(__name__)
 
 LAST = "last.ckpt"
 PREVIOUS = "previous.ckpt"
-# Default wall-clock interval between checkpoints (chosen: a killed run loses at most 3 minutes; writing a
-# johnson checkpoint (~20 MB with Adam state) takes well under a second, so the cost is negligible).
-DEFAULT_CHECKPOINT_MINUTES = 3.0
 # Environment hook for the fault-injection tests: "STEP" kills the process with SIGKILL after that step's
 # checkpoint decision, "STEP:save" in the middle of writing that step's checkpoint (temporary file written,
 # not yet renamed). Never set outside tests.

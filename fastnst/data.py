@@ -33,8 +33,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, get_worker_info
 
+from fastnst import checks
 from fastnst import image as fimage
-from fastnst.errors import ConfigError, FastNSTError, InputError
+from fastnst.errors import FastNSTError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -62,18 +63,6 @@ def default_num_workers() -> int:
 
 
 # --------------------------------------------------------------------------------------------- sources
-
-
-def list_images(folder: str | os.PathLike) -> list[Path]:
-    """Image files under ``folder`` (nested, hidden entries skipped), sorted for a stable order."""
-    folder = Path(folder)
-    found: list[Path] = []
-    for root, dirs, files in os.walk(folder, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in files:
-            if not name.startswith(".") and Path(name).suffix.lower() in fimage.IMAGE_EXTENSIONS:
-                found.append(Path(root) / name)
-    return sorted(found)
 
 
 def _parquet_files(data: str) -> list[str] | None:
@@ -107,7 +96,7 @@ def resolve_source(data: str) -> tuple[str, Any]:
         return "parquet", parquet
     path = Path(data).expanduser()
     if path.is_dir():
-        files = list_images(path)
+        files = fimage.find_images(path, require=False)
         if not files:
             raise InputError(f"data folder '{data}' has no images (looked for "
                              f"{', '.join(sorted(fimage.IMAGE_EXTENSIONS))}, also in sub-folders); "
@@ -402,19 +391,12 @@ class ContentDataModule(pl.LightningDataModule):
                  num_workers: int | None = None, num_previews: int = 4, split: str = "train",
                  shuffle_buffer: int = SHUFFLE_BUFFER, seed: int = 0) -> None:
         super().__init__()
-        if int(image_size) < 16:
-            raise ConfigError(f"image size must be at least 16 pixels, got {image_size}")
-        if int(batch_size) <= 0:
-            raise ConfigError(f"batch size must be positive, got {batch_size}")
-        if num_workers is not None and int(num_workers) < 0:
-            raise ConfigError(f"num_workers must be zero or positive, got {num_workers}")
-        if int(num_previews) < 0:
-            raise ConfigError(f"num_previews must be zero or positive, got {num_previews}")
         self.data = str(data)
-        self.image_size = int(image_size)
-        self.batch_size = int(batch_size)
-        self.num_workers = default_num_workers() if num_workers is None else int(num_workers)
-        self.num_previews = int(num_previews)
+        self.image_size = checks.side("--image-size", image_size, minimum=16)
+        self.batch_size = checks.whole("--batch-size", batch_size)
+        num_workers = checks.workers(num_workers)
+        self.num_workers = default_num_workers() if num_workers is None else num_workers
+        self.num_previews = checks.whole("--num-previews", num_previews, minimum=0)
         self.split = split
         self.shuffle_buffer = int(shuffle_buffer)
         self.seed = int(seed)

@@ -48,13 +48,13 @@ def _error(capsys, argv) -> str:
     (["--style", "wave.png", "--data", "nowhere/at/all"], "does not exist"),
     (["--style", "wave.png", "--style-layers", "relu1_2,relu4_4"], "did you mean 'relu4_3'"),
     (["--style", "wave.png", "--content-layers", "relu2"], "unknown vgg16 layer"),
-    (["--style", "wave.png", "--image-size", "0"], "image size must be a positive"),
+    (["--style", "wave.png", "--image-size", "0"], "--image-size must be >= 16, got 0"),
     (["--style", "wave.png", "--image-size", "big"], "image_size"),
-    (["--style", "wave.png", "--batch-size", "-2"], "batch size must be a positive"),
-    (["--style", "wave.png", "--style-size", "0"], "style size"),
-    (["--style", "wave.png", "--style-weight", "-1"], "style weight must be zero or positive"),
-    (["--style", "wave.png", "--content-weight", "-0.5"], "content weight"),
-    (["--style", "wave.png", "--tv-weight=-1e-6"], "tv weight"),
+    (["--style", "wave.png", "--batch-size", "-2"], "--batch-size must be >= 1, got -2"),
+    (["--style", "wave.png", "--style-size", "0"], "--style-size must be >= 16"),
+    (["--style", "wave.png", "--style-weight", "-1"], "--style-weight must be >= 0"),
+    (["--style", "wave.png", "--content-weight", "-0.5"], "--content-weight must be >= 0"),
+    (["--style", "wave.png", "--tv-weight=-1e-6"], "--tv-weight must be >= 0"),
     (["--style", "wave.png", "--resume", "nope.ckpt"], "does not exist"),
     (["--style", "wave.png", "--resume", "wave.png"], "not a fastnst training checkpoint"),
     (["--style", "wave.png", "--arch", "jonson"], "did you mean 'johnson'"),
@@ -89,17 +89,17 @@ def test_config_and_flags_combine_and_flags_win(setup, capsys):
 def test_every_config_loads_and_instantiates(setup, capsys, config):
     import pytorch_lightning as pl
 
-    from fastnst.commands.train import build_parser, instantiate
+    from fastnst.commands.train import DESCRIPTION
+    from fastnst.config import TrainConfig, command_parser, config_from_args
     from fastnst.training import StyleTransferModule
 
-    parser = build_parser()
-    cfg = parser.parse_args(["--style", "wave.png", "--config", str(config), "--vgg-weights", "random"])
+    parser = command_parser(TrainConfig, "fastnst train", DESCRIPTION)
+    argv = ["--style", "wave.png", "--config", str(config), "--vgg-weights", "random"]
+    cfg = config_from_args(TrainConfig, parser, parser.parse_args(argv), argv).check()
     assert cfg.steps and cfg.steps > 0 and cfg.image_size >= 16
-    trainer_options = {k: v for k, v in vars(instantiate(parser, cfg).trainer).items()
-                       if not k.startswith("__")}
-    pl.Trainer(**trainer_options, max_steps=1, logger=False, enable_checkpointing=False,
+    pl.Trainer(**cfg.trainer, max_steps=1, logger=False, enable_checkpointing=False,
                default_root_dir=str(setup))
-    module = StyleTransferModule("wave.png", arch=cfg.arch, style_size=32, content_weight=cfg.content_weight,
+    module = StyleTransferModule.from_style("wave.png", arch=cfg.arch, style_size=32, content_weight=cfg.content_weight,
                                  style_weight=cfg.style_weight, tv_weight=cfg.tv_weight,
                                  content_layers=cfg.content_layers, style_layers=cfg.style_layers,
                                  vgg_weights="random", lr=cfg.lr, lr_schedule=cfg.lr_schedule)
@@ -122,3 +122,53 @@ def test_full_run_prints_where_the_results_are_and_resumes(setup, capsys):
     # --resume continues to a larger step count
     assert main(argv[:-len(TINY)] + TINY + ["--steps", "3", "--resume", str(run / "last.ckpt")]) == 0
     assert torch.load(run / "last.ckpt", weights_only=True)["global_step"] == 3
+
+
+def test_every_option_is_a_flag_with_the_dataclass_default_and_help(capsys):
+    import dataclasses
+
+    from fastnst.commands.train import DESCRIPTION
+    from fastnst.config import SRTrainConfig, TrainConfig, command_parser
+    from fastnst.options import defaults
+
+    for cls in (TrainConfig, SRTrainConfig):
+        parsed = vars(command_parser(cls, "fastnst x", DESCRIPTION).parse_args([]))
+        for f in dataclasses.fields(cls):
+            if f.metadata["cli"]:
+                assert parsed[f.name] == defaults(cls)[f.name], f.name
+    assert main(["train", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--checkpoint-minutes" in text and "minutes between checkpoints, whatever the step" in text
+
+
+def test_overwrite_is_a_bare_flag(setup, capsys):
+    argv = ["train", "--style", "wave.png", "--data", "photos", "--steps", "1", "--preview-every", "0",
+            "--trainer.enable_progress_bar", "false"] + TINY
+    assert main(argv) == 0
+    assert "--overwrite" in _error(capsys, argv)
+    assert main(argv + ["--overwrite"]) == 0  # no value, as in fastnst stylize
+
+
+def test_relative_paths_in_a_config_file_are_taken_from_its_folder(setup, capsys):
+    recipes = setup / "recipes"
+    (recipes / "shots").mkdir(parents=True)
+    for i in range(3):
+        synthetic_rgb(40, 40, seed=i).save(recipes / "shots" / f"{i}.png")
+    synthetic_rgb(32, 32, seed=5).save(recipes / "ink.png")
+    (recipes / "r.yaml").write_text("style: ink.png\ndata: shots\nout: run\nsteps: 1\npreview_every: 0\n")
+    code = main(["train", "--config", "recipes/r.yaml", "--trainer.enable_progress_bar", "false"] + TINY)
+    assert code == 0, capsys.readouterr().err
+    assert (recipes / "run" / "ink.safetensors").is_file() and not Path("run").exists()
+    # a flag is still taken from the working folder
+    assert main(["train", "--config", "recipes/r.yaml", "--data", "photos", "--out", "here",
+                 "--trainer.enable_progress_bar", "false"] + TINY) == 0
+    assert Path("here", "ink.safetensors").is_file()
+
+
+def test_progress_without_a_terminal_is_plain_log_lines(setup, capsys, caplog):
+    argv = ["train", "--style", "wave.png", "--data", "photos", "--steps", "2", "--preview-every", "0"] + TINY
+    with caplog.at_level("INFO", logger="fastnst"):
+        assert main(argv) == 0
+    captured = capsys.readouterr()  # neither stream is a terminal here: no progress bar (Lightning's is on stdout)
+    assert "\r" not in captured.out + captured.err and captured.out.startswith("previews:")
+    assert any(r.getMessage().startswith("step 2  loss") for r in caplog.records)

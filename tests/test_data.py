@@ -45,7 +45,9 @@ def _parquet(path, rows, features=True):
 
 
 def test_folder_lists_nested_images_and_skips_corrupt(photo_folder, caplog):
-    files = fdata.list_images(photo_folder)
+    from fastnst.image import find_images
+
+    files = find_images(photo_folder)
     assert len(files) == 7  # six good + the corrupt .jpg; no .txt, nothing hidden
     dm = fdata.ContentDataModule(str(photo_folder), image_size=24, batch_size=2, num_workers=0, num_previews=2)
     with caplog.at_level("WARNING", logger="fastnst.data"):
@@ -54,7 +56,7 @@ def test_folder_lists_nested_images_and_skips_corrupt(photo_folder, caplog):
     assert dm.previews.shape == (2, 3, 24, 24)
     assert dm.skipped == 1 and "a0_broken.jpg" in caplog.text  # sorted order meets it among the previews
     # previews held out: 7 files - 3 consumed (a0, a0_broken, a1) = 4 left for training
-    assert len(dm._train_files) == 4
+    assert dm.describe().startswith("4 images in")
     torch.manual_seed(0)
     batches = list(dm.train_dataloader())
     assert len(batches) == 2
@@ -79,10 +81,10 @@ def test_parquet_streams_through_datasets_and_skips_corrupt_rows(tmp_path, caplo
     path = _parquet(tmp_path / "train.parquet", rows)
     dm = fdata.ContentDataModule(str(path), image_size=20, batch_size=2, num_workers=0, num_previews=2)
     dm.check()
-    assert dm.kind == "parquet" and dm.previews.shape == (2, 3, 20, 20) and dm._stream_skip == 2
+    assert dm.kind == "parquet" and dm.previews.shape == (2, 3, 20, 20)
     with caplog.at_level("WARNING", logger="fastnst.data"):
         batches = list(dm.train_dataloader())
-    # rows 2..5 remain after the held-out previews; one is corrupt: 3 images -> one full batch of 2
+    # rows 2..5 remain after the held-out previews (not 0..5); one is corrupt: 3 images -> one full batch of 2
     assert len(batches) == 1 and batches[0][0].shape == (2, 3, 20, 20)
     assert "skipping unreadable image" in caplog.text
     # the crops are the (decoded, cropped) images, not constants

@@ -263,8 +263,8 @@ def test_training_into_a_locked_folder_is_one_line(run_setup, locked_folder, cap
     (["--batch-size", "100000"], "at most 4,096"),
     (["--style-size", "100000"], "at most 16,384"),
     (["--num-workers", "100000"], "use at most"),
-    (["--checkpoint-minutes", "-1"], "at least 0"),
-    (["--image-size", "-5"], "positive"),
+    (["--checkpoint-minutes", "-1"], "--checkpoint-minutes must be >= 0"),
+    (["--image-size", "-5"], "--image-size must be >= 16"),
 ])
 def test_hostile_training_values_fail_fast(run_setup, capsys, extra, words):
     args, tmp = run_setup

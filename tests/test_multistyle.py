@@ -131,10 +131,10 @@ class _Fake:
 
 
 def test_train_cli_gathers_repeated_style_flags():
-    from fastnst.commands.train import _styles_together
+    from fastnst.config import prepare_argv
 
-    assert _styles_together(["--style", "a.jpg", "--steps", "3"]) == ["--style", "a.jpg", "--steps", "3"]
-    got = _styles_together(["--data", "d", "--style", "a b.jpg", "--steps", "3", "--style=c.png"])
+    assert prepare_argv(["--style", "a.jpg", "--steps", "3"]) == ["--style", "a.jpg", "--steps", "3"]
+    got = prepare_argv(["--data", "d", "--style", "a b.jpg", "--steps", "3", "--style=c.png"])
     assert got == ["--data", "d", "--style", json.dumps(["a b.jpg", "c.png"]), "--steps", "3"]
 
 
@@ -194,7 +194,7 @@ def test_two_styles_train_export_and_match_in_onnxruntime(tmp_path):
 
 def test_style_scales_weight_each_item_and_are_checked():
     from fastnst.losses import style_layer_losses
-    from fastnst.training import check_style_scales
+    from fastnst.config import check_style_scales
 
     feats = {"relu1_2": torch.rand(3, 4, 6, 6)}
     targets = {"relu1_2": torch.rand(3, 4, 4)}

@@ -241,10 +241,12 @@ SR_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("sr-*
 
 @pytest.mark.parametrize("config", SR_CONFIGS, ids=[c.name for c in SR_CONFIGS])
 def test_every_sr_config_loads_and_instantiates(config):
-    from fastnst.commands.train_sr import build_parser
+    from fastnst.commands.train_sr import DESCRIPTION
+    from fastnst.config import SRTrainConfig, command_parser, config_from_args
 
-    parser = build_parser()
-    cfg = parser.parse_args(["--config", str(config), "--vgg-weights", "random"])
+    parser = command_parser(SRTrainConfig, "fastnst train-sr", DESCRIPTION)
+    argv = ["--config", str(config), "--vgg-weights", "random"]
+    cfg = config_from_args(SRTrainConfig, parser, parser.parse_args(argv), argv).check()
     assert cfg.steps > 0 and cfg.image_size % cfg.factor == 0
     module = SuperResolutionModule(cfg.factor, cfg.loss, cfg.feature_layer, cfg.feature_weight, cfg.pixel_weight,
                                    cfg.tv_weight, "random", cfg.lr, cfg.lr_schedule, cfg.blur_sigma, cfg.channels,

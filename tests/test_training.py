@@ -81,7 +81,7 @@ def test_resume_continues_from_the_saved_step(tiny, tmp_path):
     assert steps == [3, 4]  # the second run only did steps 4 and 5
     assert torch.load(second.checkpoint, weights_only=True)["global_step"] == 5
     # a different architecture or style cannot resume this checkpoint
-    module = StyleTransferModule(str(style), arch="johnson", vgg_weights="random")
+    module = StyleTransferModule.from_style(str(style), arch="johnson", vgg_weights="random")
     with pytest.raises(ModelFormatError, match="--arch"):
         check_resume(first.checkpoint, module.transformer.config, module.hparams.style_sha256)
     with pytest.raises(ModelFormatError, match="another style"):
@@ -120,10 +120,20 @@ def test_bad_options_fail_before_anything_is_written(tiny, tmp_path):
 
 def test_cosine_schedule_decays_the_learning_rate(tiny):
     _, style = tiny
-    module = StyleTransferModule(str(style), arch="fast", vgg_weights="random", lr=1e-3, lr_schedule="cosine")
+    module = StyleTransferModule.from_style(str(style), arch="fast", vgg_weights="random", lr=1e-3, lr_schedule="cosine")
     config = module.configure_optimizers()
     sched = config["lr_scheduler"]["scheduler"]
     for _ in range(100):
         config["optimizer"].step()
         sched.step()
     assert config["optimizer"].param_groups[0]["lr"] < 1e-3
+
+
+def test_a_users_logger_gets_the_losses_too(tiny, tmp_path):
+    from pytorch_lightning.loggers import CSVLogger
+
+    photos, style = tiny
+    mine = CSVLogger(save_dir=str(tmp_path / "mine"), name="exp")
+    result = run_training(style, photos, tmp_path / "run", steps=2, preview_every=0, logger=mine, **FAST)
+    assert result.metrics is not None and result.steps == 2  # fastnst's own CSV log is kept
+    assert [s for s, _ in _losses(tmp_path / "mine" / "exp" / "version_0" / "metrics.csv")] == [0, 1]

@@ -1,0 +1,384 @@
+"""Training options declared once: :class:`TrainConfig` (``fastnst train``) and :class:`SRTrainConfig`
+(``fastnst train-sr``), with their checks, and the command-line parser built from the same fields.
+
+Each field carries its default, help and bounds (:func:`fastnst.options.option`); :meth:`RunConfig.check`
+checks an instance before anything is written; :func:`command_parser` turns the fields into jsonargparse
+flags (``--config FILE.yaml`` too, and every Lightning Trainer argument as ``--trainer.NAME``), so a new
+option is one edit. Torch-free at import.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from fastnst import checks
+from fastnst.constants import DEFAULT_VGG_NORMALIZE, JOHNSON_CONTENT_LAYERS, JOHNSON_STYLE_LAYERS
+from fastnst.errors import ConfigError, did_you_mean, unknown_choice
+from fastnst.options import base_type, check_options, field_types, flag_name, option
+
+LR_SCHEDULES = ("constant", "cosine", "step")
+# Paper (Johnson et al. 2016, section 4.2): 40,000 iterations at batch size 4 (about two COCO epochs).
+DEFAULT_STEPS = 40_000
+# Loss weights on the RMS-normalised loss network (fastnst.networks.vgg_normalize: one scale for every VGG
+# weight set). Chosen on real VGG16 (Caffe) features by looking at cpu-quick previews (brushstrokes style,
+# 6 photos): style 2 showed no content after 300 steps (content loss flat at 2.1 while style fell 96 -> 9),
+# 0.5 only faint shapes after 600; 0.15 shows every photo's objects under the style's strokes by step 200.
+# TV off, as pytorch/examples leaves it (the paper's values belong to its unnormalised loss). Not yet
+# calibrated: bench_quality's checkerboard measure gives the cpu-quick network 3-18x the photo's spectral
+# energy at period 2 (Gatys: 1-3x), so a TV term is the next thing to try.
+CONTENT_WEIGHT = 1.0
+STYLE_WEIGHT = 0.15
+TV_WEIGHT = 0.0
+# Wall-clock interval between checkpoints (chosen: a killed run loses at most 3 minutes; writing a johnson
+# checkpoint (~20 MB with Adam state) takes well under a second, so the cost is negligible).
+DEFAULT_CHECKPOINT_MINUTES = 3.0
+
+SR_LOSSES = ("perceptual", "pixel")
+# Paper (section 4.2): 288x288 crops, batch 4, Adam 1e-3, 200k iterations, blur sigma 1.0.
+SR_IMAGE_SIZE = 288
+SR_STEPS = 200_000
+BLUR_SIGMA = 1.0
+# Paper: feature reconstruction at relu2_2. TV weight: the paper cross-validates it in [1e-6, 1e-4]
+# for its loss scale; here the feature term is relative (divided by the target features' mean square),
+# and the TV weight is chosen so that TV is about 1% of the loss late in training (configs/sr-x4.yaml).
+SR_FEATURE_LAYER = "relu2_2"
+SR_TV_WEIGHT = 1.0
+
+# Trainer settings a run uses unless told otherwise (also the CLI's defaults for --trainer.*).
+# log_every_n_steps=1: per-step losses in the CSV; no validation loop (previews come from a callback);
+# the model summary is noise for one fixed network.
+TRAINER_DEFAULTS: dict[str, Any] = {"log_every_n_steps": 1, "enable_model_summary": False,
+                                    "num_sanity_val_steps": 0, "limit_val_batches": 0}
+# Trainer arguments a run sets itself (options of its own, or fixed parts of a run).
+TRAINER_FIXED = ("max_steps", "max_epochs", "default_root_dir", "enable_checkpointing")
+# Options that name files: relative ones in a config file are taken from the config file's folder.
+PATH_OPTIONS = ("style", "data", "out", "resume", "vgg_weights")
+
+
+@dataclass
+class RunConfig:
+    """Options every training run shares (data, sizes, schedule, outputs, checkpoints) and ``trainer``:
+    Lightning Trainer arguments (``accelerator``, ``devices``, ``precision``, ``logger``, ``callbacks``, ...)."""
+
+    default_steps: ClassVar[int] = DEFAULT_STEPS
+
+    data: str = option("coco", "content images: coco (streamed from the Hugging Face hub), a hub dataset id, "
+                               "a folder of images, or .parquet file(s)")
+    out: str | None = option(None, "output folder (default: checkpoints/<name>, or the --resume file's folder)")
+    image_size: int = option(256, "training crop size (paper: 256)", low=16)
+    batch_size: int = option(4, "images per step (paper: 4)", low=1)
+    steps: int | None = option(None, f"optimisation steps (default: {DEFAULT_STEPS}, paper; unlimited when "
+                                     f"--epochs is given)", low=1)
+    epochs: int | None = option(None, "passes over the data", low=1)
+    lr: float = option(1e-3, "Adam learning rate (paper: 1e-3)", above=0)
+    lr_schedule: str = option("constant", "constant (paper), cosine (to 1%% over the run) or step (x0.1 at 75%%)",
+                              choices=LR_SCHEDULES)
+    vgg_weights: str | None = option(None, "imagenet, random or PATH (default: $FASTNST_VGG_WEIGHTS, else imagenet)")
+    seed: int = option(0, "random seed", low=0, high=2**32 - 1)
+    resume: str | None = option(None, "continue from a last.ckpt")
+    overwrite: bool = option(False, "replace an earlier run in --out")
+    num_workers: int | None = option(None, "data loader processes (default: spare cores, at most 4)", low=0)
+    num_previews: int = option(4, "images held out for the preview grids", low=0)
+    preview_every: int = option(500, "steps between preview grids (0: at the start and end only)", low=0)
+    checkpoint_every: int = option(1000, "steps between checkpoints (also written every --checkpoint-minutes)",
+                                   low=1)
+    checkpoint_minutes: float = option(DEFAULT_CHECKPOINT_MINUTES, "minutes between checkpoints, whatever the "
+                                                                   "step (0: steps only)", low=0)
+    export: bool = option(True, "export the verified ONNX model at the end")
+    data_split: str = option("train", "hub dataset split")
+    trainer: dict[str, Any] = option(help="Lightning Trainer arguments", cli=False, default_factory=dict)
+
+    @classmethod
+    def build(cls, *args: Any, **options: Any) -> Any:
+        """An instance from positional fields (``style, data, out`` for :class:`TrainConfig`) and keywords;
+        keywords that are not fields are Lightning Trainer arguments (checked by :meth:`check`)."""
+        names = [f.name for f in dataclasses.fields(cls) if f.name != "trainer"]
+        positional = [n for n in ("style", "data", "out") if n in names]
+        if len(args) > len(positional):
+            raise TypeError(f"at most {len(positional)} positional arguments ({', '.join(positional)})")
+        values = dict(zip(positional, (os.fspath(a) if isinstance(a, os.PathLike) else a for a in args)))
+        trainer = dict(options.pop("trainer", None) or {})
+        for key, value in options.items():
+            (values if key in names else trainer)[key] = value
+        return cls(**values, trainer=trainer)
+
+    def check(self) -> "RunConfig":
+        """Check every option (types, bounds, choices, trainer arguments) and fill in derived defaults;
+        FastNSTError before anything is written. Returns ``self``."""
+        hints = field_types(type(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, os.PathLike):
+                setattr(self, f.name, os.fspath(value))
+            elif base_type(hints[f.name])[0] is int:
+                setattr(self, f.name, checks.whole(flag_name(f), value, minimum=-2**63, allow_none=True))
+        check_options(self)
+        self.image_size, self.batch_size, _ = checks.train_sizes(self.image_size, self.batch_size,
+                                                                 getattr(self, "style_size", None), self.device())
+        self.num_workers = checks.workers(self.num_workers)
+        self.lr, self.checkpoint_minutes = float(self.lr), float(self.checkpoint_minutes)
+        if self.steps is None and self.epochs is None:
+            self.steps = self.default_steps
+        self.trainer = check_trainer_options(self.trainer)
+        from fastnst.networks.vgg import resolve_weights
+
+        self.vgg_weights = resolve_weights(self.vgg_weights) if self.uses_vgg() else None
+        return self
+
+    def uses_vgg(self) -> bool:
+        """Whether the run has a VGG loss network (and so needs ``vgg_weights``)."""
+        return True
+
+    def device(self) -> str:
+        """'cuda' when the trainer runs on a GPU, else 'cpu' (for memory estimates)."""
+        import torch
+
+        accelerator = str(self.trainer.get("accelerator") or "auto")
+        gpu = accelerator in ("cuda", "gpu") or (accelerator == "auto" and torch.cuda.is_available())
+        return "cuda" if gpu else "cpu"
+
+
+@dataclass
+class TrainConfig(RunConfig):
+    """Everything ``fastnst train`` / :func:`fastnst.training.run_training` takes (defaults: Johnson et al. 2016)."""
+
+    style: list[str] | str | None = option(
+        None, "style image (a file, a painting name such as starry_night, downloaded once, or a generated style "
+              "such as mosaic); required. Repeat it to train one network for several styles (conditional instance "
+              "norm; pick or blend them with fastnst stylize --style)")
+    style_scales: list[float] | str | None = option(
+        None, "several styles: one factor per style on its style loss, e.g. 1,0.5,2 (default: all 1)")
+    style_size: int | None = option(None, "long side of the style image (default: its size, at most 512)", low=16)
+    arch: str = option("johnson", "network preset: johnson (paper) or fast")
+    content_weight: float = option(CONTENT_WEIGHT, "content loss weight (chosen on real VGG16 features)", low=0)
+    style_weight: float = option(STYLE_WEIGHT, "style loss weight (chosen on real VGG16 features)", low=0)
+    tv_weight: float = option(TV_WEIGHT, "total variation weight", low=0)
+    content_layers: list[str] | str = option(help="VGG16 layers, comma-separated (paper: relu2_2)",
+                                             default_factory=lambda: list(JOHNSON_CONTENT_LAYERS))
+    style_layers: list[str] | str = option(help="VGG16 layers, comma-separated (paper: relu1_2,relu2_2,relu3_3,"
+                                                "relu4_3)", default_factory=lambda: list(JOHNSON_STYLE_LAYERS))
+    vgg_normalize: str = option(DEFAULT_VGG_NORMALIZE, "loss-network normalisation: rms (one loss scale for any "
+                                "VGG weights), mean (Gatys' normalised VGG) or none (raw features)")
+    channels_last: bool = option(True, "NHWC convolutions (faster on CPU)")
+
+    def check(self) -> "TrainConfig":
+        from fastnst.networks.transformer import PRESETS
+        from fastnst.networks.vgg import check_layers
+
+        if self.arch not in PRESETS:  # before the style images are read
+            raise unknown_choice("architecture", self.arch, PRESETS)
+        if not self.style:
+            raise ConfigError("--style is required: pass the style image, e.g. --style wave.jpg (repeat it for one "
+                              "network with several styles)")
+        self.style = style_list(self.style)
+        super().check()
+        self.content_layers = list(check_layers(self.content_layers))
+        self.style_layers = list(check_layers(self.style_layers))
+        if self.style_scales is not None:
+            if len(self.style) == 1:
+                raise ConfigError("--style-scales applies to several styles; leave it out for one --style")
+            self.style_scales = check_style_scales(self.style_scales, len(self.style))
+        return self
+
+
+@dataclass
+class SRTrainConfig(RunConfig):
+    """Everything ``fastnst train-sr`` / :func:`fastnst.sr_training.run_sr_training` takes (defaults: the paper)."""
+
+    default_steps: ClassVar[int] = SR_STEPS
+
+    image_size: int = option(SR_IMAGE_SIZE, "high-resolution training crop size (paper: 288)", low=16)
+    steps: int | None = option(None, f"optimisation steps (default: {SR_STEPS}, paper; unlimited when --epochs "
+                                     f"is given)", low=1)
+    factor: int = option(4, "up-sampling factor: 2, 4 or 8 (paper: 4, 8)")
+    loss: str = option("perceptual", "perceptual (relu2_2 feature loss + TV, paper) or pixel (MSE, the paper's "
+                                     "baseline)", choices=SR_LOSSES)
+    feature_layer: str = option(SR_FEATURE_LAYER, "VGG16 layer of the feature loss (paper: relu2_2)")
+    feature_weight: float = option(1.0, "feature loss weight", low=0)
+    pixel_weight: float = option(1.0, "pixel loss weight", low=0)
+    tv_weight: float | None = option(None, f"total variation weight (default: {SR_TV_WEIGHT:g} for perceptual, "
+                                           f"0 for pixel)", low=0)
+    blur_sigma: float = option(BLUR_SIGMA, "Gaussian blur before down-sampling, pixels (paper: 1.0)", low=0, high=10)
+    channels: int = option(64, "network width (paper: 64)", low=1, high=1024)
+    num_residual: int = option(4, "residual blocks (paper: 4)", low=0, high=64)
+    norm: str = option("batch", "batch (paper) or none")
+    skip: str = option("none", "none (paper) or bicubic: learn a residual over the bicubic enlargement "
+                               "(faster to train)")
+
+    def uses_vgg(self) -> bool:
+        return self.loss == "perceptual"
+
+    def check(self) -> "SRTrainConfig":
+        from fastnst.networks.sr import SR_FACTORS
+        from fastnst.networks.vgg import check_layers
+
+        if isinstance(self.factor, bool) or self.factor not in SR_FACTORS:
+            raise ConfigError(f"--factor must be one of {', '.join(map(str, SR_FACTORS))}, got {self.factor}")
+        super().check()
+        if self.image_size % self.factor or self.image_size // self.factor < 8:
+            raise ConfigError(f"the image size must be a multiple of the factor {self.factor} with low-resolution "
+                              f"crops of at least 8 pixels, got {self.image_size}; try "
+                              f"{max(8 * self.factor, self.image_size // self.factor * self.factor)}")
+        if self.tv_weight is None:  # the paper's baseline is the plain pixel loss
+            self.tv_weight = SR_TV_WEIGHT if self.loss == "perceptual" else 0.0
+        if self.uses_vgg():
+            self.feature_layer = check_layers(self.feature_layer)[0]
+        return self
+
+
+def check_trainer_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Lightning Trainer arguments checked: known names, and on the CPU no more processes than CPUs."""
+    import pytorch_lightning as pl
+    import torch
+
+    valid = set(inspect.signature(pl.Trainer.__init__).parameters) - {"self", *TRAINER_FIXED}
+    for key in options:
+        if key not in valid:
+            raise ConfigError(f"unknown option '{key}'{did_you_mean(key, sorted(valid))}; training takes "
+                              f"fastnst's options and Lightning Trainer arguments")
+    cpus = checks.available_cpus()
+    accelerator = str(options.get("accelerator") or "auto")
+    devices = options.get("devices")
+    if isinstance(devices, str) and devices.strip().isdigit():  # jsonargparse keeps "1000" a string
+        devices = int(devices)
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    if on_cpu and isinstance(devices, int) and not isinstance(devices, bool) and devices > cpus:
+        raise ConfigError(f"--trainer.devices {devices} on the CPU starts {devices} processes, but this process "
+                          f"may use {cpus} CPUs; use at most {cpus}")
+    nodes = options.get("num_nodes")
+    if isinstance(nodes, int) and not 1 <= nodes <= 4096:
+        raise ConfigError(f"--trainer.num_nodes must be between 1 and 4096, got {nodes}")
+    return dict(options)
+
+
+def style_list(style: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
+    """One style path (or name) or several, as a list of strings."""
+    if isinstance(style, (str, os.PathLike)):
+        return [os.fspath(style)]
+    return [os.fspath(s) for s in style]
+
+
+def check_style_scales(scales: Sequence[float] | str | None, count: int) -> list[float]:
+    """Per-style loss factors: ``count`` finite positive numbers (a list or 'a,b,c'); None: all 1."""
+    if scales is None:
+        return [1.0] * count
+    if isinstance(scales, str):
+        scales = [v for v in scales.split(",") if v.strip()]
+    try:
+        values = [float(v) for v in scales]
+    except (TypeError, ValueError):
+        raise ConfigError(f"style scales must be numbers, got {scales!r}") from None
+    if len(values) != count:
+        raise ConfigError(f"{len(values)} style scales for {count} styles; give one per --style")
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        raise ConfigError(f"style scales must be finite and positive, got {values}")
+    return values
+
+
+# ------------------------------------------------------------------------------------------ command line
+
+
+def command_parser(cls: type[RunConfig], prog: str, description: str) -> Any:
+    """A jsonargparse parser with a flag per command-line field of ``cls`` (help and defaults from the field),
+    ``--config FILE.yaml`` and the Lightning Trainer's arguments as ``--trainer.NAME``."""
+    import argparse
+
+    import pytorch_lightning as pl
+    from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter
+
+    class Formatter(DefaultHelpFormatter, argparse.RawDescriptionHelpFormatter):
+        """jsonargparse's help with the description's line breaks kept."""
+
+    parser = ArgumentParser(prog=prog, description=description, print_config="--print-config", exit_on_error=False,
+                            env_prefix=False, default_env=False, formatter_class=Formatter)
+    parser.add_argument("--config", action=ActionConfigFile, help="YAML file of options (flags given too win)")
+    hints, shared = field_types(cls), {f.name for f in dataclasses.fields(RunConfig)}
+    for f in sorted(dataclasses.fields(cls), key=lambda f: f.name in shared):  # the command's own options first
+        if not f.metadata.get("cli", True):
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if hints[f.name] is bool and default is False:  # a bare flag, as in every other command
+            parser.add_argument(flag_name(f), action="store_true", help=f.metadata["help"])
+        else:
+            parser.add_argument(flag_name(f), type=hints[f.name], default=default, help=f.metadata["help"])
+    parser.add_class_arguments(pl.Trainer, "trainer", skip=set(TRAINER_FIXED) | {"logger"}, fail_untyped=False,
+                               sub_configs=True, instantiate=False)
+    parser.set_defaults({f"trainer.{k}": v for k, v in TRAINER_DEFAULTS.items()})
+    return parser
+
+
+def prepare_argv(argv: Sequence[str]) -> list[str]:
+    """``--config FILE`` moved to the front (flags win wherever they stand); repeated ``--style X`` flags
+    gathered into one ``--style`` holding a JSON list (one network, several styles)."""
+    configs: list[str] = []
+    rest: list[str] = []
+    styles: list[tuple[int, str]] = []
+    i = 0
+    while i < len(argv):
+        arg, nxt = argv[i], argv[i + 1] if i + 1 < len(argv) else None
+        name, eq, value = arg.partition("=")
+        if name in ("--config", "--style") and (eq or nxt is not None):
+            value, i = (value, i + 1) if eq else (nxt, i + 2)
+            if name == "--config":
+                configs += [name, value]
+            else:
+                styles.append((len(rest), value))
+            continue
+        rest.append(arg)
+        i += 1
+    if styles:
+        at = styles[0][0]
+        values = [v for _, v in styles]
+        rest[at:at] = ["--style", values[0] if len(values) == 1 else json.dumps(values)]
+    return configs + rest
+
+
+def config_from_args(cls: type[RunConfig], parser: Any, namespace: Any, argv: Sequence[str]) -> Any:
+    """The ``cls`` instance of a parsed command line: Trainer arguments instantiated (e.g. callbacks), and
+    relative paths that came from a config file taken from that file's folder."""
+    try:
+        init = parser.instantiate_classes(namespace)
+    except Exception as exc:
+        raise ConfigError(f"bad trainer option: {one_line(exc)}") from None
+    names = {f.name for f in dataclasses.fields(cls)}
+    values = {k: v for k, v in vars(namespace).items() if k in names}
+    values["trainer"] = {k: v for k, v in vars(init.trainer).items() if not k.startswith("__")}
+    flags = {a.partition("=")[0] for a in argv}
+    for i, arg in enumerate(argv):  # later files win, as in the parser
+        if arg.partition("=")[0] == "--config":
+            path = Path(arg.partition("=")[2] or argv[i + 1])
+            _paths_from(path, values, flags)
+    return cls(**values)
+
+
+def _paths_from(path: Path, values: dict[str, Any], flags: set[str]) -> None:
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        return
+    for key in PATH_OPTIONS:
+        if not isinstance(loaded, dict) or key not in loaded or "--" + key.replace("_", "-") in flags:
+            continue
+        given = loaded[key]
+        if isinstance(given, str) and not os.path.isabs(os.path.expanduser(given)):
+            near = path.parent / given
+            values[key] = str(near) if near.exists() or key in ("out", "resume") else given
+        elif isinstance(given, list):
+            values[key] = [str(path.parent / g) if isinstance(g, str) and (path.parent / g).exists() else g
+                           for g in given]
+
+
+def one_line(exc: BaseException, limit: int = 240) -> str:
+    """An exception's message on one line (jsonargparse spreads one error over several)."""
+    text = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
