@@ -54,6 +54,7 @@ GATYS_ITERATIONS = 500          # reference implementation (neural-style -num_it
 GATYS_SIZE = 512                # reference implementation (neural-style -image_size 512)
 LBFGS_HISTORY = 100             # reference implementation (neural-style / torch.optim.LBFGS default)
 ADAM_LR = 0.04                  # reference implementation: neural-style's -learning_rate 10 on the 0-255 scale
+MAX_ITERATIONS = 1_000_000      # chosen: days of CPU time at 256 px; a larger count is a typo
 MAX_STYLE_SCALE = 64.0          # chosen: a style image 64x the output's side is far past any useful stroke size
 # Inversion: Mahendran & Vedaldi normalise the feature loss by ||Φ0||²; TV keeps the result image-like.
 INVERT_TV_WEIGHT = 0.5          # chosen: smooth results; natural photos have TV ≈ 0.002-0.01 here
@@ -875,7 +876,7 @@ class OptimizationInterrupted(KeyboardInterrupt):
 
 
 def _iterations(default: int) -> Any:
-    return option(default, "loss evaluations (per scale or octave where there are several)")
+    return option(default, "loss evaluations (per scale or octave where there are several)", high=MAX_ITERATIONS)
 
 
 def _side(default: Any, help: str = "long side of the output in pixels") -> Any:

@@ -170,3 +170,21 @@ def test_real_entry_point(files):
     res = subprocess.run([sys.executable, "-m", "fastnst", "gatys", "--content", "photo.png", "--style",
                           "painting.jpg", "-o", "cli.png", *R], capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "exists" in res.stderr
+
+
+@pytest.mark.parametrize("task", ["gatys", "invert", "texture", "dream"])
+def test_every_job_option_is_a_flag_with_its_help(task, capsys):
+    """Flags come from the job dataclass: a new field is a new flag, its help and default shown."""
+    import dataclasses
+
+    from fastnst.optimize import JOBS
+    from fastnst.options import flag_name
+
+    with pytest.raises(SystemExit) as info:
+        cli.main([task, "--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    for f in dataclasses.fields(JOBS[task]):
+        if f.name not in JOBS[task].SKIP:
+            assert flag_name(f) in text, f.name
+    assert "--content-weight" not in text if task == "texture" else True

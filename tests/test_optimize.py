@@ -204,6 +204,35 @@ def test_original_colors_equal_neural_styles_yiq_transfer(content, style):
     assert (got - expected).abs().max() < 2.5 / 255
 
 
+def test_jobs_check_everything_before_work_and_write_their_files(content, style, tmp_path):
+    content.save(tmp_path / "c.png")
+    style.save(tmp_path / "s.png")
+    out = tmp_path / "out.png"
+    job = O.GatysJob(content=str(tmp_path / "c.png"), style=[str(tmp_path / "s.png")], output=str(out), size=32,
+                     iterations=2, save_every=1, vgg_weights="random")
+    report = O.run_job(job)
+    assert report.outputs == [str(out)] and report.intermediates == [str(tmp_path / "out-0001.png"),
+                                                                     str(tmp_path / "out-0002.png")]
+    assert report.summary()["loss"] == report.results["gatys"].terms and "wrote" in report.text()
+    with pytest.raises(FastNSTError, match="exists; pass --overwrite"):
+        O.run_job(job)
+    with pytest.raises(ConfigError, match=r"--iterations must be <= 1e\+06, got 10000000"):
+        O.run_job(O.DreamJob(image=str(tmp_path / "c.png"), output=str(tmp_path / "d.png"), iterations=10 ** 7))
+    with pytest.raises(ConfigError, match="--octaves must be >= 1 and <= 32"):
+        O.run_job(O.DreamJob(image=str(tmp_path / "c.png"), output=str(tmp_path / "d.png"), octaves=40))
+    assert not (tmp_path / "d.png").exists()
+
+
+def test_invert_layers_shares_one_network_and_counts_over_layers(content):
+    seen = []
+    results = O.invert_layers(content, "relu1_2,relu2_1", size=32, iterations=2, callback=seen.append, **RANDOM)
+    assert list(results) == ["relu1_2", "relu2_1"]
+    assert [(p.iteration, p.total, p.stage) for p in seen] == [
+        (1, 4, "relu1_2 (1/2)"), (2, 4, "relu1_2 (1/2)"), (3, 4, "relu2_1 (2/2)"), (4, 4, "relu2_1 (2/2)")]
+    grid = O.inversion_grid(content, results)
+    assert grid.width > 3 * 32
+
+
 OWN_MODULES = ("fastnst/optimize.py", "fastnst/losses.py", "fastnst/networks/vgg.py", "fastnst/networks/vgg_normalize.py",
                "fastnst/networks/vgg_import.py", "fastnst/commands/optimize.py", "fastnst/commands/vgg.py")
 NN_OVERRIDES = {"train"}  # torch.nn.Module's signature: VGGFeatures.train(mode) ignores mode on purpose
