@@ -235,7 +235,7 @@ def run_files(items: list[Item], mode: str, outputs: list[Path | None], opts: Fi
                 raise InputError(item.problem)
             own = getattr(opts, "in_place", False) and item.path is not None and out_path is not None and \
                 same_file(item.path, out_path)
-            if out_path is not None:
+            if out_path is not None and out_path.parent.exists():  # a new mirrored sub-folder holds nothing yet
                 check_output(out_path, opts.overwrite or own)  # before the work, per image
             image = work(item.source())
             alpha = image.getchannel("A") if image.mode == "RGBA" else None

@@ -627,6 +627,7 @@ class Stylizer(StylizerBase):
         self.path = path
         self._optimization = optimization or ("extended" if low_memory else "all")
         self._options = session_options(threads, low_memory, optimization)
+        self.threads: int = self._options.intra_op_num_threads  # CPU threads in use (capped at the usable CPUs)
         self._requested = providers
         self._providers = resolve_providers(providers)
         self.session = self._session(str(path))

@@ -67,6 +67,25 @@ def test_batch_with_a_corrupt_file(models, photos, tmp_path, capsys):
     assert "stylised 2 of 3 images" in err[-1] and "1 failed" in err[-1]
 
 
+def test_folder_inputs_search_sub_folders_and_mirror_them(models, tmp_path, capsys):
+    """A folder is searched with its sub-folders, hidden files and folders skipped, and the output folder
+    mirrors its layout (two photos with one name in different sub-folders do not clash)."""
+    src = tmp_path / "photos"
+    (src / "2024" / "summer").mkdir(parents=True)
+    (src / ".hidden").mkdir()
+    synthetic_rgb(40, 30).save(src / "a.png")
+    synthetic_rgb(36, 28, seed=1).save(src / "2024" / "b.jpg")
+    synthetic_rgb(36, 28, seed=2).save(src / "2024" / "summer" / "a.png")
+    synthetic_rgb(20, 20, seed=3).save(src / ".secret.png")
+    synthetic_rgb(20, 20, seed=4).save(src / ".hidden" / "c.png")
+    out = tmp_path / "out"
+    assert cli.main(["stylize", "--model", str(models[0]), str(src), "-o", str(out)]) == 0
+    written = sorted(p.relative_to(out).parts for p in out.rglob("*") if p.is_file())
+    assert written == [("2024", "b.jpg"), ("2024", "summer", "a.png"), ("a.png",)]
+    assert Image.open(out / "2024" / "summer" / "a.png").size == (36, 28)
+    assert "stylised 3 of 3 images" in capsys.readouterr().err
+
+
 def test_existing_outputs_kept_without_overwrite(models, photos, tmp_path, capsys):
     out = tmp_path / "a.png"
     out.write_bytes(b"precious")

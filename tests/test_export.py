@@ -81,6 +81,17 @@ def test_metadata(tiny):
     assert "float32" in meta["fastnst_input"] and "NCHW" in meta["fastnst_input"]
 
 
+def test_the_verification_travels_with_the_model(tiny, tmp_path):
+    """The error export's verification measured is in the file, so the demo (and fastnst info) need not
+    verify a second time; an unverified export says nothing."""
+    from fastnst.models import verified_error
+
+    meta = {p.key: p.value for p in onnx.load(str(tiny[2])).metadata_props}
+    assert 0 <= verified_error(meta) <= 1e-4
+    unverified = export_onnx(tiny[1], tmp_path / "unverified.onnx", verify=False)
+    assert verified_error({p.key: p.value for p in onnx.load(str(unverified)).metadata_props}) is None
+
+
 def test_uint8_variant(tiny):
     net, _, _, u8 = tiny
     session = _session(u8)

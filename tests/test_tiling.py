@@ -361,7 +361,7 @@ def test_threads_capped_at_usable_cpus(plain, caplog):
     cpus = usable_cpus()
     with caplog.at_level(logging.WARNING, logger="fastnst.runtime"):
         s = Stylizer(plain[1], providers="cpu", threads=100000)
-    assert s._options.intra_op_num_threads == cpus
+    assert s.threads == cpus
     assert any("may use" in r.getMessage() for r in caplog.records)
     assert check_threads(1) == 1
     for bad in (0, -1, 2.5, True):
