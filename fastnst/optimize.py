@@ -35,7 +35,7 @@ from fastnst.errors import ConfigError, FastNSTError, InputError, unknown_choice
 from fastnst.image import fit_long_side, load_rgb, preserve_colors, resize, to_pil, to_tensor
 from fastnst.losses import STYLE_STATS, InversionLoss, PerceptualLoss, TotalVariation
 from fastnst.networks.vgg import VGGFeatures, check_arch, check_layers
-from fastnst.options import check_options, option
+from fastnst.options import check_options, flag_name, option
 
 ImageLike = Union[str, os.PathLike, bytes, Image.Image, np.ndarray, torch.Tensor]
 
@@ -919,19 +919,24 @@ class RunOptions:
         check_options(self)
         if not str(self.output).strip():
             raise ConfigError("-o/--output is empty; give an image file name such as out.png")
+        for f in dataclasses.fields(self):
+            if self.CLI.get(f.name, {}).get("required") and not getattr(self, f.name):
+                raise ConfigError(f"{flag_name(f)} is missing; give the {f.metadata['help'].split(' (')[0]}")
         for target in self.targets():
             output_format(target)  # out.xyz: refused now, not after the optimisation
             check_output(target, self.overwrite, inputs=[i for i in self.inputs() if isinstance(i, (str, os.PathLike))
                                                          and str(i) not in INIT_CHOICES])
         if getattr(self, "iterations", 1) < 1:
             raise ConfigError(f"--iterations must be at least 1, got {getattr(self, 'iterations')}")
-        size = parse_size(getattr(self, "size"))
-        w, h = size if isinstance(size, tuple) else (size, size)
-        device = "cuda" if str(self.device).startswith("cuda") else "cpu"
-        checks.optimize_size(w, h, "the image", "--size", device)
+        w, h = _pair(parse_size(getattr(self, "size")))
+        checks.optimize_size(w, h, "the image", "--size", self.device_kind())
         cpus = checks.available_cpus()
         if torch.get_num_threads() > cpus:  # the process may use fewer CPUs than the machine has
             torch.set_num_threads(cpus)
+
+    def device_kind(self) -> str:
+        """'cuda' or 'cpu': whose memory the job's estimates are checked against."""
+        return "cuda" if str(self.device).startswith("cuda") else "cpu"
 
     def execute(self, callback: ProgressCallback | None) -> dict[str, OptimizationResult]:
         """Run the optimisation(s): ``{name: result}``."""
@@ -975,25 +980,19 @@ class StyleJobOptions(RunOptions, OptimizerOptions, GatysSettings):
         from fastnst import checks
 
         super().check()
-        self.check_settings()
-        if not self.style:
-            raise ConfigError("give at least one --style image")
+        GatysSettings.check(self)  # the loss settings' own checks (RunOptions.check comes first in the MRO)
         self.check_blend(len(self.style))
         side = max(1, int(round(max(_pair(parse_size(getattr(self, "size")))) * self.style_scale)))
         hint = "use a smaller --style-scale or --size"
         what = f"the style image at --style-scale {self.style_scale:g}"
         checks.pixels(side, side, what, hint)
         checks.memory(checks.FORWARD_BYTES_PER_PIXEL * side * side * len(self.style), f"the style image at {side} px",
-                      hint, "cuda" if str(self.device).startswith("cuda") else "cpu")
+                      hint, self.device_kind())
         total = getattr(self, "iterations") * getattr(self, "scales", 1)
         for n in range(self.save_every, total + 1, self.save_every) if self.save_every and not self.overwrite else ():
             if self.intermediate(n).exists():
                 raise ConfigError(f"intermediate image '{self.intermediate(n)}' exists; pass --overwrite or choose "
                                   f"another output name")
-
-    def check_settings(self) -> None:
-        """The loss settings' own checks (GatysSettings.check)."""
-        GatysSettings.check(self)
 
     def resolved_styles(self) -> list[str]:
         """Style files for the ``style`` values: files as given, painting names downloaded once, generated made."""
