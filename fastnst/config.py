@@ -317,7 +317,8 @@ def command_parser(cls: type[RunConfig], prog: str, description: str) -> Any:
 
 def prepare_argv(argv: Sequence[str]) -> list[str]:
     """``--config FILE`` moved to the front (flags win wherever they stand); repeated ``--style X`` flags
-    gathered into one ``--style`` holding a JSON list (one network, several styles)."""
+    gathered into one ``--style`` holding a JSON list (one network, several styles); ``--overwrite true``
+    (the old spelling) read as ``--overwrite``."""
     configs: list[str] = []
     rest: list[str] = []
     styles: list[tuple[int, str]] = []
@@ -325,6 +326,10 @@ def prepare_argv(argv: Sequence[str]) -> list[str]:
     while i < len(argv):
         arg, nxt = argv[i], argv[i + 1] if i + 1 < len(argv) else None
         name, eq, value = arg.partition("=")
+        if name == "--overwrite" and (value or nxt) in ("true", "false"):  # the old spelling: --overwrite true
+            rest += [name] if (value or nxt) == "true" else []
+            i += 1 if eq else 2
+            continue
         if name in ("--config", "--style") and (eq or nxt is not None):
             value, i = (value, i + 1) if eq else (nxt, i + 2)
             if name == "--config":

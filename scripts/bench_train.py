@@ -93,7 +93,7 @@ class FastnstStep:
     """fastnst's step: StyleTransferModule.training_step + backward + Adam, as Lightning runs it."""
 
     def __init__(self, style_path: str, device: torch.device, arch: str, precision: str) -> None:
-        self.module = StyleTransferModule(style_path, arch=arch, vgg_weights="random").to(device)
+        self.module = StyleTransferModule.from_style(style_path, arch=arch, vgg_weights="random").to(device)
         self.module.on_fit_start()  # channels_last
         self.opt = self.module.configure_optimizers()
         self.precision = precision

@@ -147,6 +147,7 @@ def test_overwrite_is_a_bare_flag(setup, capsys):
     assert main(argv) == 0
     assert "--overwrite" in _error(capsys, argv)
     assert main(argv + ["--overwrite"]) == 0  # no value, as in fastnst stylize
+    assert main(argv + ["--overwrite", "true"]) == 0  # the old spelling still works
 
 
 def test_relative_paths_in_a_config_file_are_taken_from_its_folder(setup, capsys):
