@@ -35,15 +35,16 @@ MAX_ITERATIONS = 100_000
 PathLike = str | os.PathLike
 
 
-def _inputs(source: PathLike | Sequence[PathLike]) -> tuple[list[Path], bool]:
-    """The image files to stylise, and whether the caller gets a list back (folder or list input)."""
-    from fastnst.image import IMAGE_EXTENSIONS
+def _inputs(source: PathLike | Sequence[PathLike]) -> tuple[list[Path], bool, dict[Path, Path]]:
+    """The image files to stylise, whether the caller gets a list back (folder or list input), and each
+    folder-found file's sub-folder (mirrored below ``output_dir``). Folders: :func:`fastnst.image.find_images`."""
+    from fastnst.image import find_images
+
+    where: dict[Path, Path] = {}
 
     def folder(path: Path) -> list[Path]:
-        found = sorted(p for p in path.iterdir()
-                       if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS)
-        if not found:
-            raise InputError(f"folder '{path}' has no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+        found = find_images(path)
+        where.update({f: f.parent.relative_to(path) for f in found})
         return found
 
     def one(item: PathLike) -> list[Path]:
@@ -59,9 +60,9 @@ def _inputs(source: PathLike | Sequence[PathLike]) -> tuple[list[Path], bool]:
     if isinstance(source, (list, tuple)):
         if not source:
             raise InputError("the list of inputs is empty; give at least one image path")
-        return [p for item in source for p in one(item)], True
+        return [p for item in source for p in one(item)], True, where
     files = one(source)
-    return files, Path(source).is_dir()
+    return files, Path(source).is_dir(), where
 
 
 def _style_kind(style: PathLike) -> tuple[str, str]:
@@ -92,7 +93,7 @@ def _style_kind(style: PathLike) -> tuple[str, str]:
 
 
 def _outputs(files: list[Path], style_name: str, output_dir: Path, format: str | None,
-             overwrite: bool) -> list[Path]:
+             overwrite: bool, where: dict[Path, Path]) -> list[Path]:
     from fastnst.fileio import check_output
     from fastnst.image import SAVE_FORMATS, output_format
 
@@ -102,14 +103,14 @@ def _outputs(files: list[Path], style_name: str, output_dir: Path, format: str |
     for f in files:
         suffix = "." + format.lower().lstrip(".") if format else (f.suffix.lower() if f.suffix.lower() in SAVE_FORMATS
                                                                   else ".png")
-        outs.append(output_dir / f"{f.stem}-{style_name}{suffix}")
+        outs.append(output_dir / where.get(f, Path()) / f"{f.stem}-{style_name}{suffix}")
     seen: dict[Path, Path] = {}
     for f, out in zip(files, outs):
         if out in seen:
             raise ConfigError(f"'{seen[out]}' and '{f}' would both be written to '{out}'; "
                               f"rename one or stylise them in separate calls")
         seen[out] = f
-        if output_dir.is_dir():
+        if out.parent.is_dir():
             try:
                 check_output(out, overwrite, inputs=files)
             except OutputExistsError:
@@ -123,6 +124,9 @@ def generate(input_image_path: PathLike | Sequence[PathLike], style: PathLike | 
              strength: float = 1.0, overwrite: bool = False, format: str | None = None,
              iterations: int | None = None, device: str | None = None, **gatys_options: Any) -> Path | list[Path]:
     """Stylise ``input_image_path`` (an image file, a folder of images or a list of paths) and save it.
+
+    A folder is searched with its sub-folders (hidden entries skipped) and its layout is mirrored below
+    ``output_dir``, as ``fastnst stylize`` does.
 
     ``style``: a built-in style name (default: the default built-in; feed-forward, torch-free), a
     painting from the registry (``starry_night``, ... downloaded once into the cache), a generated
@@ -140,7 +144,7 @@ def generate(input_image_path: PathLike | Sequence[PathLike], style: PathLike | 
     """
     from fastnst.styles import builtin
 
-    files, many = _inputs(input_image_path)
+    files, many, where = _inputs(input_image_path)
     kind, style_name = _style_kind(builtin.DEFAULT_STYLE if style is None else style)
     resolution = checks.side("resolution", resolution, minimum=MIN_RESOLUTION, allow_none=True)
     strength = checks.number("strength", strength, 0.0, 1.0)
@@ -159,7 +163,7 @@ def generate(input_image_path: PathLike | Sequence[PathLike], style: PathLike | 
     out_dir = Path(output_dir) if output_dir is not None else Path(".")
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"output_dir '{out_dir}' is a file; give a folder")
-    outs = _outputs(files, style_name, out_dir, format, overwrite)
+    outs = _outputs(files, style_name, out_dir, format, overwrite, where)
     if kind == "builtin":
         model = builtin.model_path()  # InputError when the package lacks the model: before any output
         run = _builtin_runner(model, style_name, resolution, strength)
@@ -170,7 +174,7 @@ def generate(input_image_path: PathLike | Sequence[PathLike], style: PathLike | 
     written: list[Path] = []
     for f, out in zip(files, outs):
         rgb, alpha, icc = run(f)
-        out_dir.mkdir(parents=True, exist_ok=True)  # only once there is a result (no empty folder on failure)
+        out.parent.mkdir(parents=True, exist_ok=True)  # only once there is a result (no empty folder on failure)
         written.append(save_image(rgb, out, overwrite=overwrite, alpha=alpha, icc_profile=icc, format=format))
         log.info("wrote %s", out)
     return written if many else written[0]

@@ -71,6 +71,17 @@ def test_folder_and_list(env):
     assert Image.open(outs2[0]).size == (12, 18)
 
 
+def test_folder_scan_is_stylize_s(env):
+    """The same folder policy as fastnst stylize: sub-folders searched and mirrored, hidden entries skipped."""
+    (env / "photos" / "old").mkdir()
+    synthetic_rgb(20, 16, seed=3).save(env / "photos" / "old" / "a.png")
+    synthetic_rgb(20, 16, seed=4).save(env / "photos" / ".hidden.png")
+    outs = fastnst.generate("photos", style="mosaic", output_dir="out")
+    assert sorted(o.relative_to("out").parts for o in outs) == [("a-mosaic.png",), ("b-mosaic.jpg",),
+                                                               ("old", "a-mosaic.png")]
+    assert Image.open(env / "out" / "old" / "a-mosaic.png").size == (20, 16)
+
+
 def test_default_style_is_the_default_builtin(env):
     out = fastnst.generate("photos/a.png", output_dir=".")
     assert out.name == f"a-{builtin.DEFAULT_STYLE}.png"
