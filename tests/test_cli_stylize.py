@@ -11,24 +11,16 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from fastnst import cli
-from fastnst.export import export_onnx
-from fastnst.networks.transformer import TransformerNet
-from fastnst.weights import save_transformer
 from tests.conftest import synthetic_rgb
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    """(onnx model, safetensors weights) of one tiny random network."""
-    torch.manual_seed(2)
-    net = TransformerNet(channels=(4, 8, 8), num_residual=1, end_kernel=3).eval()
-    folder = tmp_path_factory.mktemp("models")
-    weights = save_transformer(folder / "tiny.safetensors", net, {"style_name": "tiny"})
-    return export_onnx(weights, folder / "tiny.onnx"), weights
+@pytest.fixture
+def models(tiny_model):
+    """(onnx model, safetensors weights) of one tiny random network (conftest's)."""
+    return tiny_model
 
 
 @pytest.fixture
