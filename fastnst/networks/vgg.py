@@ -114,15 +114,13 @@ def _imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
 def _file_state_dict(path: str, arch: str) -> dict[str, torch.Tensor]:
     try:
         if path.endswith(".safetensors"):
-            from safetensors import safe_open
-            from safetensors.torch import load_file
+            from fastnst.fileio import read_safetensors
 
-            with safe_open(path, framework="pt") as f:
-                recorded = (f.metadata() or {}).get("arch")
+            sd, meta = read_safetensors(path, f"pass a torchvision {arch} state dict")
+            recorded = meta.get("arch")
             if recorded and recorded != arch:
                 raise ConfigError(f"'{path}' holds {recorded.upper()} weights, not {arch.upper()}; "
                                   f"use them with --net {recorded} or pass {arch.upper()} weights")
-            sd = load_file(path)
         else:
             sd = torch.load(path, map_location="cpu", weights_only=True)
     except ConfigError:
