@@ -9,7 +9,7 @@
     outs = stylizer.stylize_many(frames, batch_size=4)          # a list, same order
     for out in stylizer.stylize_iter(camera_frames()): ...      # a stream of frames
 
-This module imports only numpy, Pillow, onnxruntime and fastnst's torch-free helpers (constants,
+This module imports only numpy, Pillow, onnxruntime and fastnst's torch-free helpers (constants, contract,
 errors, fileio, image, tiling); the ``onnx`` package is imported only when a model must be rewritten
 (tiling, a fixed-size third-party model, an old fastnst model with tiling inputs). It changes no
 global state of the host app (Pillow's ``Image.MAX_IMAGE_PIXELS`` included).
