@@ -350,7 +350,7 @@ def config_from_args(cls: type[RunConfig], parser: Any, namespace: Any, argv: Se
     """The ``cls`` instance of a parsed command line: Trainer arguments instantiated (e.g. callbacks), and
     relative paths that came from a config file taken from that file's folder."""
     try:
-        init = parser.instantiate_classes(namespace)
+        init = parser.instantiate(namespace)
     except Exception as exc:
         raise ConfigError(f"bad trainer option: {one_line(exc)}") from None
     names = {f.name for f in dataclasses.fields(cls)}
