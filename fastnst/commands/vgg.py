@@ -5,6 +5,7 @@ Parses, calls :func:`fastnst.networks.vgg_import.import_vgg`, prints one summary
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 
 from fastnst.commands.common import Parser
@@ -16,7 +17,8 @@ def main(argv: Sequence[str]) -> int:
 
     p = Parser(prog="fastnst vgg", description="Loss-network (VGG) weights.")
     sub = p.add_subparsers(dest="action", metavar="import", parser_class=Parser)
-    imp = sub.add_parser("import", help="convert VGG16/VGG19 weights into fastnst's convention", description=IMPORT_HELP)
+    imp = sub.add_parser("import", help="convert VGG16/VGG19 weights into fastnst's convention", description=IMPORT_HELP,
+                         formatter_class=argparse.HelpFormatter)  # the description wrapped
     imp.add_argument("source", help="the file to read")
     imp.add_argument("-o", "--output", required=True, help="the .safetensors file to write")
     imp.add_argument("--convention", choices=CONVENTIONS, default=None,
