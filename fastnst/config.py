@@ -121,10 +121,12 @@ class RunConfig:
             elif base_type(hints[f.name])[0] is int:
                 setattr(self, f.name, checks.whole(flag_name(f), value, minimum=-2**63, allow_none=True))
         check_options(self)
+        for f in dataclasses.fields(self):
+            if base_type(hints[f.name])[0] is float and getattr(self, f.name) is not None:
+                setattr(self, f.name, float(getattr(self, f.name)))
         self.image_size, self.batch_size, _ = checks.train_sizes(self.image_size, self.batch_size,
                                                                  getattr(self, "style_size", None), self.device())
         self.num_workers = checks.workers(self.num_workers)
-        self.lr, self.checkpoint_minutes = float(self.lr), float(self.checkpoint_minutes)
         if self.steps is None and self.epochs is None:
             self.steps = self.default_steps
         self.trainer = check_trainer_options(self.trainer)

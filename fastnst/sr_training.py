@@ -35,7 +35,8 @@ from fastnst.training import (LossNetworkModule, TrainResult, check_checkpoint, 
 
 
 class SuperResolutionModule(LossNetworkModule):
-    """An SRNet trained with the perceptual (feature reconstruction) or the pixel loss.
+    """An SRNet trained with the perceptual (feature reconstruction) or the pixel loss (settings checked
+    by :class:`~fastnst.config.SRTrainConfig`).
 
     Args:
         factor: up-sampling factor (2, 4 or 8; paper: 4 and 8).
@@ -47,7 +48,6 @@ class SuperResolutionModule(LossNetworkModule):
         blur_sigma: Gaussian blur before down-sampling (paper: 1.0).
         channels, num_residual, norm, skip: the SRNet (paper: 64, 4, batch, none).
         sr_config: an explicit SRNet configuration (set when loading a checkpoint).
-    Settings are checked by :class:`~fastnst.config.SRTrainConfig`.
     """
 
     default_steps = SR_STEPS
