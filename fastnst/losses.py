@@ -257,7 +257,8 @@ class PerceptualLoss(nn.Module):
         for label, value in (("content", content_weight), ("style", style_weight), ("tv", tv_weight)):
             if not value >= 0:  # also rejects NaN
                 raise ConfigError(f"the {label} weight must be zero or positive, got {value}")
-        self.content_weight, self.style_weight, self.tv_weight = float(content_weight), float(style_weight), float(tv_weight)
+        self.content_weight, self.style_weight = float(content_weight), float(style_weight)
+        self.tv_weight = float(tv_weight)
         self.content = ContentLoss(self.content_layers) if self.content_layers else None
         # one loss scale for every weight set: the normalised network's style normalisers (vgg_normalize)
         self.style = StyleLoss(self.style_layers, style_layer_weights, style_stat, getattr(vgg, "style_norms", {}))

@@ -454,8 +454,8 @@ class GatysLoss:
                 self.content_features = {k: v.clone() for k, v in self.loss.content_features(c).items()}
             if styles and self.settings.style_weight > 0:
                 side = max(1, round(self.settings.style_scale * max(wh)))
-                imgs = [to_tensor(resize(s, long_edge=side)).to(self.device).contiguous(memory_format=torch.channels_last)
-                        for s in styles]
+                imgs = [to_tensor(resize(s, long_edge=side)).to(self.device) for s in styles]
+                imgs = [i.contiguous(memory_format=torch.channels_last) for i in imgs]
                 for img in imgs:
                     check_size((img.shape[-1], img.shape[-2]), self.settings.style_layers, self.settings.net,
                                "style image at --style-scale")
@@ -1048,7 +1048,8 @@ class TextureJob(StyleJobOptions):
     SKIP: ClassVar[tuple[str, ...]] = ("content_layers", "content_weight")
 
     def execute(self, callback: ProgressCallback | None) -> dict[str, OptimizationResult]:
-        return {"texture": texture_result(self.resolved_styles(), _pair(parse_size(self.size)), settings=self.settings(),
+        size = _pair(parse_size(self.size))
+        return {"texture": texture_result(self.resolved_styles(), size, settings=self.settings(),
                                           iterations=self.iterations, optimizer=self.optimizer, lr=self.lr,
                                           init=self.init, seed=self.seed, device=self.device, callback=callback)}
 

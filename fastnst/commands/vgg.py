@@ -17,13 +17,15 @@ def main(argv: Sequence[str]) -> int:
 
     p = Parser(prog="fastnst vgg", description="Loss-network (VGG) weights.")
     sub = p.add_subparsers(dest="action", metavar="import", parser_class=Parser)
-    imp = sub.add_parser("import", help="convert VGG16/VGG19 weights into fastnst's convention", description=IMPORT_HELP,
+    imp = sub.add_parser("import", help="convert VGG16/VGG19 weights into fastnst's convention",
+                         description=IMPORT_HELP,
                          formatter_class=argparse.HelpFormatter)  # the description wrapped
     imp.add_argument("source", help="the file to read")
     imp.add_argument("-o", "--output", required=True, help="the .safetensors file to write")
     imp.add_argument("--convention", choices=CONVENTIONS, default=None,
-                     help="the source's input convention: caffe (BGR, 0-255, mean-subtracted: Caffe and Keras VGG) or "
-                          "torchvision (RGB [0,1], ImageNet mean/std); detected where the file says, required otherwise")
+                     help="the source's input convention: caffe (BGR, 0-255, mean-subtracted: Caffe and Keras VGG) "
+                          "or torchvision (RGB [0,1], ImageNet mean/std); detected where the file says, required "
+                          "otherwise")
     imp.add_argument("--overwrite", action="store_true", help="replace an existing output")
     args = p.parse_args(list(argv))
     if args.action != "import":
