@@ -20,9 +20,10 @@ import numpy as np
 from fastnst.contract import META_PRECISION, STYLE_NAME, padded_size
 from fastnst.errors import ConfigError, InputError, ModelFormatError
 from fastnst.fileio import atomic_output, check_output
+from fastnst.rewrite import speed_up
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-# Chosen: calibration images are fitted to this long side; activation ranges of a style network hardly
+# Chosen: calibration images are cropped to this square; activation ranges of a style network hardly
 # depend on the size, and 384 px keeps calibration of the johnson preset under a minute on 2 cores.
 CALIBRATION_SIDE = 384
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
@@ -34,9 +35,11 @@ def calibration_photos() -> list[Path]:
 
 
 def _arrays(photos: Sequence[str | os.PathLike | np.ndarray], side: int) -> list[np.ndarray]:
-    """Photos to float32 (1, 3, H, W) in [0, 1], long side ``side``, padded (reflect) to the stride."""
+    """Photos to float32 (1, 3, side, side) in [0, 1]: the short side scaled to ``side`` (a multiple of the
+    stride), the centre square kept (one shape for all: the histogram calibrators stack them)."""
     from PIL import Image
 
+    side = padded_size(side)
     out = []
     for photo in photos:
         if isinstance(photo, np.ndarray):
@@ -47,12 +50,12 @@ def _arrays(photos: Sequence[str | os.PathLike | np.ndarray], side: int) -> list
                     img = f.convert("RGB")
             except (OSError, ValueError) as exc:
                 raise InputError(f"cannot read calibration photo '{photo}': {exc}") from None
-        scale = side / max(img.size)
-        img = img.resize((max(8, round(img.width * scale)), max(8, round(img.height * scale))), Image.Resampling.BICUBIC)
-        x = np.asarray(img, np.float32).transpose(2, 0, 1) / np.float32(255.0)
-        h, w = x.shape[1:]
-        x = np.pad(x, ((0, 0), (0, padded_size(h) - h), (0, padded_size(w) - w)), mode="reflect")
-        out.append(x[None])
+        scale = side / min(img.size)
+        w, h = max(side, round(img.width * scale)), max(side, round(img.height * scale))
+        img = img.resize((w, h), Image.Resampling.BICUBIC)
+        left, top = (w - side) // 2, (h - side) // 2
+        img = img.crop((left, top, left + side, top + side))
+        out.append((np.asarray(img, np.float32).transpose(2, 0, 1) / np.float32(255.0))[None])
     return out
 
 
@@ -80,14 +83,14 @@ class _Feeds:
 
 def quantize_model(model: str | os.PathLike, out_path: str | os.PathLike, *,
                    photos: Sequence[str | os.PathLike | np.ndarray] | None = None, side: int = CALIBRATION_SIDE,
-                   method: str = "minmax", per_channel: bool = True, exclude: Sequence[str] = (),
-                   overwrite: bool = False) -> Path:
+                   method: str = "minmax", per_channel: bool = True, op_types: Sequence[str] = ("Conv",),
+                   exclude: Sequence[str] = (), overwrite: bool = False) -> Path:
     """Write an int8 (QDQ) copy of the float model ``model`` to ``out_path``; returns ``out_path``.
 
     ``photos``: calibration images (paths or HxWx3 uint8 arrays; default :func:`calibration_photos`),
-    fitted to ``side`` pixels on the long side. ``method``: 'minmax', 'percentile' or 'entropy'
-    activation ranges. Convolutions are quantised (weights per output channel with ``per_channel``);
-    everything else stays float. Raises InputError for a missing model or unreadable photo,
+    scaled and centre-cropped to ``side`` × ``side`` pixels. ``method``: 'minmax', 'percentile' or 'entropy'
+    activation ranges. Nodes of ``op_types`` are quantised (Conv weights per output channel with
+    ``per_channel``) except those named in ``exclude``; everything else stays float. Raises InputError for a missing model or unreadable photo,
     ModelFormatError for a model that is not a float fastnst-style model, ConfigError for bad options,
     OutputExistsError when ``out_path`` exists and ``overwrite`` is false.
     """
@@ -118,12 +121,12 @@ def quantize_model(model: str | os.PathLike, out_path: str | os.PathLike, *,
     images = _arrays(list(photos) if photos is not None else calibration_photos(), side)
     if not images:
         raise InputError("no calibration photos; pass photos=[...]")
+    speed_up(proto)  # the exact graph rewrites first (a model exported before them)
     meta = {p.key: p.value for p in proto.metadata_props}
     meta[META_PRECISION] = "int8"
-    del proto
     with atomic_output(out_path, overwrite) as target:
-        quantize_static(str(src), str(target), _Feeds(images, image[0].name, num_styles),
-                        quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"], per_channel=per_channel,
+        quantize_static(proto, str(target), _Feeds(images, image[0].name, num_styles),
+                        quant_format=QuantFormat.QDQ, op_types_to_quantize=list(op_types), per_channel=per_channel,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         nodes_to_exclude=list(exclude),
                         calibrate_method={"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
