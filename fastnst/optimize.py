@@ -930,9 +930,6 @@ class RunOptions:
             raise ConfigError(f"--iterations must be at least 1, got {getattr(self, 'iterations')}")
         w, h = _pair(parse_size(getattr(self, "size")))
         checks.optimize_size(w, h, "the image", "--size", self.device_kind())
-        cpus = checks.available_cpus()
-        if torch.get_num_threads() > cpus:  # the process may use fewer CPUs than the machine has
-            torch.set_num_threads(cpus)
 
     def device_kind(self) -> str:
         """'cuda' or 'cpu': whose memory the job's estimates are checked against."""
@@ -1196,9 +1193,13 @@ def run_job(job: RunOptions, callback: ProgressCallback | None = None) -> JobRep
     ``save_every`` intermediate images are written as the optimisation goes. Ctrl-C raises
     :class:`OptimizationInterrupted` saying which intermediate image is the last.
     """
+    from fastnst import checks
     from fastnst.image import save_image
 
     job.check()
+    cpus = checks.available_cpus()
+    if torch.get_num_threads() > cpus:  # the process may use fewer CPUs than the machine has
+        torch.set_num_threads(cpus)
     saved: list[Path] = []
     every = getattr(job, "save_every", 0)
 
