@@ -79,7 +79,7 @@ class RunConfig:
                                      f"--epochs is given)", low=1)
     epochs: int | None = option(None, "passes over the data", low=1)
     lr: float = option(1e-3, "Adam learning rate (paper: 1e-3)", above=0)
-    lr_schedule: str = option("constant", "constant (paper), cosine (to 1%% over the run) or step (x0.1 at 75%%)",
+    lr_schedule: str = option("constant", "constant (paper), cosine (to 1% over the run) or step (x0.1 at 75%)",
                               choices=LR_SCHEDULES)
     vgg_weights: str | None = option(None, "imagenet, random or PATH (default: $FASTNST_VGG_WEIGHTS, else imagenet)")
     seed: int = option(0, "random seed", low=0, high=2**32 - 1)

@@ -498,28 +498,30 @@ def make_loggers(out: Path, user: Any = None) -> list[Any]:
     return loggers
 
 
-def make_callbacks(config: RunConfig, out: Path, previews: torch.Tensor | None) -> list[Callback]:
+def make_callbacks(config: RunConfig, out: Path, previews: torch.Tensor | None,
+                   options: dict[str, Any]) -> list[Callback]:
     """Crash-safe checkpoints and preview grids into ``out``, the user's callbacks, and plain progress lines
-    (:class:`~fastnst.callbacks.ProgressLog`) when Lightning's bar is off; sets the bar's default:
-    on only when stdout and stderr are terminals (a bar writes ``\\r`` lines into logs)."""
-    user = config.trainer.get("callbacks") or []
+    (:class:`~fastnst.callbacks.ProgressLog`) when Lightning's bar is off; sets the bar's default in the
+    Trainer ``options``: on only when stdout and stderr are terminals (a bar writes ``\\r`` lines into logs)."""
+    user = options.get("callbacks") or []
     callbacks: list[Callback] = [CrashSafeCheckpoint(out, every_n_steps=config.checkpoint_every,
                                                      every_minutes=config.checkpoint_minutes),
                                  PreviewCallback(previews, out / "previews", config.preview_every)]
     callbacks += list(user) if isinstance(user, (list, tuple)) else [user]
-    if config.trainer.get("enable_progress_bar") is None:  # Lightning's bar is written to stdout
-        config.trainer["enable_progress_bar"] = all(getattr(s, "isatty", lambda: False)() for s in (sys.stdout, sys.stderr))
-    if not config.trainer["enable_progress_bar"]:
+    if options.get("enable_progress_bar") is None:  # Lightning's bar is written to stdout
+        options["enable_progress_bar"] = all(getattr(s, "isatty", lambda: False)() for s in (sys.stdout, sys.stderr))
+    if not options["enable_progress_bar"]:
         callbacks.append(ProgressLog(config.steps // 10 if config.steps else config.checkpoint_every // 10))
     return callbacks
 
 
-def make_trainer(config: RunConfig, out: Path, loggers: list[Any], callbacks: list[Callback],
-                 datamodule: ContentDataModule) -> pl.Trainer:
-    """The Lightning Trainer of a run (before the output folder exists: a bad accelerator leaves nothing)."""
+def make_trainer(config: RunConfig, out: Path, options: dict[str, Any], loggers: list[Any],
+                 callbacks: list[Callback], datamodule: ContentDataModule) -> pl.Trainer:
+    """The Lightning Trainer of a run with the Trainer ``options`` (made before the output folder exists:
+    a bad accelerator leaves nothing behind)."""
     kwargs: dict[str, Any] = dict(TRAINER_DEFAULTS, max_steps=config.steps or -1, max_epochs=config.epochs or -1,
                                   default_root_dir=str(out))
-    kwargs.update(config.trainer, logger=loggers, callbacks=callbacks)
+    kwargs.update(options, logger=loggers, callbacks=callbacks)
     kwargs["enable_checkpointing"] = False  # CrashSafeCheckpoint writes the checkpoints
     if type(datamodule).train_dataloader is ContentDataModule.train_dataloader:
         kwargs["use_distributed_sampler"] = False  # its ResumableSampler shards between ranks itself
@@ -541,9 +543,10 @@ def fit_module(module: LossNetworkModule, datamodule: ContentDataModule, config:
     with a resumable ``out/last.ckpt`` at the final step. Returns (trainer, preview callback)."""
     if torch.get_num_threads() > checks.available_cpus():  # torch's threads capped at the CPUs we may use
         torch.set_num_threads(checks.available_cpus())
-    loggers = make_loggers(out, config.trainer.pop("logger", None))
-    callbacks = make_callbacks(config, out, datamodule.previews)
-    trainer = make_trainer(config, out, loggers, callbacks, datamodule)
+    options = dict(config.trainer)  # the config stays as given
+    loggers = make_loggers(out, options.pop("logger", None))
+    callbacks = make_callbacks(config, out, datamodule.previews, options)
+    trainer = make_trainer(config, out, options, loggers, callbacks, datamodule)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
