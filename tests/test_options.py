@@ -23,6 +23,7 @@ class Demo:
     json: bool = option(False, "print JSON")
     verify: bool = option(True, "check the result")
     hidden: str = option("x", cli=False)
+    tv_weight: float = option(0.0, "smoothness weight", low=0)
 
 
 def parse(argv: list[str]) -> dict:
@@ -48,6 +49,14 @@ def test_bad_flags_are_one_config_error_line(argv, words):
     with pytest.raises(ConfigError, match=words) as info:
         parse(argv)
     assert "\n" not in str(info.value)
+
+
+def test_help_shows_every_default_including_zero():
+    p = Parser(prog="demo")
+    add_options(p, Demo)
+    text = " ".join(p.format_help().split())
+    assert "smoothness weight (default: 0.0)" in text and "steps (default: 500)" in text
+    assert "print JSON (default" not in text
 
 
 def test_library_calls_are_checked_with_the_same_bounds():

@@ -71,7 +71,8 @@ def add_options(parser: argparse.ArgumentParser, cls: type, *, only: Iterable[st
         meta = f.metadata
         default = f.default if f.default is not dataclasses.MISSING else None
         shown = ",".join(map(str, default)) if isinstance(default, (list, tuple)) else default
-        help_ = meta.get("help", "") + (f" (default: {shown})" if shown not in (None, "", False) else "")
+        hidden = shown is None or shown is False or shown == ""  # 0 and 0.0 are shown
+        help_ = meta.get("help", "") + ("" if hidden else f" (default: {shown})")
         names = [n for n in (meta.get("short"), flag_name(f)) if n]
         kw: dict[str, Any] = {"dest": f.name, "default": None, "help": help_}
         if base_type(hints[f.name])[0] is bool:
