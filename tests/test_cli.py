@@ -66,3 +66,14 @@ def test_interrupt_and_passthrough(fake_command, capsys):
 def test_console_script_runs():
     res = subprocess.run([sys.executable, "-m", "fastnst", "--version"], capture_output=True, text=True)
     assert res.returncode == 0 and res.stdout.startswith("fastnst 0.")
+
+
+def test_help_into_a_closed_pipe_is_quiet():
+    """`fastnst --help | head -1`: no traceback when the reader goes away (help was printed outside the guard)."""
+    import os
+
+    code = ("import sys, os\nr, w = os.pipe()\nos.close(r)\nos.dup2(w, 1)\nfrom fastnst import cli\n"
+            "sys.exit(cli.main(['--help']))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert run.returncode == 1 and "Traceback" not in run.stderr and "Exception ignored" not in run.stderr, run.stderr
