@@ -296,19 +296,6 @@ def test_resumable_sampler_is_the_same_order_wherever_it_starts():
 
 # ------------------------------------------------------------------------------------------- stylize, export
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    from fastnst.export import export_onnx
-    from fastnst.networks.transformer import TransformerNet
-    from fastnst.weights import save_transformer
-
-    torch.manual_seed(3)
-    net = TransformerNet(channels=(4, 8, 8), num_residual=1, end_kernel=3).eval()
-    folder = tmp_path_factory.mktemp("model")
-    weights = save_transformer(folder / "tiny.safetensors", net, {"style_name": "tiny"})
-    return export_onnx(weights, folder / "tiny.onnx"), weights
-
-
 @pytest.fixture
 def photos(tmp_path):
     folder = tmp_path / "in"
@@ -318,8 +305,8 @@ def photos(tmp_path):
     return folder
 
 
-def test_stylize_never_writes_onto_an_input(model, photos, tmp_path, capsys):
-    onnx_path, _ = model
+def test_stylize_never_writes_onto_an_input(tiny_model, photos, tmp_path, capsys):
+    onnx_path, _ = tiny_model
     a = photos / "a.png"
     before = a.read_bytes()
     os.link(a, tmp_path / "hard.png")
@@ -335,9 +322,9 @@ def test_stylize_never_writes_onto_an_input(model, photos, tmp_path, capsys):
     assert a.read_bytes() != before and Image.open(a).size == (40, 32) and _temps(photos) == []
 
 
-def test_stylize_disk_full_mid_batch_goes_on_and_ends_with_its_summary(model, photos, tmp_path, capsys, monkeypatch,
+def test_stylize_disk_full_mid_batch_goes_on_and_ends_with_its_summary(tiny_model, photos, tmp_path, capsys, monkeypatch,
                                                                       small_fs):
-    onnx_path, _ = model
+    onnx_path, _ = tiny_model
     if small_fs is not None:  # a real full disk: the second output cannot be written
         out = small_fs / "out"
         out.mkdir()
@@ -363,14 +350,14 @@ def test_stylize_disk_full_mid_batch_goes_on_and_ends_with_its_summary(model, ph
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "c.jpg"]  # nothing partial
 
 
-def test_stylize_into_a_locked_folder_is_one_line(model, photos, locked_folder, capsys):
-    onnx_path, _ = model
+def test_stylize_into_a_locked_folder_is_one_line(tiny_model, photos, locked_folder, capsys):
+    onnx_path, _ = tiny_model
     _one_line_error(capsys, ["stylize", "-m", onnx_path, photos / "a.png", "-o", locked_folder / "x.png"], "")
     assert list(locked_folder.iterdir()) == []
 
 
-def test_stylize_hostile_values(model, photos, capsys):
-    onnx_path, _ = model
+def test_stylize_hostile_values(tiny_model, photos, capsys):
+    onnx_path, _ = tiny_model
     a = photos / "a.png"
     for extra, words in ((["--tile", "100000"], "at most"), (["--max-size", "100000"], "at most"),
                          (["--tile", "3"], "at least 16")):
@@ -380,10 +367,10 @@ def test_stylize_hostile_values(model, photos, capsys):
     assert any("using" in ln for ln in _err(capsys))
 
 
-def test_stdin_is_named_in_errors(model, tmp_path, capsys, monkeypatch):
+def test_stdin_is_named_in_errors(tiny_model, tmp_path, capsys, monkeypatch):
     import io
 
-    onnx_path, _ = model
+    onnx_path, _ = tiny_model
 
     class Stdin:
         buffer = io.BytesIO(b"not an image")
@@ -393,12 +380,12 @@ def test_stdin_is_named_in_errors(model, tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 4, 5])
-def test_tiny_images_onnxruntime_equals_torch(model, size):
+def test_tiny_images_onnxruntime_equals_torch(tiny_model, size):
     """1x1 to 4x4 images are padded to the network's minimum size (8) in both runtimes: no reflection pad ever
     sees a side smaller than itself (where onnxruntime and torch disagree); the results agree."""
     from fastnst.models import load_model
 
-    onnx_path, weights = model
+    onnx_path, weights = tiny_model
     rgb = np.random.default_rng(size).random((size, size, 3)).astype(np.float32)
     a = load_model(onnx_path, "cpu").stylize(rgb)
     b = load_model(weights, "cpu").stylize(rgb)
@@ -406,8 +393,8 @@ def test_tiny_images_onnxruntime_equals_torch(model, size):
     assert float(np.abs(a - b).max()) <= 1e-5
 
 
-def test_export_never_writes_onto_the_weights(model, tmp_path, capsys):
-    _, weights = model
+def test_export_never_writes_onto_the_weights(tiny_model, tmp_path, capsys):
+    _, weights = tiny_model
     w = tmp_path / "w.safetensors"
     shutil.copy(weights, w)
     before = w.read_bytes()
@@ -420,10 +407,10 @@ def test_export_never_writes_onto_the_weights(model, tmp_path, capsys):
     _one_line_error(capsys, ["export", w, "-o", ""], "empty")
 
 
-def test_export_disk_full_is_one_line_and_leaves_nothing(model, tmp_path, capsys, monkeypatch):
+def test_export_disk_full_is_one_line_and_leaves_nothing(tiny_model, tmp_path, capsys, monkeypatch):
     import onnx
 
-    _, weights = model
+    _, weights = tiny_model
 
     def full(proto, path, *a, **k):
         Path(path).write_bytes(b"partial")
@@ -440,11 +427,11 @@ def test_export_disk_full_is_one_line_and_leaves_nothing(model, tmp_path, capsys
     ("{not json", "not JSON"), ('{"channels": "abc"}', "channels"), ('{"nope": 1}', "unknown"),
     ('{"num_residual": 100000000}', "num_residual"), ('{"channels": [100000, 5, 5]}', "channels"),
 ])
-def test_malformed_config_metadata_is_one_line(model, tmp_path, capsys, config, words):
+def test_malformed_config_metadata_is_one_line(tiny_model, tmp_path, capsys, config, words):
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    _, weights = model
+    _, weights = tiny_model
     with safe_open(str(weights), "pt") as f:
         meta = dict(f.metadata())
         tensors = {k: f.get_tensor(k) for k in f.keys()}
@@ -546,9 +533,9 @@ def test_checkpoints_follow_the_wall_clock_as_well_as_the_steps(run_setup, monke
     assert saved == expected  # step 0 (resumable from the start), the interval, the final one
 
 
-def test_a_folder_this_user_cannot_enter_is_one_line(model, tmp_path):
+def test_a_folder_this_user_cannot_enter_is_one_line(tiny_model, tmp_path):
     """Run as an unprivileged user (nobody, via setpriv, when the tests run as root; else as this user)."""
-    onnx_path, _ = model
+    onnx_path, _ = tiny_model
     locked = tmp_path / "locked"
     (locked / "sub").mkdir(parents=True)
     locked.chmod(0o700 if ROOT else 0o000)
@@ -589,10 +576,10 @@ def test_unexpected_os_errors_become_one_line(monkeypatch, capsys):
     assert len(lines) == 1 and "cannot access '/secret/x': permission denied" in lines[0]
 
 
-def test_untiled_stylize_checks_memory_before_the_allocation(model, tmp_path, capsys, monkeypatch):
+def test_untiled_stylize_checks_memory_before_the_allocation(tiny_model, tmp_path, capsys, monkeypatch):
     from fastnst import checks
 
-    onnx_path, _ = model
+    onnx_path, _ = tiny_model
     big = tmp_path / "big.png"
     Image.new("RGB", (1600, 1200), (20, 120, 220)).save(big)
     monkeypatch.setattr(checks, "available_memory", lambda: 2**30)  # a 1 GB machine
