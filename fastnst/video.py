@@ -28,6 +28,7 @@ Needs the ``video`` extra: ``pip install 'fastnst[video]'`` (av, opencv-python-h
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import time
@@ -158,24 +159,46 @@ def read_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
 
 
 def write_frames(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float | Fraction,
-                 overwrite: bool = False) -> Path:
-    """Encode HxWx3 uint8 frames into a video (no audio), atomically. For tests and tools."""
+                 overwrite: bool = False, *, crf: int | None = None,
+                 audio: tuple[np.ndarray, int] | None = None) -> Path:
+    """Encode HxWx3 uint8 frames into a video, atomically. For tests and tools.
+
+    ``crf`` overrides the H.264/VP9 quality (default :data:`CRF`); ``audio`` = (mono float32 samples in
+    [-1, 1], sample rate) adds an audio track (AAC, or Opus in .webm).
+    """
     from fastnst.fileio import atomic_output
 
     av = _av()
     fmt, codec = _container(Path(path))
+    frames = iter(frames)
+    first = next(frames, None)
     with atomic_output(path, overwrite=overwrite) as tmp:
         with av.open(str(tmp), "w", format=fmt) as out:
-            stream = None
-            for arr in frames:
-                if stream is None:
-                    stream = _video_stream(out, codec, Fraction(fps).limit_denominator(100000), arr.shape[1],
-                                           arr.shape[0])
+            if first is None:
+                return Path(path)
+            stream = _video_stream(out, codec, Fraction(fps).limit_denominator(100000), first.shape[1],
+                                   first.shape[0], crf)
+            if audio is not None:  # every stream is added before the first packet is muxed
+                _encode_audio(out, "libopus" if fmt == "webm" else "aac", *audio)
+            for arr in itertools.chain([first], frames):
                 _encode(out, stream, arr)
-            if stream is not None:
-                for packet in stream.encode():
-                    out.mux(packet)
+            for packet in stream.encode():
+                out.mux(packet)
     return Path(path)
+
+
+def _encode_audio(out: Any, codec: str, samples: np.ndarray, rate: int) -> None:
+    av = _av()
+    stream = out.add_stream(codec, rate=int(rate))
+    stream.layout = "mono"
+    samples = np.asarray(samples, dtype=np.float32)
+    for k in range(0, len(samples), 1024):
+        frame = av.AudioFrame.from_ndarray(samples[k:k + 1024][None], format="flt", layout="mono")
+        frame.sample_rate, frame.pts = int(rate), k
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode():
+        out.mux(packet)
 
 
 def _container(path: Path) -> tuple[str, str]:
@@ -192,17 +215,18 @@ def _container(path: Path) -> tuple[str, str]:
                       f"try another container, e.g. -o out.mkv")
 
 
-def _video_stream(out: Any, codec: str, fps: Fraction, width: int, height: int) -> Any:
+def _video_stream(out: Any, codec: str, fps: Fraction, width: int, height: int, crf: int | None = None) -> Any:
+    crf = CRF if crf is None else int(crf)
     stream = out.add_stream(codec, rate=fps)
     stream.width, stream.height = int(width), int(height)
     odd = width % 2 or height % 2
     if codec in ("libx264", "h264"):
         # 4:2:0 needs even sides; odd sizes are kept exactly with 4:4:4 instead of being cropped
         stream.pix_fmt = "yuv444p" if odd else "yuv420p"
-        stream.options = {"crf": str(CRF), "preset": "medium"}
+        stream.options = {"crf": str(crf), "preset": "medium"}
     elif codec.startswith("libvpx"):
         stream.pix_fmt = "yuv444p" if odd and codec == "libvpx-vp9" else "yuv420p"
-        stream.options = {"crf": str(CRF + 12), "b": "0"}
+        stream.options = {"crf": str(crf + 12), "b": "0"}
     elif codec == "mjpeg":
         stream.pix_fmt = "yuvj444p"
     else:

@@ -40,31 +40,10 @@ def panning_frames(n: int = 6, size: tuple[int, int] = (64, 48), step: int = 3, 
 
 
 def write_clip(path: Path, frames: list[np.ndarray], fps: Fraction = FPS, audio: bool = True) -> Path:
-    """An mp4 with H.264 video and (optionally) an AAC sine tone as long as the video."""
-    with av.open(str(path), "w") as out:
-        vs = out.add_stream("libx264", rate=fps)
-        vs.width, vs.height, vs.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
-        vs.options = {"crf": "10"}
-        if audio:
-            aus = out.add_stream("aac", rate=16000)
-            aus.layout = "mono"
-            t = np.arange(int(16000 * len(frames) / fps)) / 16000.0
-            tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-            for k in range(0, len(tone), 1024):
-                chunk = tone[k:k + 1024][None]
-                frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
-                frame.sample_rate = 16000
-                frame.pts = k
-                for packet in aus.encode(frame):
-                    out.mux(packet)
-            for packet in aus.encode():
-                out.mux(packet)
-        for arr in frames:
-            for packet in vs.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
-                out.mux(packet)
-        for packet in vs.encode():
-            out.mux(packet)
-    return path
+    """An mp4 with H.264 video and (optionally) a 440 Hz AAC tone as long as the video."""
+    t = np.arange(int(16000 * len(frames) / fps)) / 16000.0
+    tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    return write_frames(path, frames, fps, crf=10, audio=(tone, 16000) if audio else None)
 
 
 @pytest.fixture(scope="module")
