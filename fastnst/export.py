@@ -47,6 +47,7 @@ from fastnst.errors import ConfigError, FastNSTError, InputError
 from fastnst.fileio import atomic_output, check_output
 from fastnst.models import parse_static
 from fastnst.networks.transformer import TransformerNet
+from fastnst.rewrite import speed_up
 
 log = logging.getLogger(__name__)
 
@@ -301,14 +302,17 @@ def verify_onnx(path: str | os.PathLike, net: nn.Module, io_kind: str = "float",
 
 def export_onnx(source: str | os.PathLike | nn.Module, out_path: str | os.PathLike, *, io: str = "float",
                 fp16: bool = False, overwrite: bool = False, verify: bool = True,
-                metadata: dict[str, Any] | None = None, static: str | tuple[int, int] | None = None) -> Path:
+                metadata: dict[str, Any] | None = None, static: str | tuple[int, int] | None = None,
+                optimize: bool = True) -> Path:
     """Export ``source`` (a ``.safetensors``/``.ckpt`` path or a TransformerNet) to ``out_path``.
 
     The file has one input ``image`` (plus ``style``, float32 (N, num_styles) blend weights, for a
     multi-style network) and one output ``stylized``; standard operators; one trace. ``io`` is
     ``"float"`` (float32 NCHW in [0, 1]) or ``"uint8"`` (uint8 NHWC). ``fp16`` stores half precision
     weights. ``static`` ("HxW" or (h, w)) fixes the height and width for runtimes that need it (the
-    batch stays dynamic). ``metadata`` adds or replaces string metadata entries. With ``verify``
+    batch stays dynamic). ``metadata`` adds or replaces string metadata entries. ``optimize`` (default)
+    applies the exact graph rewrites of :mod:`fastnst.rewrite` (faster in onnxruntime; the same
+    outputs up to float rounding); False writes the exporter's graph as it is. With ``verify``
     (default) the file is checked and compared with torch before it is moved into place. Returns
     ``out_path``. Raises InputError/ModelFormatError for a bad source, OutputExistsError when
     ``out_path`` exists and ``overwrite`` is false, ExportError when export or verification fails
@@ -343,6 +347,8 @@ def export_onnx(source: str | os.PathLike | nn.Module, out_path: str | os.PathLi
     # Intermediate shape annotations are optional; the exporter's symbolic ones (e.g. height + 2) make
     # tract's analysis fail (measured: tract 0.23 loads the model only without them).
     del proto.graph.value_info[:]
+    if optimize:
+        speed_up(proto)
     for key, value in _metadata(meta, net, io, fp16, exporter).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value

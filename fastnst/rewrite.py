@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-META_REWRITES = "fastnst_rewrites"  # comma-separated names of the rewrites applied (absent: none)
+from fastnst.contract import META_REWRITES
+
 REWRITES = ("split_thin_conv", "fold_conditional_norm")
 THIN_CHANNELS = 4  # chosen: up to this many output channels a k×k kernel is split (measured for 3)
 MIN_SPLIT_KERNEL = 5  # chosen: 5×5 (fast preset) and 9×9 (johnson) end kernels gain 2-3.5×; 3×3 is left alone
@@ -181,6 +182,110 @@ def fold_conditional_norms(model: Any) -> int:
             nodes.append(n)
     del g.node[:]
     g.node.extend(_topological(nodes, g))
+    _drop_unused_nodes_and_initializers(g)
+    return len(replace)
+
+
+def polyphase_upsampling(model: Any, sizes_double: bool = False) -> int:
+    """Rewrite ×2 nearest up-sampling + reflection pad + 3×3 convolution as one 2×2 convolution to four
+    phases on the edge-padded small input, interleaved by DepthToSpace; returns how many.
+
+    2.25× fewer multiply-adds and no full-size Resize and Pad. Equal to the original only where every
+    up-sampling doubles the size exactly: images whose sides are multiples of the network's stride, as
+    the runtime pads them (odd sizes differ in the last row and column). So this is a load-time rewrite
+    of the runtime, never written into a model file. A Resize is taken as doubling when its scales are
+    constant (1, 1, 2, 2), or, with ``sizes_double``, when it has a sizes input (fastnst's own networks
+    resize to the size of the matching down-sampling input: double, for such images).
+    """
+    from onnx import helper, numpy_helper
+
+    g = model.graph
+    inits = _initializers(g)
+    producer = {o: n for n in g.node for o in n.output}
+    consumers: dict[str, list[Any]] = {}
+    for n in g.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    graph_outputs = {o.name for o in g.output}
+    replace: dict[int, list[Any]] = {}
+    removed: set[int] = set()
+    big = np.iinfo(np.int64).max
+    for conv in g.node:
+        w = inits.get(conv.input[1]) if conv.op_type == "Conv" and len(conv.input) > 1 else None
+        if w is None or list(w.dims[2:]) != [3, 3] or w.data_type != 1:
+            continue
+        a = _attrs(conv)
+        if (a.get("group", 1) != 1 or any(s != 1 for s in a.get("strides", [1, 1])) or any(a.get("pads", [0] * 4))
+                or any(d != 1 for d in a.get("dilations", [1, 1])) or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")):
+            continue
+        pad = producer.get(conv.input[0])
+        if pad is None or pad.op_type != "Pad" or _attrs(pad).get("mode") not in (b"reflect", "reflect"):
+            continue
+        pads = inits.get(pad.input[1]) if len(pad.input) > 1 else None
+        if pads is None or numpy_helper.to_array(pads).tolist() != [0, 0, 1, 1, 0, 0, 1, 1] or \
+                (len(pad.input) > 2 and pad.input[2]):
+            continue
+        resize = producer.get(pad.input[0])
+        if resize is None or resize.op_type != "Resize":
+            continue
+        scales = inits.get(resize.input[2]) if len(resize.input) > 2 and resize.input[2] else None
+        sized = len(resize.input) > 3 and bool(resize.input[3])
+        if not ((scales is not None and numpy_helper.to_array(scales).tolist() == [1, 1, 2, 2])
+                or (sized and sizes_double)):
+            continue
+        ra = _attrs(resize)
+        if (ra.get("mode", b"nearest") not in (b"nearest", "nearest")
+                or ra.get("coordinate_transformation_mode", b"half_pixel") not in (b"asymmetric", "asymmetric")
+                or ra.get("nearest_mode", b"round_prefer_floor") not in (b"floor", "floor")):
+            continue
+        if any(len(consumers.get(t, [])) != 1 or t in graph_outputs for t in (resize.output[0], pad.output[0])):
+            continue
+        weight = numpy_helper.to_array(w).astype(np.float64)
+        co = weight.shape[0]
+        # row (and column) taps of the two phases on the edge-padded input: phase 0 reads rows m, m+1
+        # with (w0, w1 + w2), phase 1 rows m + 1, m + 2 with (w0 + w1, w2)
+        taps = [np.array([[1, 0, 0], [0, 1, 1]], np.float64), np.array([[1, 1, 0], [0, 0, 1]], np.float64)]
+        phases = [(p, q) for p in (0, 1) for q in (0, 1)]
+        w2 = np.concatenate([np.einsum("ra,oiab,sb->oirs", taps[p], weight, taps[q]) for p, q in phases])
+        k = len(replace)
+        names = {s: _unique(g, f"fastnst_poly{k}_{s}") for s in ("pads", "e", "w", "b", "o", "c", "axes")}
+        g.initializer.extend([numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), names["pads"]),
+                              numpy_helper.from_array(w2.astype(np.float32), names["w"]),
+                              numpy_helper.from_array(np.array([1, 2, 3], np.int64), names["axes"])])
+        conv_inputs = [names["e"], names["w"]]
+        if len(conv.input) > 2 and conv.input[2]:
+            bias = numpy_helper.to_array(inits[conv.input[2]]) if conv.input[2] in inits else None
+            if bias is None:
+                continue
+            g.initializer.append(numpy_helper.from_array(np.tile(bias, 4).astype(np.float32), names["b"]))
+            conv_inputs.append(names["b"])
+        nodes = [helper.make_node("Pad", [resize.input[0], names["pads"]], [names["e"]], mode="edge",
+                                  name=f"{conv.name}_edge"),
+                 helper.make_node("Conv", conv_inputs, [names["o"]], kernel_shape=[2, 2], name=f"{conv.name}_phases")]
+        parts = []
+        for j, (p, q) in enumerate(phases):
+            starts, ends = _unique(g, f"fastnst_poly{k}_s{j}"), _unique(g, f"fastnst_poly{k}_e{j}")
+            g.initializer.extend([numpy_helper.from_array(np.array([j * co, p, q], np.int64), starts),
+                                  numpy_helper.from_array(np.array([(j + 1) * co, big if p else -1, big if q else -1],
+                                                                   np.int64), ends)])
+            parts.append(_unique(g, f"fastnst_poly{k}_phase{j}"))
+            nodes.append(helper.make_node("Slice", [names["o"], starts, ends, names["axes"]], [parts[-1]],
+                                          name=f"{conv.name}_phase{j}"))
+        nodes += [helper.make_node("Concat", parts, [names["c"]], axis=1, name=f"{conv.name}_concat"),
+                  helper.make_node("DepthToSpace", [names["c"]], list(conv.output), blocksize=2, mode="DCR",
+                                   name=f"{conv.name}_interleave")]
+        replace[id(conv)] = nodes
+        removed |= {id(resize), id(pad)}
+    if not replace:
+        return 0
+    out = []
+    for n in g.node:
+        if id(n) in replace:
+            out.extend(replace[id(n)])
+        elif id(n) not in removed:
+            out.append(n)
+    del g.node[:]
+    g.node.extend(_topological(out, g))
     _drop_unused_nodes_and_initializers(g)
     return len(replace)
 

@@ -35,16 +35,22 @@ from typing import Any, Sequence, Union
 import numpy as np
 from PIL import Image
 
-from fastnst.contract import (INPUT_RANGES, LEGACY_INPUTS, META_INPUT_RANGE, META_STYLES, OUTPUT_NAME, STYLE_NAME,
+from fastnst.contract import (INPUT_RANGES, LEGACY_INPUTS, META_ARCH, META_INPUT_RANGE, META_STYLES, OUTPUT_NAME, STYLE_NAME,
                               geometry, padded_size)
 from fastnst.errors import ConfigError, InputError, ModelFormatError, did_you_mean, unknown_choice
 from fastnst.image import (ImageSource, check_pixels, fit_long_side, from_nchw, preserve_colors, read_fitted, to_float,
                            to_nchw, to_uint8)
+from fastnst.rewrite import polyphase_upsampling, speed_up
 from fastnst.tiling import NormRewrite, TileGrid, TilingUnsupported, make_dynamic, plain_graph
 
 log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")
+# From this many (padded) pixels an image runs on a second session of the model, rewritten at load
+# (fastnst.rewrite.polyphase_upsampling: 1.1-1.3x faster and ~40% less memory at 1024², measured with
+# scripts/bench_infer.py). Chosen: building it costs an onnx import and a session (~0.1 s), which the
+# network time saved repays from about this size.
+REWRITE_PIXELS = 768 * 768
 # Images with more pixels than this are tiled automatically (tile=None). Chosen: a 1536x1024 photo
 # still runs in one piece; johnson-preset peak RSS is ~0.9 GiB at 1 Mpx, ~1.4 GiB here (bench_infer.py).
 AUTO_TILE_PIXELS = 1536 * 1024
@@ -195,20 +201,18 @@ def check_threads(threads: int | None) -> int:
     return int(threads)
 
 
-def session_options(threads: int | None = None, low_memory: bool = True, optimization: str | None = None) -> Any:
+def session_options(threads: int | None = None, optimization: str | None = None) -> Any:
     """onnxruntime SessionOptions tuned for style networks on CPU.
 
     Threads = physical cores by default (onnxruntime's own default; hyper-threads share one core's
     FPUs), capped at the CPUs this process may use. ``optimization``: 'disable', 'basic', 'extended'
-    or 'all'; default 'extended' with ``low_memory`` (default), else 'all'. Chosen, measured with
-    scripts/bench_infer.py (johnson preset, 1024², 2 cores, best of 3 runs in fresh processes): all
-    optimisations 8.54 s / 1335 MiB peak RSS, extended 8.80 s / 911 MiB; fast preset 2.01 s / 655 MiB
-    vs 2.13 s / 508 MiB: 3-5% slower for 25-32% less memory (the NCHWc layout transform is what 'all'
-    adds). The memory arena stays on (off: 12.1 s, 910 MiB); memory-pattern planning is off (every
-    image has another shape).
+    or 'all' (default). Chosen, measured with scripts/bench_infer.py (tuning section): once the thin
+    output convolution is split (fastnst.rewrite), 'all' (NCHWc layout) is the fastest level, and with
+    polyphase up-sampling its peak memory is below the former default's. The memory arena stays on;
+    memory-pattern planning is off (every image has another shape).
     """
     ort = _ort()
-    level = optimization or ("extended" if low_memory else "all")
+    level = optimization or "all"
     if level not in OPTIMIZATION_LEVELS:
         raise unknown_choice("graph optimisation level", str(level), OPTIMIZATION_LEVELS)
     options = ort.SessionOptions()
@@ -608,7 +612,8 @@ class Stylizer(StylizerBase):
     installed first, then CPU), a name, a ``(name, options)`` pair or a list of them (see
     :func:`resolve_providers`). ``threads``: intra-op CPU threads (default: physical cores; capped at
     the CPUs this process may use). ``optimization``: onnxruntime graph optimisation level
-    ('disable', 'basic', 'extended', 'all'; default 'extended' when ``low_memory``, else 'all').
+    ('disable', 'basic', 'extended', 'all'; default 'all'). Large images run on a session of the model
+    rewritten at load (:meth:`session_for`).
     ``input_range``: 1 when the model takes pixels in [0, 1], 255 for 0..255 (default: the model's
     ``fastnst_input_range`` metadata, else 1).
     Raises InputError for a missing file, ModelFormatError for a file that is not ONNX or not an
@@ -616,7 +621,7 @@ class Stylizer(StylizerBase):
     """
 
     def __init__(self, model_path: str | os.PathLike, providers: ProviderSpec | Sequence[ProviderSpec] | None = None,
-                 threads: int | None = None, low_memory: bool = True, optimization: str | None = None,
+                 threads: int | None = None, optimization: str | None = None,
                  input_range: float | None = None) -> None:
         ort = _ort()
         path = Path(model_path)
@@ -625,8 +630,8 @@ class Stylizer(StylizerBase):
         if path.stat().st_size == 0:
             raise ModelFormatError(f"model '{path}' is empty (0 bytes); export it again with fastnst export")
         self.path = path
-        self._optimization = optimization or ("extended" if low_memory else "all")
-        self._options = session_options(threads, low_memory, optimization)
+        self._optimization = optimization or "all"
+        self._options = session_options(threads, optimization)
         self.threads: int = self._options.intra_op_num_threads  # CPU threads in use (capped at the usable CPUs)
         self._requested = providers
         self._providers = resolve_providers(providers)
@@ -635,13 +640,13 @@ class Stylizer(StylizerBase):
         self._check_signature()
         self.input_range = self._input_range(input_range)
         self._tiling: Any = None  # (stats session, tile session, NormRewrite) once built; False: unsupported
+        self._rewritten: Any = None  # session of the model rewritten at load (session_for); False: none
         self.legacy = bool({i.name for i in self.session.get_overridable_initializers()} & set(LEGACY_INPUTS))
         # fixed-size third-party models and old fastnst models with tiling inputs: rewrite when onnx is here
         if self.static_size or self.legacy:
             model = self._load_proto(required=False)
             if model is not None:
-                changed = plain_graph(model, self.output_name) if self.legacy else False
-                changed |= make_dynamic(model, self.input_name, nhwc=self.io_kind == "uint8")
+                changed = self._prepare(model, polyphase=False)
                 if changed:
                     self.session = self._session(model.SerializeToString())
                     self._check_signature()
@@ -682,6 +687,30 @@ class Stylizer(StylizerBase):
                         "lets fastnst lift fixed sizes and strip old tiling inputs)", self.path.name)
             return None
         return onnx.load(str(self.path))
+
+    def _prepare(self, model: Any, polyphase: bool) -> bool:
+        """Rewrite a loaded model in memory: old tiling inputs stripped, fixed sizes lifted, the exact
+        rewrites of fastnst.rewrite (files exported before them) and, with ``polyphase``, polyphase
+        up-sampling (exact for images padded to the stride). True when the graph changed."""
+        changed = plain_graph(model, self.output_name) if self.legacy else False
+        changed |= make_dynamic(model, self.input_name, nhwc=self.io_kind == "uint8")
+        changed |= bool(speed_up(model))
+        if polyphase and self.stride % 4 == 0:
+            changed |= bool(polyphase_upsampling(model, sizes_double=META_ARCH in self.metadata))
+        return changed
+
+    def session_for(self, height: int, width: int) -> Any:
+        """The onnxruntime session that runs a padded ``height`` x ``width`` image: from REWRITE_PIXELS up,
+        one of the model rewritten at load (polyphase up-sampling, fastnst.rewrite; built on first use),
+        else :attr:`session`. Both give the same result for such images (up to float rounding)."""
+        if height * width < REWRITE_PIXELS or height % self.stride or width % self.stride:
+            return self.session
+        with self._lock:
+            if self._rewritten is None:
+                model = self._load_proto(required=False)
+                self._rewritten = self._session(model.SerializeToString()) \
+                    if model is not None and self._prepare(model, polyphase=True) else False
+        return self._rewritten or self.session
 
     def _check_signature(self) -> None:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
@@ -755,7 +784,7 @@ class Stylizer(StylizerBase):
         box = padded[0][1]
         self._check_size(*padded[0][0].shape[:2])
         feeds = {self.input_name: self._feed([p for p, _ in padded]), **self._style_feed(style, len(images))}
-        y = self.session.run([self.output_name], feeds)[0]
+        y = self.session_for(*padded[0][0].shape[:2]).run([self.output_name], feeds)[0]
         return [self._back(y[i], box) for i in range(len(images))]
 
     # -- tiling ----------------------------------------------------------------------------------
@@ -769,8 +798,8 @@ class Stylizer(StylizerBase):
                         model = self._load_proto()
                     except ModuleNotFoundError as exc:
                         raise TilingUnsupported("the onnx package is not installed (pip install onnx)") from exc
-                    plain_graph(model, self.output_name)
-                    make_dynamic(model, self.input_name, nhwc=self.io_kind == "uint8")
+                    plain_graph(model, self.output_name)  # whether or not legacy: the tiler needs it plain
+                    self._prepare(model, polyphase=True)  # tiles and the statistics image are padded to the stride
                     rewrite = NormRewrite(model, self.output_name)
                     # no memory arena for the once-per-image statistics pass: its memory goes back
                     # before the tiles run (measured: bench_infer.py --only 8192)

@@ -7,12 +7,11 @@ import onnx
 import pytest
 import torch
 
-from fastnst.contract import META_PRECISION, STYLE_NAME
+from fastnst.contract import META_PRECISION, META_REWRITES, STYLE_NAME
 from fastnst.errors import ConfigError, InputError, ModelFormatError, OutputExistsError
 from fastnst.export import export_onnx
 from fastnst.networks.transformer import TransformerNet
 from fastnst.quantize import calibration_photos, quantize_model
-from fastnst.rewrite import META_REWRITES
 from fastnst.runtime import Stylizer
 
 TINY = {"channels": (4, 8, 8), "num_residual": 1, "end_kernel": 3}
