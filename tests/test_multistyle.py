@@ -77,6 +77,10 @@ def test_one_hot_equals_each_style_and_blends_are_affine_mixes():
 
 
 def test_group_norm_path_matches_instance_norm():
+    # Seeded: the weights and input came from whatever the global generator held after earlier tests, and
+    # float rounding between the two paths reaches 2e-5 for some draws (measured over 40 seeds); a real
+    # difference in the statistics shows as > 1e-2.
+    torch.manual_seed(0)
     net = _randomise(TransformerNet(**TINY, num_styles=2), seed=2)
     x = torch.rand(2, 3, 20, 24).contiguous(memory_format=torch.channels_last)
     w = torch.tensor([[1.0, 0.0], [0.3, 0.7]])
@@ -85,7 +89,7 @@ def test_group_norm_path_matches_instance_norm():
         for m in net.modules():
             if isinstance(m, ConditionalInstanceNorm2d):
                 m.group_norm = True
-        assert torch.allclose(net(x, w), ref, atol=1e-5)
+        assert torch.allclose(net(x, w), ref, atol=1e-4)
 
 
 @pytest.mark.parametrize("style, message", [
