@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it (imported lazily so `import fastnst` stays light and torch-free)
 _LAZY = {
     "train": "fastnst.training",
+    "TrainConfig": "fastnst.config",
     "export_onnx": "fastnst.export",
     "Stylizer": "fastnst.runtime",
     "stylize": "fastnst.runtime",
