@@ -117,12 +117,7 @@ def fold_conditional_norms(model: Any) -> int:
 
     g = model.graph
     inits = _initializers(g)
-    producer = {o: n for n in g.node for o in n.output}
-    consumers: dict[str, list[Any]] = {}
-    for n in g.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
-    graph_outputs = {o.name for o in g.output}
+    producer, consumers, graph_outputs = _links(g)
 
     def product(name: str) -> str | None:
         """The MatMul output behind Unsqueeze(MatMul(style, table), axes 2,3) = ``name``, else None."""
@@ -174,16 +169,7 @@ def fold_conditional_norms(model: Any) -> int:
         return 0
     g.initializer.extend([numpy_helper.from_array(np.array([-1], np.int64), flat),
                           numpy_helper.from_array(np.array([1, -1, 0, 0], np.int64), merged_shape)])
-    nodes = []
-    for n in g.node:
-        if id(n) in replace:
-            nodes.extend(replace[id(n)])
-        elif id(n) not in removed:
-            nodes.append(n)
-    del g.node[:]
-    g.node.extend(_topological(nodes, g))
-    _drop_unused_nodes_and_initializers(g)
-    return len(replace)
+    return _splice(g, replace, removed)
 
 
 def polyphase_upsampling(model: Any, sizes_double: bool = False) -> int:
@@ -201,12 +187,7 @@ def polyphase_upsampling(model: Any, sizes_double: bool = False) -> int:
 
     g = model.graph
     inits = _initializers(g)
-    producer = {o: n for n in g.node for o in n.output}
-    consumers: dict[str, list[Any]] = {}
-    for n in g.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
-    graph_outputs = {o.name for o in g.output}
+    producer, consumers, graph_outputs = _links(g)
     replace: dict[int, list[Any]] = {}
     removed: set[int] = set()
     big = np.iinfo(np.int64).max
@@ -278,15 +259,30 @@ def polyphase_upsampling(model: Any, sizes_double: bool = False) -> int:
         removed |= {id(resize), id(pad)}
     if not replace:
         return 0
-    out = []
-    for n in g.node:
+    return _splice(g, replace, removed)
+
+
+def _links(graph: Any) -> tuple[dict[str, Any], dict[str, list[Any]], set[str]]:
+    """(producer of each tensor, consumers of each tensor, graph output names)."""
+    producer = {o: n for n in graph.node for o in n.output}
+    consumers: dict[str, list[Any]] = {}
+    for n in graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    return producer, consumers, {o.name for o in graph.output}
+
+
+def _splice(graph: Any, replace: dict[int, list[Any]], removed: set[int]) -> int:
+    """Put each node's replacement (by id) in its place, drop ``removed``, reorder, prune; returns the count."""
+    nodes = []
+    for n in graph.node:
         if id(n) in replace:
-            out.extend(replace[id(n)])
+            nodes.extend(replace[id(n)])
         elif id(n) not in removed:
-            out.append(n)
-    del g.node[:]
-    g.node.extend(_topological(out, g))
-    _drop_unused_nodes_and_initializers(g)
+            nodes.append(n)
+    del graph.node[:]
+    graph.node.extend(_topological(nodes, graph))
+    _drop_unused_nodes_and_initializers(graph)
     return len(replace)
 
 

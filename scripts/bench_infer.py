@@ -606,6 +606,9 @@ def main() -> None:
     args = parser.parse_args()
     args.sizes_list = [int(s) for s in args.sizes.split(",")]
     only = {x.strip() for x in args.only.split(",") if x.strip()}
+    unknown = only - set(SECTIONS) - {"plain", "browser"}
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}, plain, browser")
 
     from fastnst.runtime import check_threads
 
@@ -620,22 +623,14 @@ def main() -> None:
     models = export_models(work)
     ceiling = Ceiling(threads)
     print(f"# fp32 matmul ceiling (torch, 2048², {threads} threads) at the start: {ceiling.last:.0f} GFLOP/s", flush=True)
-    if "speed" in only:
-        section_speed(args, models, ceiling, threads)
-    if "h2h" in only:
-        section_h2h(args, work, threads)
-    if "rss" in only:
-        section_rss(args, models, work)
-    if "profile" in only:
-        section_profile(args, models, threads, work)
-    if "tuning" in only:
-        section_tuning(args, models, threads)
-    if "int8" in only:
-        section_int8(args, models, threads, work)
-    if "plain" in only:
-        section_plain(args, work, threads)
-    if "browser" in only:
-        section_browser(args, work, models)
+    sections = {"speed": lambda: section_speed(args, models, ceiling, threads), "h2h": lambda: section_h2h(args, work, threads),
+                "rss": lambda: section_rss(args, models, work), "profile": lambda: section_profile(args, models, threads, work),
+                "tuning": lambda: section_tuning(args, models, threads),
+                "int8": lambda: section_int8(args, models, threads, work), "plain": lambda: section_plain(args, work, threads),
+                "browser": lambda: section_browser(args, work, models)}
+    for name, run in sections.items():
+        if name in only:
+            run()
     print(f"\n# matmul ceiling over the run: {spread(ceiling.all)} GFLOP/s ({len(ceiling.all)} measurements); "
           f"total {time.perf_counter() - t0:.0f} s")
 
