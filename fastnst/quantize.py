@@ -95,11 +95,12 @@ def quantize_model(model: str | os.PathLike, out_path: str | os.PathLike, *,
     """Write an int8 (QDQ) copy of the float model ``model`` to ``out_path``; returns ``out_path``.
 
     ``photos``: calibration images (paths or HxWx3 uint8 arrays; default :func:`calibration_photos`),
-    scaled and centre-cropped to ``side`` × ``side`` pixels. ``method``: 'minmax', 'percentile' or 'entropy'
-    activation ranges. Nodes of ``op_types`` are quantised (Conv weights per output channel with
-    ``per_channel``) except those named in ``exclude``; everything else stays float. Raises InputError for a missing model or unreadable photo,
-    ModelFormatError for a model that is not a float fastnst-style model, ConfigError for bad options,
-    OutputExistsError when ``out_path`` exists and ``overwrite`` is false.
+    scaled and centre-cropped to ``side`` × ``side`` pixels. ``method``: 'minmax', 'percentile' or
+    'entropy' activation ranges. Nodes of ``op_types`` are quantised (Conv weights per output channel
+    with ``per_channel``) except those named in ``exclude``; everything else stays float. Raises
+    InputError for a missing model or unreadable photo, ModelFormatError for a model that is not a float
+    fastnst-style model, ConfigError for bad options, OutputExistsError when ``out_path`` exists and
+    ``overwrite`` is false.
     """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -136,7 +137,8 @@ def quantize_model(model: str | os.PathLike, out_path: str | os.PathLike, *,
                         quant_format=QuantFormat.QDQ, op_types_to_quantize=list(op_types), per_channel=per_channel,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         nodes_to_exclude=list(exclude),
-                        calibrate_method={"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+                        calibrate_method={"minmax": CalibrationMethod.MinMax,
+                                          "percentile": CalibrationMethod.Percentile,
                                           "entropy": CalibrationMethod.Entropy}[method],
                         extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
         q = onnx.load(str(target))

@@ -197,7 +197,8 @@ def polyphase_upsampling(model: Any, sizes_double: bool = False) -> int:
             continue
         a = _attrs(conv)
         if (a.get("group", 1) != 1 or any(s != 1 for s in a.get("strides", [1, 1])) or any(a.get("pads", [0] * 4))
-                or any(d != 1 for d in a.get("dilations", [1, 1])) or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")):
+                or any(d != 1 for d in a.get("dilations", [1, 1]))
+                or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")):
             continue
         pad = producer.get(conv.input[0])
         if pad is None or pad.op_type != "Pad" or _attrs(pad).get("mode") not in (b"reflect", "reflect"):

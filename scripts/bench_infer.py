@@ -294,7 +294,8 @@ def section_speed(args, models, ceiling: Ceiling, threads: int) -> None:
     from fastnst.networks.transformer import build_transformer, count_flops
 
     nets = {p: build_transformer(p) for p in ("johnson", "fast")}
-    variants = [("torch eager", "johnson"), ("onnxruntime", "johnson"), ("torch eager", "fast"), ("onnxruntime", "fast")]
+    variants = [("torch eager", "johnson"), ("onnxruntime", "johnson"), ("torch eager", "fast"),
+                ("onnxruntime", "fast")]
     # "onnxruntime" is fastnst's runtime: Stylizer's session for that size (its rewrites and options)
     for size in args.sizes_list:
         flops = {p: count_flops(n, size, size) for p, n in nets.items()}
@@ -398,15 +399,17 @@ def section_rss(args, models, work: Path) -> None:
     for preset in ("johnson", "fast"):
         runs = [launch([fastnst, "stylize", "--model", models[preset], str(photo), "-o", str(work / "rss.jpg"),
                         "--overwrite", "--tile", "0"], work) for _ in range(args.rounds)]
-        print(f"  1024² untiled, {preset}: {spread([r['rss'] for r in runs])} MiB, wall {spread([r['wall'] for r in runs], '{:.1f}')} s")
+        print(f"  1024² untiled, {preset}: {spread([r['rss'] for r in runs])} MiB, "
+              f"wall {spread([r['wall'] for r in runs], '{:.1f}')} s")
     if args.skip_8192:
         return
     big = work / "photo8192.jpg"
     write_photo(big, 8192)
     for preset in args.big_presets.split(","):
-        r = launch([fastnst, "stylize", "--model", models[preset], str(big), "-o", str(work / "big.jpg"), "--overwrite"],
-                   work)
-        print(f"  8192² tiled (default 1024-px tiles), {preset}: {r['rss']:.0f} MiB, wall {r['wall']:.0f} s", flush=True)
+        r = launch([fastnst, "stylize", "--model", models[preset], str(big), "-o", str(work / "big.jpg"),
+                    "--overwrite"], work)
+        print(f"  8192² tiled (default 1024-px tiles), {preset}: {r['rss']:.0f} MiB, wall {r['wall']:.0f} s",
+              flush=True)
 
 
 PROFILED = (("plain", "extended", "before: the exporter's graph, level extended"),
@@ -622,11 +625,15 @@ def main() -> None:
     t0 = time.perf_counter()
     models = export_models(work)
     ceiling = Ceiling(threads)
-    print(f"# fp32 matmul ceiling (torch, 2048², {threads} threads) at the start: {ceiling.last:.0f} GFLOP/s", flush=True)
-    sections = {"speed": lambda: section_speed(args, models, ceiling, threads), "h2h": lambda: section_h2h(args, work, threads),
-                "rss": lambda: section_rss(args, models, work), "profile": lambda: section_profile(args, models, threads, work),
+    print(f"# fp32 matmul ceiling (torch, 2048², {threads} threads) at the start: {ceiling.last:.0f} GFLOP/s",
+          flush=True)
+    sections = {"speed": lambda: section_speed(args, models, ceiling, threads),
+                "h2h": lambda: section_h2h(args, work, threads),
+                "rss": lambda: section_rss(args, models, work),
+                "profile": lambda: section_profile(args, models, threads, work),
                 "tuning": lambda: section_tuning(args, models, threads),
-                "int8": lambda: section_int8(args, models, threads, work), "plain": lambda: section_plain(args, work, threads),
+                "int8": lambda: section_int8(args, models, threads, work),
+                "plain": lambda: section_plain(args, work, threads),
                 "browser": lambda: section_browser(args, work, models)}
     for name, run in sections.items():
         if name in only:

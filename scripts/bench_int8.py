@@ -97,7 +97,8 @@ def main() -> None:
     torch.set_num_threads(2)
     from sklearn.datasets import load_sample_image
 
-    photos = {n: resize(Image.fromarray(load_sample_image(f"{n}.jpg")), long_edge=args.size) for n in ("china", "flower")}
+    photos = {n: resize(Image.fromarray(load_sample_image(f"{n}.jpg")), long_edge=args.size)
+              for n in ("china", "flower")}
     vgg = VGGFeatures(tuple(dict.fromkeys(JOHNSON_CONTENT_LAYERS + JOHNSON_STYLE_LAYERS)), "vgg16",
                       weights=args.vgg16, normalize="rms")
     work = Path(tempfile.mkdtemp(prefix="fastnst-int8-"))

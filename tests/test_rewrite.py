@@ -39,7 +39,8 @@ def _run(model, n=1, h=37, w=29, styles=0, seed=0):
         feeds["style"] = s / s.sum(1, keepdims=True)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)[0]
 
 
 def _ops(model):
