@@ -174,7 +174,8 @@ def fold_conditional_norms(model: Any) -> int:
 
 def polyphase_upsampling(model: Any, sizes_double: bool = False) -> int:
     """Rewrite ×2 nearest up-sampling + reflection pad + 3×3 convolution as one 2×2 convolution to four
-    phases on the edge-padded small input, interleaved by DepthToSpace; returns how many.
+    phases on the edge-padded small input, interleaved by a stride-2 depthwise ConvTranspose with 0/1
+    weights (it also aligns the phases: 3× faster than Slice, Concat and DepthToSpace); returns how many.
 
     2.25× fewer multiply-adds and no full-size Resize and Pad. Equal to the original only where every
     up-sampling doubles the size exactly: images whose sides are multiples of the network's stride, as
@@ -190,7 +191,6 @@ def polyphase_upsampling(model: Any, sizes_double: bool = False) -> int:
     producer, consumers, graph_outputs = _links(g)
     replace: dict[int, list[Any]] = {}
     removed: set[int] = set()
-    big = np.iinfo(np.int64).max
     for conv in g.node:
         w = inits.get(conv.input[1]) if conv.op_type == "Conv" and len(conv.input) > 1 else None
         if w is None or list(w.dims[2:]) != [3, 3] or w.data_type != 1:
@@ -228,34 +228,31 @@ def polyphase_upsampling(model: Any, sizes_double: bool = False) -> int:
         # with (w0, w1 + w2), phase 1 rows m + 1, m + 2 with (w0 + w1, w2)
         taps = [np.array([[1, 0, 0], [0, 1, 1]], np.float64), np.array([[1, 1, 0], [0, 0, 1]], np.float64)]
         phases = [(p, q) for p in (0, 1) for q in (0, 1)]
-        w2 = np.concatenate([np.einsum("ra,oiab,sb->oirs", taps[p], weight, taps[q]) for p, q in phases])
+        # channel 4·o + j: phase j = (p, q) of output channel o; phase (p, q) at (m, n) is the 2×2
+        # convolution at (m + p, n + q) of the (H + 1) × (W + 1) result
+        w2 = np.stack([np.einsum("ra,oiab,sb->oirs", taps[p], weight, taps[q]) for p, q in phases], axis=1)
+        w2 = w2.reshape(4 * co, *w2.shape[2:])
+        spread = np.zeros((4 * co, 1, 2, 2), np.float32)  # ConvTranspose: phase (p, q) -> pixel (2m + p, 2n + q)
+        for j, (p, q) in enumerate(phases):
+            spread[j::4, 0, 1 - p, 1 - q] = 1.0
         k = len(replace)
-        names = {s: _unique(g, f"fastnst_poly{k}_{s}") for s in ("pads", "e", "w", "b", "o", "c", "axes")}
+        names = {s: _unique(g, f"fastnst_poly{k}_{s}") for s in ("pads", "e", "w", "b", "o", "spread")}
         g.initializer.extend([numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), names["pads"]),
                               numpy_helper.from_array(w2.astype(np.float32), names["w"]),
-                              numpy_helper.from_array(np.array([1, 2, 3], np.int64), names["axes"])])
+                              numpy_helper.from_array(spread, names["spread"])])
         conv_inputs = [names["e"], names["w"]]
         if len(conv.input) > 2 and conv.input[2]:
             bias = numpy_helper.to_array(inits[conv.input[2]]) if conv.input[2] in inits else None
             if bias is None:
                 continue
-            g.initializer.append(numpy_helper.from_array(np.tile(bias, 4).astype(np.float32), names["b"]))
+            g.initializer.append(numpy_helper.from_array(np.repeat(bias, 4).astype(np.float32), names["b"]))
             conv_inputs.append(names["b"])
         nodes = [helper.make_node("Pad", [resize.input[0], names["pads"]], [names["e"]], mode="edge",
                                   name=f"{conv.name}_edge"),
                  helper.make_node("Conv", conv_inputs, [names["o"]], kernel_shape=[2, 2], name=f"{conv.name}_phases")]
-        parts = []
-        for j, (p, q) in enumerate(phases):
-            starts, ends = _unique(g, f"fastnst_poly{k}_s{j}"), _unique(g, f"fastnst_poly{k}_e{j}")
-            g.initializer.extend([numpy_helper.from_array(np.array([j * co, p, q], np.int64), starts),
-                                  numpy_helper.from_array(np.array([(j + 1) * co, big if p else -1, big if q else -1],
-                                                                   np.int64), ends)])
-            parts.append(_unique(g, f"fastnst_poly{k}_phase{j}"))
-            nodes.append(helper.make_node("Slice", [names["o"], starts, ends, names["axes"]], [parts[-1]],
-                                          name=f"{conv.name}_phase{j}"))
-        nodes += [helper.make_node("Concat", parts, [names["c"]], axis=1, name=f"{conv.name}_concat"),
-                  helper.make_node("DepthToSpace", [names["c"]], list(conv.output), blocksize=2, mode="DCR",
-                                   name=f"{conv.name}_interleave")]
+        nodes.append(helper.make_node("ConvTranspose", [names["o"], names["spread"]], list(conv.output),
+                                      name=f"{conv.name}_interleave", kernel_shape=[2, 2], strides=[2, 2],
+                                      pads=[1, 1, 1, 1], group=co))
         replace[id(conv)] = nodes
         removed |= {id(resize), id(pad)}
     if not replace:
