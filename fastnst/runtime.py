@@ -35,8 +35,8 @@ from typing import Any, Sequence, Union
 import numpy as np
 from PIL import Image
 
-from fastnst.contract import (INPUT_RANGES, LEGACY_INPUTS, META_ARCH, META_INPUT_RANGE, META_STYLES, OUTPUT_NAME, STYLE_NAME,
-                              geometry, padded_size)
+from fastnst.contract import (INPUT_RANGES, LEGACY_INPUTS, META_ARCH, META_INPUT_RANGE, META_STYLES, OUTPUT_NAME,
+                              STYLE_NAME, geometry, padded_size)
 from fastnst.errors import ConfigError, InputError, ModelFormatError, did_you_mean, unknown_choice
 from fastnst.image import (ImageSource, check_pixels, fit_long_side, from_nchw, preserve_colors, read_fitted, to_float,
                            to_nchw, to_uint8)
