@@ -10,7 +10,7 @@ norm, resizing and the output stay float. Inputs, outputs and metadata are kept;
 Needs the ``onnx`` package and onnxruntime's quantisation tools (both base dependencies).
 
 Measured on the 2-core AVX-512 (VNNI) development CPU, 1024², against fp32 as the runtime runs it
-(scripts/bench_infer.py --only int8): johnson 1.24x faster, fast 1.02x, with the perceptual loss within
+(scripts/bench_infer.py --only int8): johnson 1.12x faster, fast 0.87x, with the perceptual loss within
 2.3% of fp32 (scripts/bench_int8.py, Caffe VGG16, held-out photos). Instance norm, padding and the
 layout changes stay float, so the integer convolutions do not pay for the conversions around them:
 that is below the 1.6x that a `fastnst export --int8` flag needs, so there is none; this module is

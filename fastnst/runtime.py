@@ -47,10 +47,10 @@ log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")
 # From this many (padded) pixels an image runs on a second session of the model, rewritten at load
-# (fastnst.rewrite.polyphase_upsampling). Measured at 1024² (scripts/bench_infer.py tuning section and
-# whole-process runs): johnson 1.06x faster, peak RSS 664 instead of 1200 MiB; `fastnst stylize` with
-# the built-in model 1.01 s instead of 1.04 s and 417 instead of 681 MiB, the ~0.1 s of building it (an
-# onnx import and a session) included. Chosen: below about this size that cost is not repaid.
+# (fastnst.rewrite.polyphase_upsampling). Measured at 1024² (scripts/bench_infer.py): johnson 1.12x
+# faster, peak RSS 660 instead of 1200 MiB; `fastnst stylize` with the built-in model faster and 417
+# instead of 681 MiB, the ~0.08 s of building it (an onnx import and a session) included. Chosen:
+# below about this size that cost is not repaid.
 REWRITE_PIXELS = 768 * 768
 # Images with more pixels than this are tiled automatically (tile=None). Chosen: a 1536x1024 photo
 # still runs in one piece; johnson-preset peak RSS is ~0.9 GiB at 1 Mpx, ~1.4 GiB here (bench_infer.py).
