@@ -14,9 +14,9 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it (imported lazily so `import fastnst` stays light and torch-free)
 _LAZY = {
-    "train": "fastnst.training",
-    "TrainConfig": "fastnst.config",
-    "export_onnx": "fastnst.export",
+    "train": "fastnst.training.run",
+    "TrainConfig": "fastnst.training.config",
+    "export_onnx": "fastnst.training.export",
     "Stylizer": "fastnst.runtime",
     "stylize": "fastnst.runtime",
     "gatys": "fastnst.optimize",

@@ -27,7 +27,7 @@ from fastnst import checks
 from fastnst.errors import ConfigError, FastNSTError, InputError, ModelFormatError
 from fastnst.options import check_options, option
 from fastnst.runtime import DEVICES, OPTIMIZATION_LEVELS
-from fastnst.strokes import MAX_STROKE_SCALE, MIN_STROKE_SCALE
+from fastnst.runtime.strokes import MAX_STROKE_SCALE, MIN_STROKE_SCALE
 
 OnItem = Callable[[dict[str, Any]], None]
 ProgressFn = Callable[[int, int, str], None]
@@ -274,7 +274,7 @@ def _load_stylizer(opts: StylizeOptions, model_path: Path) -> Any:
     from fastnst.contract import SR_TASK, model_task
     from fastnst.models import load_model
     from fastnst.runtime import parse_provider
-    from fastnst.strokes import with_stroke_scale
+    from fastnst.runtime.strokes import with_stroke_scale
 
     providers: Any = [parse_provider(p) for p in opts.provider] if opts.provider else (opts.device or "auto")
     if isinstance(providers, list) and len(providers) == 1 and providers[0] == "auto":
@@ -368,7 +368,7 @@ def upscale_files(inputs: Sequence[str], options: UpscaleOptions, *, on_item: On
                   progress: ProgressFn | None = None) -> Report:
     """``fastnst upscale``: enlarge ``inputs`` with a super-resolution model as :class:`UpscaleOptions` say."""
     from fastnst.contract import SR_FACTORS
-    from fastnst.upscaler import Upscaler
+    from fastnst.runtime.upscaler import Upscaler
 
     _check_common(options, inputs)
     opts = options

@@ -8,6 +8,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# fastnst's bundled photos and style pictures (licences in assets/ATTRIBUTION.md)
+ASSETS_DIR = Path(__file__).resolve().parent / "assets"
+
 # ImageNet statistics used to train torchvision's VGG weights (torchvision docs).
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)

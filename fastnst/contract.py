@@ -48,7 +48,7 @@ META_ARCH = "fastnst_arch"  # preset name or "custom"
 META_CONFIG = "fastnst_config"  # JSON of the network's constructor arguments
 META_STYLES = "fastnst_styles"  # JSON list of style names, one per column of the `style` input
 META_INPUT_RANGE = "fastnst_input_range"  # "1" or "255" (INPUT_RANGES)
-META_REWRITES = "fastnst_rewrites"  # exact graph rewrites export applied (fastnst.rewrite), comma-separated
+META_REWRITES = "fastnst_rewrites"  # exact graph rewrites export applied (fastnst.runtime.rewrite), comma-separated
 # Super-resolution models (fastnst train-sr).
 META_TASK = "fastnst_task"  # SR_TASK for super-resolution models; absent for style models
 META_FACTOR = "fastnst_factor"  # the up-sampling factor, e.g. "4"

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fastnst.constants import ASSETS_DIR
 from fastnst.errors import InputError, OutputExistsError
 from fastnst.options import check_options, option
 
 log = logging.getLogger(__name__)
 
-ASSETS = Path(__file__).resolve().parent / "assets"
 # Demo training settings, far shorter than configs/cpu-quick.yaml. Chosen: the fast preset, 96-px crops,
 # batch 2, 40 steps; measured about 1.5 minutes for the whole demo on 2 shared CPU cores (60 steps at
 # 128 px took 3.7 minutes).
@@ -66,10 +66,10 @@ class DemoResult:
 
 def demo_assets() -> tuple[list[Path], Path]:
     """(content photos, style image) shipped in fastnst/assets."""
-    contents = sorted(ASSETS.glob("content-*.jpg"))
-    styles = sorted(ASSETS.glob("style-*.jpg"))
+    contents = sorted(ASSETS_DIR.glob("content-*.jpg"))
+    styles = sorted(ASSETS_DIR.glob("style-*.jpg"))
     if not contents or not styles:
-        raise InputError(f"the demo images are missing from '{ASSETS}'; reinstall fastnst")
+        raise InputError(f"the demo images are missing from '{ASSETS_DIR}'; reinstall fastnst")
     return contents, styles[0]
 
 
@@ -94,7 +94,7 @@ def run_demo(options: DemoOptions | None = None) -> DemoResult:
     from fastnst.image import save_image
     from fastnst.models import verified_error
     from fastnst.runtime import Stylizer
-    from fastnst.training import run_training
+    from fastnst.training.run import run_training
 
     t0 = time.perf_counter()
     out.mkdir(exist_ok=True)
@@ -113,7 +113,7 @@ def run_demo(options: DemoOptions | None = None) -> DemoResult:
                           overwrite=True, enable_progress_bar=sys.stderr.isatty(), **settings)
     onnx_path = result.onnx
     if onnx_path is None:  # the automatic export failed (it was logged): export here, errors are fatal
-        from fastnst.export import export_onnx
+        from fastnst.training.export import export_onnx
 
         onnx_path = export_onnx(result.weights, result.weights.with_suffix(".onnx"), overwrite=True)
     stylizer = Stylizer(onnx_path, providers="cpu")

@@ -1,7 +1,7 @@
 """Model files as a user handles them: open one by its kind, describe it, export weights. Torch-free at import.
 
 :func:`load_model` gives a stylizer for an ``.onnx`` model (onnxruntime, :class:`fastnst.runtime.Stylizer`)
-or for ``.safetensors``/``.ckpt`` weights (torch, :class:`fastnst.torch_runtime.TorchStylizer`); torch is
+or for ``.safetensors``/``.ckpt`` weights (torch, :class:`fastnst.training.torch_stylizer.TorchStylizer`); torch is
 imported only for weights. :func:`model_info` and :func:`info_lines` are ``fastnst info``;
 :func:`export_model` with :class:`ExportOptions` is ``fastnst export`` (and its ``--web`` page).
 """
@@ -55,7 +55,7 @@ def load_model(path: str | os.PathLike, device: Any = "auto", threads: int | Non
         return Stylizer(path, providers=device, threads=threads, input_range=input_range, optimization=optimization)
     if input_range not in (None, 1, 1.0):
         raise ConfigError("--input-range applies to .onnx models; fastnst weights take pixels in [0, 1]")
-    from fastnst.torch_runtime import TorchStylizer
+    from fastnst.training.torch_stylizer import TorchStylizer
 
     return TorchStylizer(path, device if isinstance(device, str) else "auto", threads)
 
@@ -83,7 +83,7 @@ def model_info(model: str | os.PathLike | None = None) -> dict[str, Any]:
 
         info = Stylizer(path, providers="cpu").describe()
     else:
-        from fastnst.weights import load_transformer
+        from fastnst.training.weights import load_transformer
 
         net, meta = load_transformer(path)
         info = {"model": str(path), "size_bytes": path.stat().st_size, "io": "weights (torch)",
@@ -192,7 +192,7 @@ def export_model(weights: str | os.PathLike, options: ExportOptions | None = Non
         output = weights.with_name(weights.stem + suffix + ".onnx")
     else:
         output = Path(opts.output).expanduser()
-    from fastnst.export import export_onnx
+    from fastnst.training.export import export_onnx
 
     t0 = time.perf_counter()
     path = export_onnx(weights, output, io=opts.io, fp16=opts.fp16, overwrite=opts.overwrite,

@@ -3,7 +3,7 @@ the machine's matrix-multiply ceiling taken beside every measurement.
 
 Sections (``--only a,b``; default: speed, h2h, rss, profile, tuning, int8):
 
-``speed``   network only, johnson and fast presets (random weights, exported with fastnst.export): torch
+``speed``   network only, johnson and fast presets (random weights, exported with fastnst.training.export): torch
             eager and onnxruntime fp32 at each size, in alternating rounds, each in a fresh process. The fp32
             matmul ceiling (torch, 2048², the same threads) is measured before and after every network
             measurement; each measurement's share of the ceiling uses the mean of its two neighbours and
@@ -17,7 +17,7 @@ Sections (``--only a,b``; default: speed, h2h, rss, profile, tuning, int8):
 ``rss``     peak RSS of ``fastnst stylize`` at 1024² untiled (johnson, fast) and 8192² tiled (``--big-presets``).
 ``profile`` onnxruntime's profiler: share of kernel time per operator type, johnson and fast, at each size.
 ``tuning``  session options and graph variants (johnson 1024²), each alternated with the default.
-``int8``    static QDQ int8 (fastnst.quantize, calibrated on the bundled photos) against fp32 at 1024².
+``int8``    static QDQ int8 (fastnst.runtime.quantize, calibrated on the bundled photos) against fp32 at 1024².
 ``plain``, ``browser`` (issue 9, only when named): the plain model file against the three-path one of
             LEGACY_COMMIT; onnxruntime-web in headless Chromium.
 
@@ -229,16 +229,16 @@ def command(args: argparse.Namespace, section: str, **override) -> str:
 # ------------------------------------------------------------------------------------------ models
 
 def export_models(folder: Path) -> dict[str, str]:
-    """Random-weight johnson and fast networks exported with fastnst.export: ``preset`` (as export writes
-    it now), ``preset-plain`` (the exporter's graph, as export wrote it before fastnst.rewrite) and
+    """Random-weight johnson and fast networks exported with fastnst.training.export: ``preset`` (as export writes
+    it now), ``preset-plain`` (the exporter's graph, as export wrote it before fastnst.runtime.rewrite) and
     ``preset-poly`` (plus the runtime's load-time polyphase up-sampling: what fastnst runs from
     REWRITE_PIXELS up)."""
     import onnx
     import torch
 
-    from fastnst.export import export_onnx
+    from fastnst.training.export import export_onnx
     from fastnst.networks.transformer import build_transformer
-    from fastnst.rewrite import polyphase_upsampling
+    from fastnst.runtime.rewrite import polyphase_upsampling
 
     out = {}
     for p in ("johnson", "fast"):
@@ -482,7 +482,7 @@ def section_tuning(args, models, threads: int, size: int = 1024) -> None:
 
 def section_int8(args, models, threads: int, work: Path, size: int = 1024) -> None:
     try:
-        from fastnst.quantize import quantize_model
+        from fastnst.runtime.quantize import quantize_model
     except ImportError as exc:
         print(f"\nint8: skipped ({exc})")
         return
@@ -514,7 +514,7 @@ _EXPORT_CHILD = _CHILD + """
 if {src!r}:
     sys.path.insert(0, {src!r})  # before the current folder, which `python -c` puts first
 import torch
-from fastnst.export import export_onnx
+from fastnst.training.export import export_onnx
 from fastnst.networks.transformer import build_transformer
 torch.set_num_threads({threads})
 torch.manual_seed(0)

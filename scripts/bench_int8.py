@@ -1,6 +1,6 @@
 """int8 against fp32: speed at 1024² and perceptual loss with real VGG16 weights on held-out photos.
 
-For each float model and quantisation variant (fastnst.quantize, calibrated on the bundled content
+For each float model and quantisation variant (fastnst.runtime.quantize, calibrated on the bundled content
 photos), prints the per-image time of fp32 and int8 at ``--speed-size`` (alternating fresh processes,
 median [min-max]) and the perceptual loss of both outputs (content relu2_2 + style relu1_2..relu4_3 with
 the model's own weights, imported Caffe VGG16, rms-normalised: the training loss) on scikit-learn's
@@ -79,7 +79,7 @@ def main() -> None:
     from fastnst.image import resize, to_tensor
     from fastnst.losses import PerceptualLoss
     from fastnst.networks.vgg import VGGFeatures
-    from fastnst.quantize import quantize_model
+    from fastnst.runtime.quantize import quantize_model
     from fastnst.runtime import Stylizer
     from fastnst.styles.builtin import model_path
     from fastnst.styles.generated import generate_style

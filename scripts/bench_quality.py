@@ -141,7 +141,7 @@ def cmd_model(args: argparse.Namespace) -> None:
     from fastnst.losses import PerceptualLoss
     from fastnst.networks.vgg import VGGFeatures
     from fastnst.optimize import gatys_result
-    from fastnst.weights import load_transformer
+    from fastnst.training.weights import load_transformer
 
     net, meta = load_transformer(args.model)
     net.eval()

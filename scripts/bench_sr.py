@@ -3,7 +3,7 @@
 For each held-out photo (scripts/sr_photos.py: never in the training folder) the low-resolution input is
 made exactly as in training (Gaussian blur sigma 1, bicubic down-sampling), then enlarged by bicubic
 interpolation, the pixel-loss network and the perceptual-loss network (exported ONNX models, run with
-fastnst.upscaler). Printed per photo and on average:
+fastnst.runtime.upscaler). Printed per photo and on average:
 
 * PSNR (dB) and SSIM on the luminance (BT.601 Y), ignoring a border of `factor` pixels (the usual SR protocol);
 * feature reconstruction loss: mean squared difference of relu2_2 activations of the imported Caffe VGG16
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fastnst.networks.sr import degrade  # noqa: E402
 from fastnst.networks.vgg import VGGFeatures  # noqa: E402
-from fastnst.upscaler import Upscaler  # noqa: E402
+from fastnst.runtime.upscaler import Upscaler  # noqa: E402
 from sr_photos import held_out_photos  # noqa: E402
 
 Y = np.array([0.299, 0.587, 0.114])

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fastnst.constants import IMAGENET_MEAN, IMAGENET_STD, JOHNSON_CONTENT_LAYERS, JOHNSON_STYLE_LAYERS  # noqa: E402
 from fastnst.networks.transformer import build_transformer, count_flops  # noqa: E402
 from fastnst.networks.vgg import VGGFeatures  # noqa: E402
-from fastnst.training import StyleTransferModule  # noqa: E402
+from fastnst.training.run import StyleTransferModule  # noqa: E402
 
 import benchutil  # noqa: E402
 

@@ -53,9 +53,9 @@ def style_file(tmp_path):
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     """(verified .onnx model, .safetensors weights) of one tiny random style network, made once per run."""
-    from fastnst.export import export_onnx
+    from fastnst.training.export import export_onnx
     from fastnst.networks.transformer import TransformerNet
-    from fastnst.weights import save_transformer
+    from fastnst.training.weights import save_transformer
 
     torch.manual_seed(2)
     net = TransformerNet(channels=(4, 8, 8), num_residual=1, end_kernel=3).eval()
@@ -67,7 +67,7 @@ def tiny_model(tmp_path_factory):
 def plain_onnx(net, path, metadata=None):
     """A quick plain ONNX file of ``net`` (TorchScript exporter, dynamic batch/height/width, input
     'image', output 'stylized', string ``metadata``) for tests that only need a model to run;
-    fastnst.export (dynamo, verified) is tested in test_export.py / test_sr.py."""
+    fastnst.training.export (dynamo, verified) is tested in test_export.py / test_sr.py."""
     import io
     import warnings
 

@@ -90,8 +90,8 @@ def test_every_config_loads_and_instantiates(setup, capsys, config):
     import pytorch_lightning as pl
 
     from fastnst.commands.train import DESCRIPTION
-    from fastnst.config import TrainConfig, command_parser, config_from_args
-    from fastnst.training import StyleTransferModule
+    from fastnst.training.config import TrainConfig, command_parser, config_from_args
+    from fastnst.training.run import StyleTransferModule
 
     parser = command_parser(TrainConfig, "fastnst train", DESCRIPTION)
     argv = ["--style", "wave.png", "--config", str(config), "--vgg-weights", "random"]
@@ -128,7 +128,7 @@ def test_every_option_is_a_flag_with_the_dataclass_default_and_help(capsys):
     import dataclasses
 
     from fastnst.commands.train import DESCRIPTION
-    from fastnst.config import SRTrainConfig, TrainConfig, command_parser
+    from fastnst.training.config import SRTrainConfig, TrainConfig, command_parser
     from fastnst.options import defaults
 
     for cls in (TrainConfig, SRTrainConfig):

@@ -7,7 +7,7 @@ import io
 import pytest
 import torch
 
-from fastnst import data as fdata
+from fastnst.training import data as fdata
 from fastnst.errors import InputError
 from tests.conftest import synthetic_rgb
 
@@ -50,7 +50,7 @@ def test_folder_lists_nested_images_and_skips_corrupt(photo_folder, caplog):
     files = find_images(photo_folder)
     assert len(files) == 7  # six good + the corrupt .jpg; no .txt, nothing hidden
     dm = fdata.ContentDataModule(str(photo_folder), image_size=24, batch_size=2, num_workers=0, num_previews=2)
-    with caplog.at_level("WARNING", logger="fastnst.data"):
+    with caplog.at_level("WARNING", logger="fastnst.training.data"):
         dm.check()
     assert dm.kind == "folder"
     assert dm.previews.shape == (2, 3, 24, 24)
@@ -69,7 +69,7 @@ def test_folder_dataset_replaces_unreadable_item_and_counts_it(tmp_path, caplog)
     synthetic_rgb(30, 30).save(tmp_path / "good.png")
     (tmp_path / "bad.png").write_bytes(b"garbage")
     ds = fdata.FolderImages([tmp_path / "bad.png", tmp_path / "good.png"], image_size=16)
-    with caplog.at_level("WARNING", logger="fastnst.data"):
+    with caplog.at_level("WARNING", logger="fastnst.training.data"):
         image, skipped = ds[0]
     assert image.shape == (3, 16, 16) and skipped == 1
     assert "bad.png" in caplog.text
@@ -82,7 +82,7 @@ def test_parquet_streams_through_datasets_and_skips_corrupt_rows(tmp_path, caplo
     dm = fdata.ContentDataModule(str(path), image_size=20, batch_size=2, num_workers=0, num_previews=2)
     dm.check()
     assert dm.kind == "parquet" and dm.previews.shape == (2, 3, 20, 20)
-    with caplog.at_level("WARNING", logger="fastnst.data"):
+    with caplog.at_level("WARNING", logger="fastnst.training.data"):
         batches = list(dm.train_dataloader())
     # rows 2..5 remain after the held-out previews (not 0..5); one is corrupt: 3 images -> one full batch of 2
     assert len(batches) == 1 and batches[0][0].shape == (2, 3, 20, 20)

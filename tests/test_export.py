@@ -10,13 +10,13 @@ import onnxruntime as ort
 import pytest
 import torch
 
-import fastnst.export as export_mod
+import fastnst.training.export as export_mod
 from fastnst import cli
 from fastnst.contract import INPUT_NAME, OPSET, OUTPUT_NAME
 from fastnst.errors import InputError, OutputExistsError
-from fastnst.export import ExportError, export_onnx
+from fastnst.training.export import ExportError, export_onnx
 from fastnst.networks.transformer import TransformerNet
-from fastnst.weights import save_transformer
+from fastnst.training.weights import save_transformer
 
 TINY = {"channels": (4, 8, 8), "num_residual": 1, "end_kernel": 3}
 META = {"style_name": "wave", "style_sha256": "ab" * 32, "content_weight": 1e5, "style_weight": 1e10,

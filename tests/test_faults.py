@@ -120,7 +120,7 @@ def run_setup(tmp_path):
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
-    from fastnst.weights import load_transformer
+    from fastnst.training.weights import load_transformer
 
     net, _ = load_transformer(folder / "wave.safetensors")
     return net.state_dict()
@@ -204,7 +204,7 @@ def test_truncated_checkpoint_is_named_with_the_last_good_one(run_setup, capsys)
     # the run-exists message points at the good checkpoint, not at the corrupt one
     line = _one_line_error(capsys, args + ["--out", out, "--steps", "6"], "already holds a training run")
     assert "previous.ckpt" in line
-    from fastnst.checkpointing import load_checkpoint
+    from fastnst.training.checkpointing import load_checkpoint
 
     with pytest.raises(CheckpointError):
         load_checkpoint(last)
@@ -234,7 +234,7 @@ def test_disk_full_while_training_is_one_line_and_keeps_the_last_good_checkpoint
 
         monkeypatch.setattr(pl.Trainer, "save_checkpoint", half_then_enospc)
     _one_line_error(capsys, args + ["--out", out, "--steps", "8", "--checkpoint-every", "1"], "no space left")
-    from fastnst.checkpointing import read_checkpoint
+    from fastnst.training.checkpointing import read_checkpoint
 
     assert read_checkpoint(out / "last.ckpt")["global_step"] == 0  # complete, under its real name
     assert _temps(out) == []
@@ -279,7 +279,7 @@ def test_training_output_cannot_be_the_data_folder(run_setup, capsys):
 
 
 def test_resumable_sampler_is_the_same_order_wherever_it_starts():
-    from fastnst.data import ResumableSampler
+    from fastnst.training.data import ResumableSampler
 
     whole = list(ResumableSampler(10, 3, seed=5))  # 3 batches of 3 per epoch
     second_epoch = ResumableSampler(10, 3, seed=5, start_batch=3)
@@ -480,7 +480,7 @@ def test_fileio_errors_are_outputerror_not_oserror(tmp_path):
 
 
 def test_demo_leftovers_of_a_failed_run_do_not_block_the_retry(tmp_path, capsys, monkeypatch):
-    import fastnst.training
+    import fastnst.training.run
     from fastnst.errors import InputError
 
     out = tmp_path / "demo"
@@ -491,7 +491,7 @@ def test_demo_leftovers_of_a_failed_run_do_not_block_the_retry(tmp_path, capsys,
     def reached(*a, **k):
         raise InputError("training reached")
 
-    monkeypatch.setattr(fastnst.training, "run_training", reached)
+    monkeypatch.setattr(fastnst.training.run, "run_training", reached)
     _one_line_error(capsys, ["demo", "--out", out, "--vgg-weights", "random"], "training reached")
     (out / "stylized").mkdir()
     (out / "stylized" / "a.jpg").write_bytes(b"x")
@@ -516,7 +516,7 @@ def test_cpu_devices_above_the_cpus_are_refused_before_any_process_starts(run_se
 
 @pytest.mark.parametrize("minutes, expected", [(1e-9, [0, 1, 2, 3, 3]), (0.0, [0, 3])])
 def test_checkpoints_follow_the_wall_clock_as_well_as_the_steps(run_setup, monkeypatch, minutes, expected):
-    from fastnst.checkpointing import CrashSafeCheckpoint
+    from fastnst.training.checkpointing import CrashSafeCheckpoint
 
     args, tmp = run_setup
     saved: list[int] = []

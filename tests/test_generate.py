@@ -23,7 +23,7 @@ TINY = {"channels": (4, 8, 8), "num_residual": 1, "end_kernel": 3}
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     """A tiny two-style network exported like the shipped one (styles named after two built-ins)."""
-    from fastnst.export import export_onnx
+    from fastnst.training.export import export_onnx
     from fastnst.networks.transformer import ConditionalInstanceNorm2d, TransformerNet
 
     net = TransformerNet(**TINY, num_styles=2, style_names=["mosaic", "halftone"])

@@ -117,7 +117,7 @@ def test_forward_without_style_and_bad_settings_are_refused():
 
 
 def test_style_ids_take_turns_evenly_and_depend_only_on_the_step():
-    from fastnst.training import StyleTransferModule
+    from fastnst.training.run import StyleTransferModule
 
     ids = [StyleTransferModule.style_ids.__get__(_Fake(3))(step, 4) for step in range(6)]
     flat = torch.cat(ids)
@@ -135,7 +135,7 @@ class _Fake:
 
 
 def test_train_cli_gathers_repeated_style_flags():
-    from fastnst.config import prepare_argv
+    from fastnst.training.config import prepare_argv
 
     assert prepare_argv(["--style", "a.jpg", "--steps", "3"]) == ["--style", "a.jpg", "--steps", "3"]
     got = prepare_argv(["--data", "d", "--style", "a b.jpg", "--steps", "3", "--style=c.png"])
@@ -149,7 +149,7 @@ def test_two_styles_train_export_and_match_in_onnxruntime(tmp_path):
 
     from fastnst import cli
     from fastnst.contract import INPUT_NAME, META_STYLES, OUTPUT_NAME, STYLE_NAME
-    from fastnst.weights import load_transformer
+    from fastnst.training.weights import load_transformer
 
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -198,7 +198,7 @@ def test_two_styles_train_export_and_match_in_onnxruntime(tmp_path):
 
 def test_style_scales_weight_each_item_and_are_checked():
     from fastnst.losses import style_layer_losses
-    from fastnst.config import check_style_scales
+    from fastnst.training.config import check_style_scales
 
     feats = {"relu1_2": torch.rand(3, 4, 6, 6)}
     targets = {"relu1_2": torch.rand(3, 4, 4)}

@@ -233,7 +233,7 @@ def test_invert_layers_shares_one_network_and_counts_over_layers(content):
     assert grid.width > 3 * 32
 
 
-OWN_MODULES = ("fastnst/optimize.py", "fastnst/losses.py", "fastnst/networks/vgg.py",
+OWN_MODULES = ("fastnst/optimize/__init__.py", "fastnst/losses/__init__.py", "fastnst/networks/vgg.py",
                "fastnst/networks/vgg_normalize.py", "fastnst/networks/vgg_import.py", "fastnst/commands/optimize.py", "fastnst/commands/vgg.py")
 NN_OVERRIDES = {"train"}  # torch.nn.Module's signature: VGGFeatures.train(mode) ignores mode on purpose
 

@@ -1,4 +1,4 @@
-"""Static int8 quantisation (fastnst.quantize): integer convolutions, same interface, output near fp32."""
+"""Static int8 quantisation (fastnst.runtime.quantize): integer convolutions, same interface, output near fp32."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import torch
 
 from fastnst.contract import META_PRECISION, META_REWRITES, STYLE_NAME
 from fastnst.errors import ConfigError, InputError, ModelFormatError, OutputExistsError
-from fastnst.export import export_onnx
+from fastnst.training.export import export_onnx
 from fastnst.networks.transformer import TransformerNet
-from fastnst.quantize import calibration_photos, quantize_model
+from fastnst.runtime.quantize import calibration_photos, quantize_model
 from fastnst.runtime import Stylizer
 
 TINY = {"channels": (4, 8, 8), "num_residual": 1, "end_kernel": 3}
@@ -54,7 +54,11 @@ def test_int8_model_has_integer_convolutions_and_the_same_interface(models):
     a = Stylizer(single, providers="cpu").stylize(image)
     b = Stylizer(out, providers="cpu").stylize(image)
     assert b.shape == a.shape == image.shape and b.dtype == np.uint8
-    assert np.abs(a.astype(int) - b.astype(int)).mean() < 8  # int8: close to fp32, not equal
+    a, b = a.astype(float), b.astype(float)
+    # int8 on a 4-channel random network: close to fp32 (errors well below the picture's own spread,
+    # strongly correlated), not equal; a broken quantisation gives another picture (correlation ~0)
+    assert np.abs(a - b).mean() < 0.5 * np.abs(a - a.mean()).mean()
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.9 and np.abs(a - b).mean() > 0
 
 
 def test_multi_style_model_keeps_its_styles(models):

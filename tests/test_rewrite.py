@@ -1,4 +1,4 @@
-"""Exact graph rewrites (fastnst.rewrite): same outputs, thin wide convolutions split, conditional norms folded."""
+"""Exact graph rewrites (fastnst.runtime.rewrite): same outputs, thin wide convolutions split, conditional norms folded."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from fastnst.export import export_onnx
+from fastnst.training.export import export_onnx
 from fastnst.networks.transformer import TransformerNet
 from fastnst.contract import META_REWRITES
-from fastnst.rewrite import polyphase_upsampling, speed_up
+from fastnst.runtime.rewrite import polyphase_upsampling, speed_up
 
 TINY = {"channels": (4, 8, 8), "num_residual": 1, "end_kernel": 5}
 

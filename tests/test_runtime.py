@@ -13,10 +13,10 @@ import torch
 from PIL import Image
 
 from fastnst.errors import ConfigError, InputError, ModelFormatError
-from fastnst.export import export_onnx
+from fastnst.training.export import export_onnx
 from fastnst.networks.transformer import TransformerNet
 from fastnst.runtime import Stylizer, preserve_colors
-from fastnst.tiling import TileGrid
+from fastnst.runtime.tiling import TileGrid
 from tests.conftest import synthetic_rgb
 
 # Documented seam error (README, tiling): mean |tiled - untiled| (in [0, 1] units) on a 264x200 image,

@@ -15,11 +15,11 @@ from PIL import Image
 
 from fastnst import cli
 from fastnst.errors import ConfigError, InputError, ModelFormatError
-from fastnst.export import export_onnx
+from fastnst.training.export import export_onnx
 from fastnst.networks.sr import SRNet, degrade, load_sr, save_sr, sr_metadata
 from fastnst.networks.transformer import TransformerNet
-from fastnst.sr_training import SuperResolutionModule, run_sr_training
-from fastnst.upscaler import TILE_MARGIN, Upscaler
+from fastnst.training.sr import SuperResolutionModule, run_sr_training
+from fastnst.runtime.upscaler import TILE_MARGIN, Upscaler
 from tests.conftest import plain_onnx, synthetic_rgb
 
 
@@ -242,7 +242,7 @@ SR_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("sr-*
 @pytest.mark.parametrize("config", SR_CONFIGS, ids=[c.name for c in SR_CONFIGS])
 def test_every_sr_config_loads_and_instantiates(config):
     from fastnst.commands.train_sr import DESCRIPTION
-    from fastnst.config import SRTrainConfig, command_parser, config_from_args
+    from fastnst.training.config import SRTrainConfig, command_parser, config_from_args
 
     parser = command_parser(SRTrainConfig, "fastnst train-sr", DESCRIPTION)
     argv = ["--config", str(config), "--vgg-weights", "random"]

@@ -12,8 +12,8 @@ from fastnst.errors import ConfigError
 from fastnst.networks.sr import SRNet, sr_metadata
 from fastnst.networks.transformer import TransformerNet
 from fastnst.runtime import Stylizer
-from fastnst.strokes import ScaledStylizer, check_stroke_scale, stroke_frequency, with_stroke_scale
-from fastnst.upscaler import Upscaler
+from fastnst.runtime.strokes import ScaledStylizer, check_stroke_scale, stroke_frequency, with_stroke_scale
+from fastnst.runtime.upscaler import Upscaler
 from tests.conftest import plain_onnx, synthetic_rgb
 
 

@@ -20,10 +20,10 @@ import fastnst
 from fastnst import cli
 from fastnst.contract import INPUT_NAME, META_STYLES, OUTPUT_NAME, STYLE_NAME
 from fastnst.errors import ConfigError, ModelFormatError
-from fastnst.export import export_onnx
+from fastnst.training.export import export_onnx
 from fastnst.runtime import (Stylizer, check_threads, parse_provider, parse_style, resolve_providers,
                              usable_cpus)
-from fastnst.tiling import TileGrid
+from fastnst.runtime.tiling import TileGrid
 from tests.conftest import synthetic_rgb
 
 SEAM_ERROR = 4.1e-5  # as tests/test_runtime.py: today's seam error on a random network

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from fastnst.errors import ConfigError, ModelFormatError, OutputExistsError
-from fastnst.training import StyleTransferModule, check_resume, run_training, train
-from fastnst.weights import load_transformer
+from fastnst.training.run import StyleTransferModule, check_resume, run_training, train
+from fastnst.training.weights import load_transformer
 from tests.conftest import synthetic_rgb
 
 
@@ -97,8 +97,8 @@ def test_train_api_returns_weights_and_survives_a_failing_export(tiny, tmp_path,
     def broken_export(*args, **kwargs):
         raise RuntimeError("exporter exploded")
 
-    monkeypatch.setitem(sys.modules, "fastnst.export", types.SimpleNamespace(export_onnx=broken_export))
-    with caplog.at_level("WARNING", logger="fastnst.training"):
+    monkeypatch.setitem(sys.modules, "fastnst.training.export", types.SimpleNamespace(export_onnx=broken_export))
+    with caplog.at_level("WARNING", logger="fastnst.training.run"):
         path = train(style, photos, tmp_path / "api", steps=1, preview_every=0, **dict(FAST, export=True))
     assert path == tmp_path / "api" / "wave.safetensors" and path.is_file()
     assert "ONNX export failed" in caplog.text and "exporter exploded" in caplog.text

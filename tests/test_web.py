@@ -27,7 +27,7 @@ import torch
 
 from fastnst import cli
 from fastnst.errors import InputError
-from fastnst.export import export_onnx
+from fastnst.training.export import export_onnx
 from fastnst.networks.transformer import TransformerNet
 from fastnst.web import find_ort_dist, write_web
 

@@ -5,7 +5,7 @@ import torch
 
 from fastnst.errors import InputError, ModelFormatError, OutputExistsError
 from fastnst.networks.transformer import TransformerNet, build_transformer
-from fastnst.weights import load_transformer, save_transformer
+from fastnst.training.weights import load_transformer, save_transformer
 
 
 def _tiny() -> TransformerNet:

@@ -1,6 +1,6 @@
 """``fastnst train``: train a feed-forward style network (Johnson et al. 2016).
 
-Options come from :class:`fastnst.config.TrainConfig`; ``--config FILE.yaml`` and flags combine (flags win),
+Options come from :class:`fastnst.training.config.TrainConfig`; ``--config FILE.yaml`` and flags combine (flags win),
 every Lightning Trainer argument is ``--trainer.NAME`` (or a ``trainer:`` section), ``--print-config``
 prints the merged configuration.
 """
@@ -26,7 +26,7 @@ examples:
 
 def run(kind: str, argv: Sequence[str] | None, description: str, next_step: str | None = None) -> int:
     """Parse ``argv`` into the config of ``kind`` ('train' or 'train-sr'), train, print where the results are."""
-    from fastnst import config as fconfig
+    from fastnst.training import config as fconfig
 
     cls, prog = fconfig.TrainConfig if kind == "train" else fconfig.SRTrainConfig, f"fastnst {kind}"
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -39,9 +39,9 @@ def run(kind: str, argv: Sequence[str] | None, description: str, next_step: str 
         raise ConfigError(f"{fconfig.one_line(exc)}; see '{prog} --help'") from None
     config = fconfig.config_from_args(cls, parser, namespace, argv)
     if kind == "train":
-        from fastnst.training import run_training as run_job
+        from fastnst.training.run import run_training as run_job
     else:
-        from fastnst.sr_training import run_sr_training as run_job
+        from fastnst.training.sr import run_sr_training as run_job
     return report(run_job(config), next_step)
 
 

@@ -1,6 +1,6 @@
 """``fastnst train-sr``: train a perceptual-loss super-resolution network (Johnson et al. 2016, section 4.2).
 
-Options come from :class:`fastnst.config.SRTrainConfig`; the parser is ``fastnst train``'s.
+Options come from :class:`fastnst.training.config.SRTrainConfig`; the parser is ``fastnst train``'s.
 """
 
 from __future__ import annotations

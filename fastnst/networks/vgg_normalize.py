@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fastnst.constants import cache_dir
+from fastnst.constants import ASSETS_DIR, cache_dir
 from fastnst.errors import FastNSTError, InputError, unknown_choice
 from fastnst.fileio import atomic_output
 from fastnst.image import IMAGE_EXTENSIONS, find_images, load_rgb, resize, to_tensor
@@ -65,8 +65,7 @@ _GRAM_PREFIX = "gram/"
 
 def reference_images() -> list[Path]:
     """The bundled reference images (the default normalising set)."""
-    root = Path(__file__).resolve().parent.parent / "assets"
-    files = [root / name for name in REFERENCE_IMAGES]
+    files = [ASSETS_DIR / name for name in REFERENCE_IMAGES]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise InputError(f"fastnst's bundled reference image '{missing[0]}' is missing; reinstall fastnst "

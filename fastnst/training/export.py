@@ -18,7 +18,7 @@ runtimes that need it (OpenCV 4.x).
 The file is plain (design habit 12): one input ``image`` (multi-style networks: one more, ``style``,
 float32 (N, num_styles) blend weights, no default values), one output ``stylized``, one trace.
 Tiling with whole-image instance-norm statistics is done by the runtime, which rewrites the graph's
-InstanceNormalization nodes at load (fastnst.tiling), so any instance-norm model can be tiled.
+InstanceNormalization nodes at load (fastnst.runtime.tiling), so any instance-norm model can be tiled.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from fastnst.errors import ConfigError, FastNSTError, InputError
 from fastnst.fileio import atomic_output, check_output
 from fastnst.models import parse_static
 from fastnst.networks.transformer import TransformerNet
-from fastnst.rewrite import speed_up
+from fastnst.runtime.rewrite import speed_up
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class _ExportGraph(nn.Module):
     Input/output conventions (``io_kind``): "float" is RGB float32 [0, 1] NCHW in and out; "uint8" is
     RGB uint8 NHWC in and out (conversion, rounding and clamping inside the graph). ``half`` stores
     the network in float16 with float32 (or uint8) at the boundary: the casts are inside the graph.
-    Nothing else is in the graph: tiling lives in the runtime (fastnst.tiling rewrites the graph).
+    Nothing else is in the graph: tiling lives in the runtime (fastnst.runtime.tiling rewrites the graph).
     """
 
     def __init__(self, net: nn.Module, io_kind: str = "float", half: bool = False) -> None:
@@ -130,7 +130,7 @@ def _load_source(source: str | os.PathLike | nn.Module) -> tuple[nn.Module, dict
         return net, meta, type(source).__name__
     if not isinstance(source, (str, os.PathLike)):
         raise ConfigError(f"export_onnx takes a TransformerNet or a weights file, not {type(source).__name__}")
-    from fastnst.weights import load_transformer
+    from fastnst.training.weights import load_transformer
 
     path = Path(source)
     if path.suffix.lower() == ".onnx":
@@ -311,7 +311,7 @@ def export_onnx(source: str | os.PathLike | nn.Module, out_path: str | os.PathLi
     ``"float"`` (float32 NCHW in [0, 1]) or ``"uint8"`` (uint8 NHWC). ``fp16`` stores half precision
     weights. ``static`` ("HxW" or (h, w)) fixes the height and width for runtimes that need it (the
     batch stays dynamic). ``metadata`` adds or replaces string metadata entries. ``optimize`` (default)
-    applies the exact graph rewrites of :mod:`fastnst.rewrite` (faster in onnxruntime; the same
+    applies the exact graph rewrites of :mod:`fastnst.runtime.rewrite` (faster in onnxruntime; the same
     outputs up to float rounding); False writes the exporter's graph as it is. With ``verify``
     (default) the file is checked and compared with torch before it is moved into place. Returns
     ``out_path``. Raises InputError/ModelFormatError for a bad source, OutputExistsError when

@@ -17,7 +17,7 @@ global state of the host app (Pillow's ``Image.MAX_IMAGE_PIXELS`` included).
 Images of any size come back at exactly their input size: the network input is reflection-padded
 to the network's stride and cropped back. Large images are processed in overlapping tiles blended
 with feathered weights, one row of tiles at a time, every tile normalised with instance-norm
-statistics of the whole image (see :mod:`fastnst.tiling`): this works for any model with
+statistics of the whole image (see :mod:`fastnst.runtime.tiling`): this works for any model with
 InstanceNormalization, fastnst's own or third-party Johnson-style models taking 0..255 pixels.
 """
 
@@ -40,14 +40,14 @@ from fastnst.contract import (INPUT_RANGES, LEGACY_INPUTS, META_ARCH, META_INPUT
 from fastnst.errors import ConfigError, InputError, ModelFormatError, did_you_mean, unknown_choice
 from fastnst.image import (ImageSource, check_pixels, fit_long_side, from_nchw, preserve_colors, read_fitted, to_float,
                            to_nchw, to_uint8)
-from fastnst.rewrite import polyphase_upsampling, speed_up
-from fastnst.tiling import NormRewrite, TileGrid, TilingUnsupported, make_dynamic, plain_graph
+from fastnst.runtime.rewrite import polyphase_upsampling, speed_up
+from fastnst.runtime.tiling import NormRewrite, TileGrid, TilingUnsupported, make_dynamic, plain_graph
 
 log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")
 # From this many (padded) pixels an image runs on a second session of the model, rewritten at load
-# (fastnst.rewrite.polyphase_upsampling). Measured at 1024² (scripts/bench_infer.py): johnson 1.12x
+# (fastnst.runtime.rewrite.polyphase_upsampling). Measured at 1024² (scripts/bench_infer.py): johnson 1.12x
 # faster, peak RSS 660 instead of 1200 MiB; `fastnst stylize` with the built-in model faster and 417
 # instead of 681 MiB, the ~0.08 s of building it (an onnx import and a session) included. Chosen:
 # below about this size that cost is not repaid.
@@ -208,7 +208,7 @@ def session_options(threads: int | None = None, optimization: str | None = None)
     Threads = physical cores by default (onnxruntime's own default; hyper-threads share one core's
     FPUs), capped at the CPUs this process may use. ``optimization``: 'disable', 'basic', 'extended'
     or 'all' (default). Chosen, measured with scripts/bench_infer.py (tuning section): once the thin
-    output convolution is split (fastnst.rewrite), 'all' (NCHWc layout) is the fastest level, and with
+    output convolution is split (fastnst.runtime.rewrite), 'all' (NCHWc layout) is the fastest level, and with
     polyphase up-sampling its peak memory is below the former default's. The memory arena stays on;
     memory-pattern planning is off (every image has another shape).
     """
@@ -375,7 +375,7 @@ class StylizerBase:
 
     A subclass runs the network: :meth:`run_batch`, :attr:`providers` and :meth:`describe`, and for
     tiles normalised with whole-image statistics :meth:`norm_stats`, :meth:`run_tile` and
-    :meth:`_tiler`. :class:`Stylizer` (onnxruntime) and :class:`fastnst.torch_runtime.TorchStylizer`
+    :meth:`_tiler`. :class:`Stylizer` (onnxruntime) and :class:`fastnst.training.torch_stylizer.TorchStylizer`
     (torch, for weights files) are the two. ``min_size`` raises the model's minimum side.
     """
 
@@ -691,7 +691,7 @@ class Stylizer(StylizerBase):
 
     def _prepare(self, model: Any, polyphase: bool) -> bool:
         """Rewrite a loaded model in memory: old tiling inputs stripped, fixed sizes lifted, the exact
-        rewrites of fastnst.rewrite (files exported before them) and, with ``polyphase``, polyphase
+        rewrites of fastnst.runtime.rewrite (files exported before them) and, with ``polyphase``, polyphase
         up-sampling (exact for images padded to the stride). True when the graph changed."""
         changed = plain_graph(model, self.output_name) if self.legacy else False
         changed |= make_dynamic(model, self.input_name, nhwc=self.io_kind == "uint8")
@@ -702,7 +702,7 @@ class Stylizer(StylizerBase):
 
     def session_for(self, height: int, width: int) -> Any:
         """The onnxruntime session that runs a padded ``height`` x ``width`` image: from REWRITE_PIXELS up,
-        one of the model rewritten at load (polyphase up-sampling, fastnst.rewrite; built on first use),
+        one of the model rewritten at load (polyphase up-sampling, fastnst.runtime.rewrite; built on first use),
         else :attr:`session`. Both give the same result for such images (up to float rounding)."""
         if height * width < REWRITE_PIXELS or height % self.stride or width % self.stride:
             return self.session

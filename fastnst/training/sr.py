@@ -6,10 +6,10 @@
   VGG16 plus total variation;
 * ``loss="pixel"`` (the paper's baseline): per-pixel mean squared error (plus optional TV).
 
-Each step takes high-resolution crops from the same :class:`~fastnst.data.ContentDataModule` as
+Each step takes high-resolution crops from the same :class:`~fastnst.training.data.ContentDataModule` as
 style training, makes the low-resolution inputs the paper's way (Gaussian blur σ = 1.0, then bicubic
 down-sampling by the factor) and fits the network to map them back. The Trainer, loggers, previews,
-checkpoints, resume and export are those of :mod:`fastnst.training` (:func:`~fastnst.training.fit_module`).
+checkpoints, resume and export are those of :mod:`fastnst.training.run` (:func:`~fastnst.training.run.fit_module`).
 """
 
 from __future__ import annotations
@@ -24,19 +24,19 @@ import torch.nn.functional as F
 from PIL import Image
 
 from fastnst import image as fimage
-from fastnst.config import BLUR_SIGMA, SR_FEATURE_LAYER, SR_LOSSES, SR_STEPS, SR_TV_WEIGHT, SRTrainConfig  # noqa: F401
-from fastnst.data import ContentDataModule
+from fastnst.training.config import BLUR_SIGMA, SR_FEATURE_LAYER, SR_LOSSES, SR_STEPS, SR_TV_WEIGHT, SRTrainConfig  # noqa: F401
+from fastnst.training.data import ContentDataModule
 from fastnst.errors import ModelFormatError
 from fastnst.losses import content_loss, total_variation
 from fastnst.networks.sr import SRNet, degrade, save_sr
 from fastnst.networks.vgg import VGGFeatures
-from fastnst.training import (LossNetworkModule, TrainResult, check_checkpoint, finish_run, fit_module,
+from fastnst.training.run import (LossNetworkModule, TrainResult, check_checkpoint, finish_run, fit_module,
                               output_folder, weights_label)
 
 
 class SuperResolutionModule(LossNetworkModule):
     """An SRNet trained with the perceptual (feature reconstruction) or the pixel loss (settings checked
-    by :class:`~fastnst.config.SRTrainConfig`).
+    by :class:`~fastnst.training.config.SRTrainConfig`).
 
     Args:
         factor: up-sampling factor (2, 4 or 8; paper: 4 and 8).
@@ -136,7 +136,7 @@ def check_sr_resume(path: str | os.PathLike, sr_config: dict[str, Any], loss: st
 def run_sr_training(config: SRTrainConfig | str | os.PathLike | None = None, *args: Any, **options: Any) -> TrainResult:
     """Train a ×``factor`` super-resolution network as ``config`` says; returns where the results are.
 
-    ``config`` is an :class:`~fastnst.config.SRTrainConfig`, or ``data`` followed by ``out`` and keyword
+    ``config`` is an :class:`~fastnst.training.config.SRTrainConfig`, or ``data`` followed by ``out`` and keyword
     options (data sources as for style training: coco, a hub id, a folder, parquet). ``out`` defaults to
     ``checkpoints/sr-x<factor>-<loss>``. Writes ``out/last.ckpt``, ``out/sr-x<factor>.safetensors``,
     ``out/sr-x<factor>.onnx`` (verified), previews and ``metrics.csv``. Everything is checked before

@@ -5,7 +5,7 @@ to a temporary name in the output folder (never ``$TMPDIR``: a rename across fil
 to the disk (fsync), and only then renamed to ``last.ckpt``; the checkpoint it replaces is kept as
 ``previous.ckpt`` (a hard link made before the rename), so at every moment of a ``kill -9`` or a full disk the
 folder holds complete checkpoints under their real names. The data position and random states are stored
-too (:meth:`fastnst.data.ContentDataModule.state_dict`, :meth:`CrashSafeCheckpoint.state_dict`): resuming
+too (:meth:`fastnst.training.data.ContentDataModule.state_dict`, :meth:`CrashSafeCheckpoint.state_dict`): resuming
 from any checkpoint ends with the same weights as a run never interrupted.
 
 :func:`load_checkpoint` reads a checkpoint with ``weights_only=True`` and tells a truncated or corrupt file
@@ -26,7 +26,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
-from fastnst.config import DEFAULT_CHECKPOINT_MINUTES
+from fastnst.training.config import DEFAULT_CHECKPOINT_MINUTES
 from fastnst.errors import CheckpointError, FastNSTError, ModelFormatError, os_error
 from fastnst.fileio import commit_temp, fsync_path, remove_stale_temps, temp_path
 

@@ -7,7 +7,7 @@
 
 Frames are decoded with PyAV (FFmpeg), stylised ``batch_size`` at a time by any object with
 :class:`fastnst.runtime.Stylizer`'s ``stylize_iter`` (single- or multi-style models, the stroke-scale
-wrapper of :mod:`fastnst.strokes`), and encoded again: the frame rate (average rate; variable-rate
+wrapper of :mod:`fastnst.runtime.strokes`), and encoded again: the frame rate (average rate; variable-rate
 clips become constant-rate), the size and the audio (copied unchanged) are kept. The output is written
 to a temporary file beside the target and renamed at the end: nothing partial is left behind.
 

@@ -24,12 +24,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 import numpy as np
 
+from fastnst.constants import ASSETS_DIR
 from fastnst.contract import META_PRECISION, STYLE_NAME, padded_size
 from fastnst.errors import ConfigError, InputError, ModelFormatError
 from fastnst.fileio import atomic_output, check_output
-from fastnst.rewrite import speed_up
+from fastnst.runtime.rewrite import speed_up
 
-ASSETS = Path(__file__).resolve().parent / "assets"
 # Chosen: calibration images are cropped to this square; activation ranges of a style network hardly
 # depend on the size, and 384 px keeps calibration of the johnson preset under a minute on 2 cores.
 CALIBRATION_SIDE = 384
@@ -38,7 +38,7 @@ CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 
 def calibration_photos() -> list[Path]:
     """The content photos bundled with fastnst (used to calibrate when none are given)."""
-    return sorted(ASSETS.glob("content-*.jpg"))
+    return sorted(ASSETS_DIR.glob("content-*.jpg"))
 
 
 def _arrays(photos: Sequence[str | os.PathLike | np.ndarray], side: int) -> list[np.ndarray]:

@@ -1,6 +1,6 @@
 """Apply an exported super-resolution network with onnxruntime alone (no torch).
 
-    from fastnst.upscaler import Upscaler
+    from fastnst.runtime.upscaler import Upscaler
     big = Upscaler("sr-x4.onnx").upscale("photo.jpg")      # a PIL image, exactly 4x the photo's size
 
 Models come from ``fastnst train-sr`` (metadata ``fastnst_task = super-resolution`` and

@@ -1,6 +1,6 @@
 """Lightning callbacks of a training run: preview grids and plain progress lines.
 
-(Checkpoints: :class:`fastnst.checkpointing.CrashSafeCheckpoint`.) The library never prints: progress
+(Checkpoints: :class:`fastnst.training.checkpointing.CrashSafeCheckpoint`.) The library never prints: progress
 without a terminal goes to the ``fastnst`` logger as plain lines, never ``\\r`` bars into a log file.
 """
 

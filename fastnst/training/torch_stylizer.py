@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 
 from fastnst.errors import ConfigError, unknown_choice
-from fastnst.export import style_names
+from fastnst.training.export import style_names
 from fastnst.image import to_nchw
 from fastnst.runtime import DEVICES, StylizerBase, check_threads, parse_style
-from fastnst.weights import load_transformer
+from fastnst.training.weights import load_transformer
 
 
 @contextlib.contextmanager

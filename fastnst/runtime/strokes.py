@@ -63,7 +63,7 @@ class ScaledStylizer:
     """A stylizer whose strokes are ``scale`` times larger, at the same output size.
 
     ``stylizer``: a :class:`fastnst.runtime.Stylizer` (or compatible). ``upscaler``: an optional
-    :class:`fastnst.upscaler.Upscaler` used to bring back stylisations made at a smaller size
+    :class:`fastnst.runtime.upscaler.Upscaler` used to bring back stylisations made at a smaller size
     (``scale`` > 1). Other attributes (``device``, ``style_names``, ...) are the wrapped stylizer's.
     """
 
@@ -163,7 +163,7 @@ def with_stroke_scale(stylizer: Any, scale: float = 1.0, sr_model: Any = None, p
         return stylizer
     upscaler = None
     if sr_model is not None:
-        from fastnst.upscaler import Upscaler
+        from fastnst.runtime.upscaler import Upscaler
 
         upscaler = Upscaler(sr_model, providers=providers if isinstance(providers, str) else None, threads=threads)
     return ScaledStylizer(stylizer, scale, upscaler)

@@ -7,12 +7,12 @@ computed once and stored as buffers; each step runs the loss network on the outp
 gradients and only as deep as the content layer, on the input. Every loss term is logged.
 
 :func:`run_training` is the whole job (what ``fastnst train`` calls) for a
-:class:`~fastnst.config.TrainConfig`: check every input before anything is written, fit, then save
+:class:`~fastnst.training.config.TrainConfig`: check every input before anything is written, fit, then save
 ``<out>/<style>.safetensors`` and the verified ``<out>/<style>.onnx``. Checkpoints (``last.ckpt``,
-written atomically by :class:`fastnst.checkpointing.CrashSafeCheckpoint`) resume exactly: weights,
+written atomically by :class:`fastnst.training.checkpointing.CrashSafeCheckpoint`) resume exactly: weights,
 optimizer, step, the position in the data order and the random states. The run's stages (:func:`output_folder`,
 :func:`make_loggers`, :func:`make_callbacks`, :func:`fit_module`, :func:`finish_run`) are shared with
-super-resolution training (:mod:`fastnst.sr_training`).
+super-resolution training (:mod:`fastnst.training.sr`).
 """
 
 from __future__ import annotations
@@ -37,13 +37,13 @@ from torch import nn
 
 from fastnst import checks
 from fastnst import image as fimage
-from fastnst.callbacks import PreviewCallback, ProgressLog
-from fastnst.checkpointing import CrashSafeCheckpoint, load_checkpoint, resume_hint
-from fastnst.config import (CONTENT_WEIGHT, DEFAULT_STEPS, STYLE_WEIGHT, TRAINER_DEFAULTS, TV_WEIGHT,
+from fastnst.training.callbacks import PreviewCallback, ProgressLog
+from fastnst.training.checkpointing import CrashSafeCheckpoint, load_checkpoint, resume_hint
+from fastnst.training.config import (CONTENT_WEIGHT, DEFAULT_STEPS, STYLE_WEIGHT, TRAINER_DEFAULTS, TV_WEIGHT,
                             RunConfig, TrainConfig, check_style_scales, style_list)
 from fastnst.constants import DEFAULT_VGG_NORMALIZE, JOHNSON_CONTENT_LAYERS, JOHNSON_STYLE_LAYERS
 from fastnst.contract import META_STYLES
-from fastnst.data import ContentDataModule
+from fastnst.training.data import ContentDataModule
 from fastnst.errors import ConfigError, FastNSTError, InputError, ModelFormatError, OutputExistsError, os_error, \
     unknown_choice
 from fastnst.fileio import sha256_file
@@ -288,7 +288,7 @@ class StyleTransferModule(LossNetworkModule):
 
         ``arch``: 'johnson' or 'fast' (ignored when ``transformer_config`` is given); ``vgg_weights``:
         'imagenet', 'random' or a file (None: $FASTNST_VGG_WEIGHTS, else imagenet); other arguments as in
-        :class:`~fastnst.config.TrainConfig`; ``options`` (lr, lr_schedule, channels_last) go to the module.
+        :class:`~fastnst.training.config.TrainConfig`; ``options`` (lr, lr_schedule, channels_last) go to the module.
         """
         styles = style_list(style)
         if not styles:
@@ -501,7 +501,7 @@ def make_loggers(out: Path, user: Any = None) -> list[Any]:
 def make_callbacks(config: RunConfig, out: Path, previews: torch.Tensor | None,
                    options: dict[str, Any]) -> list[Callback]:
     """Crash-safe checkpoints and preview grids into ``out``, the user's callbacks, and plain progress lines
-    (:class:`~fastnst.callbacks.ProgressLog`) when Lightning's bar is off; sets the bar's default in the
+    (:class:`~fastnst.training.callbacks.ProgressLog`) when Lightning's bar is off; sets the bar's default in the
     Trainer ``options``: on only when stdout and stderr are terminals (a bar writes ``\\r`` lines into logs)."""
     user = options.get("callbacks") or []
     callbacks: list[Callback] = [CrashSafeCheckpoint(out, every_n_steps=config.checkpoint_every,
@@ -567,11 +567,11 @@ def fit_module(module: LossNetworkModule, datamodule: ContentDataModule, config:
 
 
 def export_quietly(weights: Path, onnx_path: Path) -> Path | None:
-    """Export ``weights`` to a verified ONNX model with fastnst.export; a failure is logged, never fatal
+    """Export ``weights`` to a verified ONNX model with fastnst.training.export; a failure is logged, never fatal
     (the weights are safe; ``fastnst export`` can redo it)."""
     try:
-        from fastnst.export import export_onnx
-    except ImportError as exc:  # fastnst.export or one of its dependencies (onnx, onnxscript) is missing
+        from fastnst.training.export import export_onnx
+    except ImportError as exc:  # fastnst.training.export or one of its dependencies (onnx, onnxscript) is missing
         log.warning("ONNX export skipped (%s); export later with 'fastnst export %s'", exc, weights)
         return None
     try:
@@ -613,7 +613,7 @@ def run_training(config: TrainConfig | str | os.PathLike | Sequence[str | os.Pat
                  **options: Any) -> TrainResult:
     """Train a style network as ``config`` says; returns where the results are.
 
-    ``config`` is a :class:`~fastnst.config.TrainConfig`, or (as for :func:`train`) the style followed by
+    ``config`` is a :class:`~fastnst.training.config.TrainConfig`, or (as for :func:`train`) the style followed by
     ``data``, ``out`` and keyword options. ``data`` is 'coco', a Hugging Face dataset id, a folder of images
     or parquet file(s); ``out`` defaults to ``checkpoints/<style name>`` (the ``resume`` file's folder when
     resuming). Defaults follow Johnson et al. 2016 (256² crops, batch 4, 40k steps, Adam 1e-3).
@@ -655,7 +655,7 @@ def run_training(config: TrainConfig | str | os.PathLike | Sequence[str | os.Pat
     trainer, previews = fit_module(module, datamodule, config, out, ckpt_path, description)
 
     def save(path: Path) -> None:
-        from fastnst.weights import save_transformer
+        from fastnst.training.weights import save_transformer
 
         metadata = {k: hp[k] for k in ("style_name", "style_sha256", "content_weight", "style_weight", "tv_weight",
                                        "content_layers", "style_layers", "vgg_normalize")}
@@ -674,7 +674,7 @@ def train(style: str | os.PathLike | Sequence[str | os.PathLike], data: str = "c
           out: str | os.PathLike | None = None, **options: Any) -> Path:
     """Train a style network for ``style`` on ``data``; returns the path of the trained weights.
 
-    ``options`` are the fields of :class:`~fastnst.config.TrainConfig` (``image_size``, ``steps``, ``arch``,
+    ``options`` are the fields of :class:`~fastnst.training.config.TrainConfig` (``image_size``, ``steps``, ``arch``,
     ``vgg_weights``, ...) and any Lightning Trainer argument (``accelerator``, ``devices``, ``precision``,
     ``logger``, ``callbacks``).
     """

@@ -150,7 +150,7 @@ class RunConfig:
 
 @dataclass
 class TrainConfig(RunConfig):
-    """Everything ``fastnst train`` / :func:`fastnst.training.run_training` takes (defaults: Johnson et al. 2016)."""
+    """Everything ``fastnst train`` / :func:`fastnst.training.run.run_training` takes (defaults: Johnson et al. 2016)."""
 
     style: list[str] | str | None = option(
         None, "style image (a file, a painting name such as starry_night, downloaded once, or a generated style "
@@ -193,7 +193,7 @@ class TrainConfig(RunConfig):
 
 @dataclass
 class SRTrainConfig(RunConfig):
-    """Everything ``fastnst train-sr`` / :func:`fastnst.sr_training.run_sr_training` takes (defaults: the paper)."""
+    """Everything ``fastnst train-sr`` / :func:`fastnst.training.sr.run_sr_training` takes (defaults: the paper)."""
 
     default_steps: ClassVar[int] = SR_STEPS
 
