@@ -36,7 +36,8 @@ def tiny_model(tmp_path_factory):
             if isinstance(m, ConditionalInstanceNorm2d):
                 m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
                 m.bias.copy_(torch.rand(m.bias.shape, generator=g) * 0.6 - 0.3)
-    return export_onnx(net.eval(), tmp_path_factory.mktemp("model") / "builtin.onnx", verify=False)  # tested in test_export
+    # verified in test_export
+    return export_onnx(net.eval(), tmp_path_factory.mktemp("model") / "builtin.onnx", verify=False)
 
 
 @pytest.fixture

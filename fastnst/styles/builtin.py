@@ -214,7 +214,8 @@ def styles_command(options: StylesOptions) -> list[str]:
     opts = check_options(options)
     if opts.sheet is None:
         if opts.output or opts.style:
-            raise ConfigError("-o and --style go with --sheet PHOTO; e.g. fastnst styles --sheet photo.jpg -o sheet.png")
+            raise ConfigError("-o and --style go with --sheet PHOTO; "
+                              "e.g. fastnst styles --sheet photo.jpg -o sheet.png")
         return listing(opts.json)
     if not opts.output:
         raise ConfigError("--sheet needs -o FILE for the sheet, e.g. -o sheet.png")

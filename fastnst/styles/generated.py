@@ -283,7 +283,8 @@ def _geometric(rng: np.random.Generator, size: int) -> Image.Image:
             w, h = rng.uniform(60, 200, 2) * u
             rot = rng.uniform(0, np.pi)
             corners = [(-w, -h), (w, -h), (w, h), (-w, h)]
-            poly = [(cx + x * np.cos(rot) - y * np.sin(rot), cy + x * np.sin(rot) + y * np.cos(rot)) for x, y in corners]
+            poly = [(cx + x * np.cos(rot) - y * np.sin(rot), cy + x * np.sin(rot) + y * np.cos(rot))
+                    for x, y in corners]
             d.polygon(poly, fill=colour(90))
         for _ in range(4):  # concentric circles
             cx, cy = rng.uniform(0, big, 2)

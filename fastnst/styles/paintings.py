@@ -219,7 +219,8 @@ def _download(url: str, out, painting: Painting, hint: str) -> None:
                 total += len(chunk)
                 if total > MAX_DOWNLOAD_BYTES:
                     raise PaintingUnavailableError(
-                        f"the download for '{painting.name}' from {url} exceeds {MAX_DOWNLOAD_BYTES / 2 ** 20:g} MB; {hint}")
+                        f"the download for '{painting.name}' from {url} exceeds "
+                        f"{MAX_DOWNLOAD_BYTES / 2 ** 20:g} MB; {hint}")
                 out.write(chunk)
     except PaintingUnavailableError:
         raise
