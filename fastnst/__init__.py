@@ -2,7 +2,8 @@
 
 Train Johnson et al.'s feed-forward networks (``fastnst.train``), apply them with onnxruntime alone
 (``fastnst.Stylizer``), and run the optimisation methods of Gatys et al. (``fastnst.gatys`` and its
-relatives). Importing this package is cheap: the public functions load their modules on first use.
+relatives); ``fastnst.generate`` puts any style onto photos in one call. Importing this package is cheap:
+the public names load their modules on first use.
 """
 
 from __future__ import annotations
@@ -24,15 +25,11 @@ _LAZY = {
     "texture": "fastnst.optimize",
     "dream": "fastnst.optimize",
     "score": "fastnst.optimize",
+    "generate": "fastnst.anystyle",
     "FastNSTError": "fastnst.errors",
 }
 
-# ``generate`` is both a submodule and its one function. Bound eagerly (fastnst.generate imports only the
-# standard library and fastnst.checks/errors at the top) so that importing the submodule can never shadow
-# the function on this package.
-from fastnst.generate import generate  # noqa: E402
-
-__all__ = sorted([*_LAZY, "generate"]) + ["__version__"]
+__all__ = sorted(_LAZY) + ["__version__"]
 
 
 def __getattr__(name: str) -> Any:

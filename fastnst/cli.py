@@ -17,16 +17,16 @@ from collections.abc import Sequence
 from fastnst import __version__
 from fastnst.errors import FastNSTError, did_you_mean, missing_dependency
 
-# command, fastnst.commands.<module>:<function>, one-line help
+# command, fastnst.commands.<module>:<function>, one-line help (one module per command family)
 _TABLE = """
 train     train:main             train a feed-forward style network (Johnson et al. 2016)
 train-sr  train_sr:main          train a x4/x8 super-resolution network (perceptual loss)
 upscale   upscale:main           enlarge images with a trained super-resolution model
-export    stylize:main_export    export trained weights to a verified ONNX model
-stylize   stylize:main_stylize   stylise images with a trained model
-info      stylize:main_info      show a model's metadata and signature
+export    models:main_export     export trained weights to a verified ONNX model
+stylize   stylize:main           stylise images or a video with a built-in style or a trained model
+info      models:main_info       show a model's metadata and signature
 styles    styles:main            list the built-in styles, or show a photo in each (--sheet)
-demo      stylize:main_demo      train, export and stylise the bundled demo images
+demo      demo:main              train, export and stylise the bundled demo images
 gatys     optimize:main_gatys    optimisation-based style transfer (Gatys et al.)
 invert    optimize:main_invert   reconstruct an image from one layer's features
 texture   optimize:main_texture  synthesise a texture from a style image

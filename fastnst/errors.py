@@ -20,6 +20,10 @@ class InputError(FastNSTError):
     """A missing, unreadable, corrupt or unsupported input file, or an impossible input value."""
 
 
+class PaintingUnavailableError(InputError):
+    """A named painting cannot be had: offline, server error, or the download is not the painting."""
+
+
 class ConfigError(FastNSTError):
     """An impossible option: unknown layer or preset name, non-positive size, negative weight, ..."""
 

@@ -255,11 +255,24 @@ def resize(img: Image.Image, long_edge: int | None = None, size: tuple[int, int]
     return img.resize((w, h), resample)
 
 
-def to_uint8(arr: np.ndarray) -> np.ndarray:
-    """Pixels in [0, 1] (float, clipped) to uint8 0..255, rounded; uint8 passes through. Never in place."""
+def to_uint8(arr: np.ndarray, *, rounded: bool = True) -> np.ndarray:
+    """Pixels in [0, 1] (float, clipped) to uint8 0..255, rounded (``rounded=False``: rounded down, as some
+    generated style pictures were drawn); uint8 passes through. Never in place."""
     if arr.dtype == np.uint8:
         return arr
-    return (np.clip(arr, 0.0, 1.0) * np.float32(255.0) + np.float32(0.5)).astype(np.uint8)
+    scaled = np.clip(arr, 0.0, 1.0) * np.float32(255.0)
+    return (scaled + np.float32(0.5) if rounded else scaled).astype(np.uint8)
+
+
+def hex_colours(colours: Sequence[str]) -> np.ndarray:
+    """``'#rrggbb'`` strings to float32 RGB rows in [0, 1], shape (K, 3)."""
+    return np.array([[int(c[i:i + 2], 16) / 255.0 for i in (1, 3, 5)] for c in colours], np.float32)
+
+
+def drawing_colour(rgb: np.ndarray, gain: float = 1.0) -> tuple[int, ...]:
+    """One RGB colour in [0, 1] (clipped), times ``gain``, as the 0..255 integers (rounded down) that Pillow's
+    ``ImageDraw`` takes as a fill."""
+    return tuple(int(v) for v in np.clip(rgb, 0.0, 1.0) * 255 * gain)
 
 
 def to_float(arr: np.ndarray) -> np.ndarray:
@@ -306,9 +319,9 @@ def to_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img, dtype=np.float32) / np.float32(255.0)
 
 
-def from_array(arr: np.ndarray) -> Image.Image:
-    """HxWx3 float array in [0, 1] (clipped) or uint8 array to a PIL RGB image."""
-    return Image.fromarray(np.ascontiguousarray(to_uint8(arr)), "RGB")
+def from_array(arr: np.ndarray, *, rounded: bool = True) -> Image.Image:
+    """HxWx3 float array in [0, 1] (clipped) or uint8 array to a PIL RGB image (``rounded``: see :func:`to_uint8`)."""
+    return Image.fromarray(np.ascontiguousarray(to_uint8(arr, rounded=rounded)), "RGB")
 
 
 def to_tensor(img: Image.Image | np.ndarray) -> "torch.Tensor":

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from fastnst.runtime import Stylizer  # noqa: E402
-from fastnst.video import DEFAULT_DEFLICKER, _Motion, probe, read_frames, stylize_video  # noqa: E402
+from fastnst.video import DEFAULT_DEFLICKER, Motion, probe, read_frames, stylize_video  # noqa: E402
 
 ASSETS = ROOT / "fastnst" / "assets"
 
@@ -73,7 +73,7 @@ def write_clip(path: Path, frames: list[np.ndarray], fps: Fraction, crf: int, au
 
 def error_map(inputs: list[np.ndarray], outputs: list[np.ndarray], t: int) -> np.ndarray:
     """|O_t - warp(O_{t-1})| (grey, 0-255, x4 gain) where the flow is reliable."""
-    motion = _Motion()
+    motion = Motion()
     motion.update(inputs[t - 1])
     motion.update(inputs[t])
     assert motion.reliability is not None

@@ -60,7 +60,10 @@ def test_interrupt_and_passthrough(fake_command, capsys):
 
     fake_command.run = run
     assert cli.main(["fake", "--boom"]) == 130
-    assert cli.main(["fake", "a", "b"]) == 2
+    assert capsys.readouterr().err == "fastnst: interrupted\n"
+    assert cli.main(["fake", "a", "b", "c"]) == 3  # the command's own exit code, not the error code 2
+    assert cli.main(["fake"]) == 0  # None or 0: success
+    assert capsys.readouterr().err == ""
 
 
 def test_console_script_runs():
@@ -77,3 +80,19 @@ def test_help_into_a_closed_pipe_is_quiet():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          env={**os.environ, "PYTHONPATH": os.getcwd()})
     assert run.returncode == 1 and "Traceback" not in run.stderr and "Exception ignored" not in run.stderr, run.stderr
+
+
+def test_every_command_in_the_table_names_a_function_of_its_family_module():
+    """The table is the one map from a command to code: each entry imports (torch-free) and is callable."""
+    import importlib.util
+
+    code = ("import importlib, sys\n"
+            "from fastnst import cli\n"
+            "for name, (module, function, _) in cli.COMMANDS.items():\n"
+            "    assert callable(getattr(importlib.import_module(module), function)), name\n"
+            "sys.exit(1 if 'torch' in sys.modules else 0)\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    modules = {module.rpartition(".")[2] for module, _, _ in cli.COMMANDS.values()}
+    assert modules == {"train", "train_sr", "upscale", "models", "stylize", "styles", "demo", "optimize", "vgg"}
+    assert all(importlib.util.find_spec(f"fastnst.commands.{m}") for m in modules)

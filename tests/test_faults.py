@@ -565,12 +565,12 @@ def test_a_folder_this_user_cannot_enter_is_one_line(tiny_model, tmp_path):
 
 
 def test_unexpected_os_errors_become_one_line(monkeypatch, capsys):
-    import fastnst.commands.stylize as stylize
+    import fastnst.commands.models as models
 
     def denied(argv):
         raise PermissionError(errno.EACCES, "Permission denied", "/secret/x")
 
-    monkeypatch.setattr(stylize, "main_info", denied)
+    monkeypatch.setattr(models, "main_info", denied)
     assert main(["info", "x.onnx"]) == 2
     lines = _err(capsys)
     assert len(lines) == 1 and "cannot access '/secret/x': permission denied" in lines[0]

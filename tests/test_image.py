@@ -222,3 +222,20 @@ def test_find_images_is_one_scanner_skipping_hidden_entries_and_link_cycles(tmp_
     with pytest.raises(InputError, match="has no images"):
         find_images(tmp_path / "folder.png")
     assert find_images(tmp_path / "folder.png", require=False) == []
+
+
+def test_uint8_conversions_round_or_round_down():
+    arr = np.array([[[0.0, 0.5, 1.0], [-0.2, 0.999, 1.7]]], np.float32)
+    assert image.to_uint8(arr).tolist() == [[[0, 128, 255], [0, 255, 255]]]  # 127.5 and 254.7 round up
+    assert image.to_uint8(arr, rounded=False).tolist() == [[[0, 127, 255], [0, 254, 255]]]  # rounded down
+    assert np.asarray(image.from_array(arr, rounded=False)).tolist() == [[[0, 127, 255], [0, 254, 255]]]
+    assert arr.tolist()[0][1][0] == pytest.approx(-0.2)  # never in place
+
+
+def test_colours_for_pixels_and_drawing():
+    pal = image.hex_colours(["#000000", "#ff8000", "#FFFFFF"])
+    assert pal.dtype == np.float32 and pal.shape == (3, 3)
+    assert pal[1].tolist() == pytest.approx([1.0, 128 / 255, 0.0])
+    assert image.drawing_colour(pal[1]) == (255, 128, 0)
+    assert image.drawing_colour(pal[1], 0.5) == (127, 64, 0)  # scaled, rounded down
+    assert image.drawing_colour(np.array([1.3, -0.1, 0.2])) == (255, 0, 51)  # clipped to [0, 1] first

@@ -19,7 +19,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("fastnst.__main__", "fastnst.cli", "fastnst"),  # "fastnst": the package face (lazy names)
     ("fastnst.commands",),
     ("fastnst.demo",),
-    ("fastnst.batch", "fastnst.models", "fastnst.augment", "fastnst.generate"),
+    ("fastnst.batch", "fastnst.models", "fastnst.augment", "fastnst.anystyle"),
     ("fastnst.training", "fastnst.optimize"),
     ("fastnst.networks",),
     ("fastnst.losses",),

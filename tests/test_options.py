@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
+import types
 from dataclasses import dataclass
 from typing import Optional
 
 import pytest
 
-from fastnst.commands.common import Parser, Progress, add_options, chosen
+from fastnst.commands.common import Parser, Progress, add_options, chosen, run_batch
 from fastnst.errors import ConfigError
 from fastnst.options import check_options, defaults, option
 
@@ -96,3 +98,20 @@ def test_progress_stays_quiet_for_small_jobs_in_logs():
     log = FakeStream(tty=False)
     Progress(stream=log, min_total=5).update(1, 2)
     assert log.getvalue() == ""
+
+
+def test_run_batch_prints_errors_json_and_the_summary(capsys):
+    """commands.common.run_batch: per-file errors on stderr, one JSON line per record, exit 2 when any failed."""
+    def work(inputs, options, on_item, progress):
+        assert options == {"x": 1}
+        on_item({"input": inputs[0], "output": "a-out.png"})
+        on_item({"input": inputs[1], "error": "cannot read it"})
+        return types.SimpleNamespace(failed=1, lines=["1 done, 1 failed"])
+
+    assert run_batch(work, {"x": 1}, ["a.png", "b.png"], as_json=True) == 2
+    out, err = capsys.readouterr()
+    assert [json.loads(line)["input"] for line in out.splitlines()] == ["a.png", "b.png"]
+    assert err.splitlines() == ["fastnst: error: b.png: cannot read it", "1 done, 1 failed"]
+    ok = types.SimpleNamespace(failed=0, lines=["2 done"])
+    assert run_batch(lambda inputs, options, on_item, progress: ok, None, ["a.png"]) == 0
+    assert capsys.readouterr() == ("", "2 done\n")

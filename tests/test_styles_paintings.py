@@ -1,4 +1,5 @@
-"""Registry of public-domain paintings: download once into a cache, check it, fail helpfully offline."""
+"""Public-domain paintings: download once into a cache, check it, fail helpfully offline; the painting and
+generated names in the CLI. (What a name means: test_styles_registry.py.)"""
 
 from __future__ import annotations
 
@@ -8,9 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fastnst.errors import ConfigError, InputError
+from fastnst.constants import CACHE_DIR_ENV
+from fastnst.errors import InputError, PaintingUnavailableError
 from fastnst.styles import paintings as P
-from fastnst.styles.paintings import PAINTINGS, PaintingUnavailableError, resolve_style
+from fastnst.styles.paintings import PAINTINGS
+
+
+def fetch(name):
+    return P.fetch_painting(PAINTINGS[name])
 
 
 def _picture(size, seed=0):
@@ -25,7 +31,7 @@ def mirror(tmp_path, monkeypatch):
     root = tmp_path / "mirror"
     root.mkdir()
     monkeypatch.setenv(P.BASE_URL_ENV, root.as_uri() + "/")
-    monkeypatch.setattr(P, "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
 
     def put(name, content=None):
         painting = PAINTINGS[name]
@@ -42,36 +48,37 @@ def mirror(tmp_path, monkeypatch):
 
 
 def _cache_files(tmp_path):
-    return sorted(p.name for p in (tmp_path / "cache").rglob("*") if p.is_file())
+    """The style pictures in the cache (paintings and generated; the VGG statistics live there too)."""
+    return sorted(p.name for sub in ("paintings", "generated") for p in (tmp_path / "cache" / sub).rglob("*")
+                  if p.is_file())
 
 
 def test_download_once_then_from_cache(mirror, tmp_path):
     source = mirror("starry_night")
-    path = resolve_style("starry_night")
+    path = fetch("starry_night")
     assert path == tmp_path / "cache" / "paintings" / "starry_night.jpg"
     with Image.open(path) as img:
         assert img.size == PAINTINGS["starry_night"].expected_size
     assert _cache_files(tmp_path) == ["starry_night.jpg"]  # no temporary file left behind
     source.unlink()  # the second call must not need the network
-    assert resolve_style("Starry Night") == path  # names are case/space-insensitive
-    assert resolve_style("the-starry-night") == path  # and aliases work
+    assert fetch("starry_night") == path
 
 
 def test_prefilled_cache_needs_no_network(tmp_path, monkeypatch):
-    monkeypatch.setattr(P, "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
     monkeypatch.setenv(P.BASE_URL_ENV, "http://127.0.0.1:9/")  # nothing listens there
     painting = PAINTINGS["great_wave"]
     target = P.cached_path(painting)
     target.parent.mkdir(parents=True)
     _picture(painting.expected_size).save(target)
-    assert resolve_style("great_wave") == target
+    assert fetch("great_wave") == target
 
 
 def test_offline_is_one_line_with_url_and_local_file_hint(tmp_path, monkeypatch):
-    monkeypatch.setattr(P, "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
     monkeypatch.setenv(P.BASE_URL_ENV, "http://127.0.0.1:9/")
     with pytest.raises(PaintingUnavailableError) as info:
-        resolve_style("the_scream")
+        fetch("the_scream")
     msg = str(info.value)
     assert "\n" not in msg
     assert PAINTINGS["the_scream"].url("http://127.0.0.1:9/") in msg
@@ -82,7 +89,7 @@ def test_offline_is_one_line_with_url_and_local_file_hint(tmp_path, monkeypatch)
 
 def test_http_error_is_reported(mirror, tmp_path):
     with pytest.raises(PaintingUnavailableError, match="cannot download painting 'the_kiss'"):
-        resolve_style("the_kiss")  # not in the mirror: file:// gives an error like a 404
+        fetch("the_kiss")  # not in the mirror: file:// gives an error like a 404
     assert _cache_files(tmp_path) == []
 
 
@@ -94,7 +101,7 @@ def test_http_error_is_reported(mirror, tmp_path):
 def test_a_download_that_is_not_the_painting_is_rejected_and_not_cached(mirror, tmp_path, content, match):
     mirror("starry_night", content)
     with pytest.raises(PaintingUnavailableError, match=match):
-        resolve_style("starry_night")
+        fetch("starry_night")
     assert _cache_files(tmp_path) == []
 
 
@@ -102,7 +109,7 @@ def test_oversized_download_is_cut_off(mirror, tmp_path, monkeypatch):
     mirror("starry_night")
     monkeypatch.setattr(P, "MAX_DOWNLOAD_BYTES", 1000)
     with pytest.raises(PaintingUnavailableError, match="exceeds"):
-        resolve_style("starry_night")
+        fetch("starry_night")
     assert _cache_files(tmp_path) == []
 
 
@@ -111,7 +118,7 @@ def test_truncated_download_is_rejected(mirror, tmp_path):
     data = good.read_bytes()
     good.write_bytes(data[: len(data) // 2])
     with pytest.raises(PaintingUnavailableError):
-        resolve_style("composition_vii")
+        fetch("composition_vii")
     assert _cache_files(tmp_path) == []
 
 
@@ -120,54 +127,8 @@ def test_a_bad_cache_entry_is_replaced(mirror, tmp_path):
     target = P.cached_path(PAINTINGS["the_kiss"])
     target.parent.mkdir(parents=True)
     target.write_bytes(b"garbage")
-    assert resolve_style("the_kiss") == target
+    assert fetch("the_kiss") == target
     assert P.check_painting(target, PAINTINGS["the_kiss"]) == PAINTINGS["the_kiss"].expected_size
-
-
-def test_unknown_name_lists_every_name_and_suggests_the_closest(tmp_path, monkeypatch):
-    monkeypatch.setattr(P, "cache_dir", lambda: tmp_path / "cache")
-    with pytest.raises(ConfigError) as info:
-        resolve_style("stary_nigt")
-    msg = str(info.value)
-    assert "\n" not in msg
-    assert "did you mean 'starry_night'?" in msg
-    for name in ("great_wave", "the_kiss", "mosaic", "stained_glass"):
-        assert name in msg
-    with pytest.raises(ConfigError, match="did you mean 'shipwreck_of_the_minotaur'"):
-        resolve_style("shipwrek")  # close to an alias: the canonical name is suggested
-
-
-def test_missing_file(tmp_path):
-    with pytest.raises(InputError, match="'.*nothere.jpg' does not exist"):
-        resolve_style(tmp_path / "nothere.jpg")
-    with pytest.raises(InputError, match="does not exist"):
-        resolve_style("sub/starry_night")  # a folder part: meant as a file, not the painting
-    assert resolve_style(tmp_path) == tmp_path  # existing paths pass through; the reader judges them
-
-
-def test_existing_file_is_returned_as_is(tmp_path):
-    f = tmp_path / "starry_night"  # a file wins over a registry name
-    _picture((32, 32)).save(f, format="PNG")
-    assert resolve_style(str(f)) == f
-
-
-def test_generated_style_is_made_offline_into_the_cache(tmp_path, monkeypatch):
-    monkeypatch.setattr(P, "cache_dir", lambda: tmp_path / "cache")
-    monkeypatch.setenv(P.BASE_URL_ENV, "http://127.0.0.1:9/")
-    path = resolve_style("stained_glass")
-    from fastnst.styles.generated import VERSION
-
-    assert path == tmp_path / "cache" / "generated" / f"v{VERSION}" / "stained_glass.png"
-    with Image.open(path) as img:
-        assert img.size == (512, 512)
-    mtime = path.stat().st_mtime_ns
-    assert resolve_style("stained_glass") == path and path.stat().st_mtime_ns == mtime  # reused
-
-
-def test_resolve_styles_keeps_the_shape(tmp_path, monkeypatch):
-    monkeypatch.setattr(P, "cache_dir", lambda: tmp_path / "cache")
-    assert P.resolve_styles(None) is None
-    assert P.resolve_styles(["mosaic", "halftone"]) == [P.generated_path("mosaic"), P.generated_path("halftone")]
 
 
 def test_cache_folder_follows_the_environment(tmp_path, monkeypatch):
@@ -225,7 +186,7 @@ def test_cli_gatys_and_texture_take_painting_and_generated_names(mirror, tmp_pat
 def test_cli_offline_painting_is_one_line_exit_2_and_nothing_written(tmp_path, monkeypatch, capsys):
     from fastnst import cli
 
-    monkeypatch.setattr(P, "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
     monkeypatch.setenv(P.BASE_URL_ENV, "http://127.0.0.1:9/")
     monkeypatch.chdir(tmp_path)
     _picture((40, 32)).save("photo.png")
@@ -243,7 +204,7 @@ def test_cli_offline_painting_is_one_line_exit_2_and_nothing_written(tmp_path, m
 def test_cli_train_takes_a_generated_style_name(tmp_path, monkeypatch, capsys):
     from fastnst.cli import main
 
-    monkeypatch.setattr(P, "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
     (tmp_path / "photos").mkdir()
     for i in range(2):

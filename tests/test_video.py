@@ -1,49 +1,28 @@
-"""Video: a tiny synthetic clip (a panning crop of a bundled photo) round-trips frame count, rate, size
-and audio through ``fastnst stylize clip.mp4 -o out.mp4``; flicker is lower with reduction than without;
-bad videos fail with one line and leave nothing behind."""
+"""The video job (fastnst.video.job) and the package face: a tiny synthetic clip (a panning crop of a bundled
+photo) keeps frame count, rate, size and audio through ``fastnst stylize clip.mp4 -o out.mp4``; both flicker
+measures are reported; bad videos fail with one line and leave nothing behind. Containers: test_video_io.py;
+flicker: test_video_flicker.py."""
 
 from __future__ import annotations
 
-from fractions import Fraction
-from pathlib import Path
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 av = pytest.importorskip("av")
 pytest.importorskip("cv2")
 
 from fastnst import cli  # noqa: E402
+from fastnst.constants import MAX_VIDEO_BATCH  # noqa: E402
+from fastnst.errors import ConfigError  # noqa: E402
 from fastnst.networks.transformer import TransformerNet  # noqa: E402
 from fastnst.runtime import Stylizer  # noqa: E402
+from fastnst.video import Deflicker, probe, read_frames, stylize_video, write_frames  # noqa: E402
 from tests.conftest import plain_onnx  # noqa: E402
-from fastnst.video import (Deflicker, deflicker_frames, measure_flicker, probe, read_frames,  # noqa: E402
-                           stylize_video, write_frames)
-
-ASSETS = Path(__file__).resolve().parent.parent / "fastnst" / "assets"
-FPS = Fraction(12, 1)
-
-
-def panning_frames(n: int = 6, size: tuple[int, int] = (64, 48), step: int = 3, noise: float = 3.0,
-                   seed: int = 0) -> list[np.ndarray]:
-    """A camera panning across a bundled photo, with a little sensor noise (the usual flicker source)."""
-    photo = np.asarray(Image.open(ASSETS / "content-chelsea.jpg").convert("RGB"), np.float32)
-    rng = np.random.default_rng(seed)
-    w, h = size
-    frames = []
-    for i in range(n):
-        crop = photo[20:20 + h, 10 + i * step:10 + i * step + w]
-        frames.append(np.clip(crop + rng.normal(0, noise, crop.shape), 0, 255).astype(np.uint8))
-    return frames
-
-
-def write_clip(path: Path, frames: list[np.ndarray], fps: Fraction = FPS, audio: bool = True) -> Path:
-    """An mp4 with H.264 video and (optionally) a 440 Hz AAC tone as long as the video."""
-    t = np.arange(int(16000 * len(frames) / fps)) / 16000.0
-    tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-    return write_frames(path, frames, fps, crf=10, audio=(tone, 16000) if audio else None)
+from tests.videoclips import FPS, panning_frames, write_clip  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -56,16 +35,6 @@ def model(tmp_path_factory):
 @pytest.fixture
 def clip(tmp_path):
     return write_clip(tmp_path / "clip.mp4", panning_frames())
-
-
-def test_synthetic_clip_round_trip(tmp_path):
-    frames = panning_frames(5)
-    path = write_frames(tmp_path / "plain.mkv", frames, FPS)
-    info = probe(path)
-    assert (info.width, info.height, info.fps) == (64, 48, FPS) and not info.has_audio
-    back = list(read_frames(path))
-    assert len(back) == 5
-    assert np.abs(back[2].astype(int) - frames[2]).mean() < 4  # near-lossless encoding
 
 
 def test_stylize_clip_keeps_count_rate_size_audio(model, clip, tmp_path, capsys):
@@ -84,20 +53,6 @@ def test_stylize_clip_keeps_count_rate_size_audio(model, clip, tmp_path, capsys)
     assert cli.main(["stylize", "--model", str(model), str(odd), "-o", str(out2)]) == 0
     assert (probe(out2).width, probe(out2).height) == (63, 47)
     assert len(list(read_frames(out2))) == 3
-
-
-def test_flicker_lower_with_reduction(model):
-    frames = panning_frames(8, noise=4.0)
-    stylizer = Stylizer(model)
-    raw = [(np.clip(stylizer.run(f), 0, 1) * 255 + 0.5).astype(np.uint8) for f in frames]
-    before = measure_flicker(frames, raw)
-    fixed = list(deflicker_frames(frames, raw, 0.6))
-    after = measure_flicker(frames, fixed)
-    assert before["pairs"] == after["pairs"] == 7
-    assert after["warped_error"] < 0.8 * before["warped_error"], (before, after)
-    # a perfectly stable output has no flicker; reduction off changes nothing
-    assert measure_flicker(frames, frames[:1] * 8)["static_change"] == 0.0
-    assert all(np.array_equal(a, b) for a, b in zip(deflicker_frames(frames, raw, 0.0), raw))
 
 
 def test_stylize_video_reports_both_measures(model, clip, tmp_path):
@@ -139,3 +94,21 @@ def test_bad_videos(model, clip, tmp_path, capsys):
     existing.write_bytes(b"precious")
     assert cli.main(["stylize", "--model", str(model), str(clip), "-o", str(existing)]) == 2
     assert existing.read_bytes() == b"precious"
+
+
+def test_batch_size_is_checked_against_the_one_bound(model, clip, tmp_path):
+    stylizer = Stylizer(model)
+    for bad in (0, MAX_VIDEO_BATCH + 1, 2.0, True):
+        with pytest.raises(ConfigError, match=f"the video batch size must be from 1 to {MAX_VIDEO_BATCH}, got"):
+            stylize_video(clip, tmp_path / "out.mp4", stylizer, batch_size=bad)
+    assert stylize_video(clip, tmp_path / "out.mp4", stylizer, batch_size=MAX_VIDEO_BATCH, measure=False).frames == 6
+    assert not list(tmp_path.glob("out.mp4.*"))
+
+
+def test_the_face_re_exports_and_imports_neither_pyav_nor_opencv():
+    code = ("import sys; import fastnst.video as v; import fastnst.video.io, fastnst.video.flicker, fastnst.video.job; "
+            "assert v.stylize_video is fastnst.video.job.stylize_video and v.probe is fastnst.video.io.probe; "
+            "assert v.Deflicker is fastnst.video.flicker.Deflicker; "
+            "sys.exit(1 if {'av', 'cv2', 'torch'} & set(sys.modules) else 0)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr

@@ -1,4 +1,5 @@
-"""What every subcommand shares: the parser, flags built from option dataclasses, the progress display.
+"""What every subcommand shares: the parser, flags built from option dataclasses, the progress display, and
+running a :mod:`fastnst.batch` function over files with it (``stylize``, ``upscale``).
 
 Torch-free. Flags come from the library's settings dataclasses (see :mod:`fastnst.options`), so a
 command never repeats a default, a choice list or a bound.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import collections.abc
 import dataclasses
+import json
 import sys
 import time
 import typing
@@ -17,6 +19,8 @@ from typing import Any, NoReturn
 
 from fastnst.errors import ConfigError
 from fastnst.options import base_type, check_value, field_types, flag_name
+
+PROGRESS_MIN_IMAGES = 5  # chosen: below this a summary line is enough when stderr is not a terminal
 
 
 class Parser(argparse.ArgumentParser):
@@ -126,3 +130,25 @@ class Progress:
             self.stream.write("\n")
             self.stream.flush()
             self._open = False
+
+
+def run_batch(function: Any, options: Any, inputs: list[str], as_json: bool = False) -> int:
+    """Call a fastnst.batch function with a progress display; print per-file errors (and JSON), then the summary."""
+    progress = Progress("", min_total=PROGRESS_MIN_IMAGES)
+
+    def show(record: dict[str, Any]) -> None:
+        if "data" in record:
+            sys.stdout.buffer.write(record.pop("data"))
+            sys.stdout.buffer.flush()
+        if "error" in record:
+            progress.close()
+            print(f"fastnst: error: {record['input']}: {record['error']}", file=sys.stderr, flush=True)
+        if as_json:
+            print(json.dumps(record), flush=True)
+
+    try:
+        report = function(inputs, options, on_item=show, progress=progress.update)
+    finally:
+        progress.close()
+    print("\n".join(report.lines), file=sys.stderr)
+    return 0 if report.failed == 0 else 2

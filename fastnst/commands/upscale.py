@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from fastnst.commands.common import Parser, add_options, chosen
-from fastnst.commands.stylize import run_files
+from fastnst.commands.common import Parser, add_options, chosen, run_batch
 
 EXAMPLES = """examples:
   fastnst upscale --model sr-x4.onnx photo.jpg -o big.png
@@ -21,4 +20,4 @@ def main(argv: list[str]) -> int:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
     add_options(p, UpscaleOptions, model={"required": True}, output={"required": True})
     args = p.parse_args(argv)
-    return run_files(upscale_files, UpscaleOptions(**chosen(args, UpscaleOptions)), args.inputs)
+    return run_batch(upscale_files, UpscaleOptions(**chosen(args, UpscaleOptions)), args.inputs)

@@ -993,7 +993,7 @@ class StyleJobOptions(RunOptions, OptimizerOptions, GatysSettings):
 
     def resolved_styles(self) -> list[str]:
         """Style files for the ``style`` values: files as given, painting names downloaded once, generated made."""
-        from fastnst.styles.paintings import resolve_style
+        from fastnst.styles.registry import resolve_style
 
         return [str(resolve_style(s)) for s in self.style]
 

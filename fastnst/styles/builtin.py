@@ -84,12 +84,10 @@ BUILTIN_STYLES: tuple[BuiltinStyle, ...] = (
 DEFAULT_STYLE = "mosaic"
 
 
-def style_names() -> list[str]:
-    """The built-in style names, in the model's column order."""
+def names() -> list[str]:
+    """The built-in style names, in the model's column order (what any style name means:
+    :mod:`fastnst.styles.registry`)."""
     return [s.name for s in BUILTIN_STYLES]
-
-
-names = style_names  # the same list under the name the other registries use
 
 
 def get_style(name: str) -> BuiltinStyle:
@@ -97,12 +95,7 @@ def get_style(name: str) -> BuiltinStyle:
     for style in BUILTIN_STYLES:
         if style.name == name:
             return style
-    raise unknown_choice("built-in style", name, style_names())
-
-
-def is_builtin(name: str) -> bool:
-    """Whether ``name`` is a built-in style name."""
-    return any(s.name == name for s in BUILTIN_STYLES)
+    raise unknown_choice("built-in style", name, names())
 
 
 def model_path() -> Path:
@@ -154,15 +147,15 @@ def style_sheet(photo: Any, size: int = 256, styles: list[str] | None = None, mo
         raise ConfigError(f"the sheet's tile size must be a whole number from {MIN_SHEET_TILE} to "
                           f"{MAX_SHEET_TILE}, got {size!r}")
     stylizer = model if isinstance(model, Stylizer) else Stylizer(model if model is not None else model_path())
-    names = list(stylizer.style_names) if styles is None else list(styles)
-    if not names:
+    chosen = list(stylizer.style_names) if styles is None else list(styles)
+    if not chosen:
         raise ConfigError("the model has a single style; a sheet needs a multi-style model")
-    for name in names:
+    for name in chosen:
         if name not in stylizer.style_names:
             raise unknown_choice("style", name, stylizer.style_names)
     img = photo.convert("RGB") if isinstance(photo, Image.Image) else load_rgb(photo)
     img = resize(img, long_edge=size)
-    tiles = [("original", img)] + [(n, stylizer.stylize(img, style=n)) for n in names]
+    tiles = [("original", img)] + [(n, stylizer.stylize(img, style=n)) for n in chosen]
     try:
         font: Any = ImageFont.load_default(size=max(10, size // 16))
     except TypeError:  # Pillow < 10.1: fixed-size bitmap font
@@ -221,7 +214,8 @@ def styles_command(options: StylesOptions) -> list[str]:
     opts = check_options(options)
     if opts.sheet is None:
         if opts.output or opts.style:
-            raise ConfigError("-o and --style go with --sheet PHOTO; e.g. fastnst styles --sheet photo.jpg -o sheet.png")
+            raise ConfigError("-o and --style go with --sheet PHOTO; "
+                              "e.g. fastnst styles --sheet photo.jpg -o sheet.png")
         return listing(opts.json)
     if not opts.output:
         raise ConfigError("--sheet needs -o FILE for the sheet, e.g. -o sheet.png")

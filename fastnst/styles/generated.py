@@ -3,7 +3,9 @@
 These are fastnst's own pictures (MIT, like the rest of the project), so they can be shipped, used
 as training styles and shown anywhere. Every feature size is proportional to ``size``, so the
 picture looks the same at any resolution; at the default 512 px a 256 px crop sees a dozen or more
-repeats of the characteristic texture (tiles, leading, strokes, dots).
+repeats of the characteristic texture (tiles, leading, strokes, dots). :func:`cached_picture` keeps the
+512 px picture of each in the cache folder for the methods that take a style picture (Gatys, training).
+Pixels become 8-bit through :mod:`fastnst.image`'s helpers.
 
 >>> from fastnst.styles.generated import generate_style, NAMES
 >>> generate_style("stained_glass", size=512, seed=0).save("glass.png")
@@ -11,24 +13,27 @@ repeats of the characteristic texture (tiles, leading, strokes, dots).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import zlib
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from fastnst.errors import ConfigError, unknown_choice
+from fastnst.constants import CACHE_DIR_ENV, cache_dir
+from fastnst.errors import ConfigError, InputError, unknown_choice
+from fastnst.image import drawing_colour, from_array, hex_colours, save_image, to_array
 
-#: Bumped whenever a drawing changes, so that cached pictures (fastnst.styles.paintings) are made again.
+#: Bumped whenever a drawing changes, so that cached pictures (:func:`cached_picture`) are made again.
 VERSION = 1
 #: Largest side generate_style accepts (a style picture has no use beyond this).
 MAX_SIZE = 4096
 #: Smallest side: below this the textures lose their structure.
 MIN_SIZE = 64
-
-
-def _hex(colours: list[str]) -> np.ndarray:
-    return np.array([[int(c[i:i + 2], 16) / 255.0 for i in (1, 3, 5)] for c in colours], np.float32)
+#: Side of the cached picture that Gatys, training and the registry use (:func:`cached_picture`).
+PICTURE_SIZE = 512
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -100,13 +105,9 @@ def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
     return t * t * (3 - 2 * t)
 
 
-def _to_image(rgb: np.ndarray) -> Image.Image:
-    return Image.fromarray((np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8), "RGB")
-
-
 def _paper(rng: np.random.Generator, size: int, colour: str, grain: float) -> np.ndarray:
     """A flat colour with a little fibrous grain."""
-    base = _hex([colour])[0]
+    base = hex_colours([colour])[0]
     fine = _noise(rng, size, size / 3.0) - 0.5
     coarse = _noise(rng, size, 6, octaves=2) - 0.5
     return base[None, None, :] * (1 + grain * (fine + 0.6 * coarse))[..., None]
@@ -127,7 +128,7 @@ def _mosaic(rng: np.random.Generator, size: int) -> Image.Image:
     sy = np.clip(seeds[:, 0].astype(np.int64), 0, size - 1)
     sx = np.clip(seeds[:, 1].astype(np.int64), 0, size - 1)
     v = field[sy, sx]
-    pal = _hex(MOSAIC_PALETTE)
+    pal = hex_colours(MOSAIC_PALETTE)
     band = (v * 2.0 * len(pal)).astype(np.int64) % len(pal)  # palette twice over the field's range
     flip = rng.random(len(v)) < 0.07  # a few stray tiles of a neighbouring colour
     band = np.where(flip, (band + rng.integers(1, len(pal), len(v))) % len(pal), band)
@@ -137,9 +138,9 @@ def _mosaic(rng: np.random.Generator, size: int) -> Image.Image:
     bevel = 0.78 + 0.22 * _smoothstep(0.0, 4.0 * s, border)
     grain = 1 + 0.06 * (_noise(rng, size, size / 4.0) - 0.5)
     rgb = rgb * (bevel * grain)[..., None]
-    grout_col = _hex(["#d8d0c0"])[0] * (0.9 + 0.1 * _noise(rng, size, size / 6.0))[..., None]
+    grout_col = hex_colours(["#d8d0c0"])[0] * (0.9 + 0.1 * _noise(rng, size, size / 6.0))[..., None]
     g = _smoothstep(1.1 * s, 2.0 * s, border)[..., None]
-    return _to_image(rgb * g + grout_col * (1 - g))
+    return from_array(rgb * g + grout_col * (1 - g))
 
 
 GLASS_PALETTE = ["#9b111e", "#c41e3a", "#0f52ba", "#1c39bb", "#046307", "#1b8a5a", "#ffb000", "#e8731a",
@@ -151,7 +152,7 @@ def _stained_glass(rng: np.random.Generator, size: int) -> Image.Image:
     s = size / 512
     warp = ((_noise(rng, size, 4, octaves=2) - 0.5) * 36 * s, (_noise(rng, size, 4, octaves=2) - 0.5) * 36 * s)
     ids, border, seeds = _voronoi(rng, size, cell=52 * s, jitter=0.95, warp=warp)
-    pal = _hex(GLASS_PALETTE)
+    pal = hex_colours(GLASS_PALETTE)
     # neighbouring panes rarely share a colour: pick per pane, weighted towards the deep blues and reds
     weights = np.array([3, 2, 3, 3, 2, 2, 2, 1.5, 2, 1.5, 1], np.float64)
     choice = rng.choice(len(pal), size=len(seeds), p=weights / weights.sum())
@@ -163,13 +164,13 @@ def _stained_glass(rng: np.random.Generator, size: int) -> Image.Image:
     light = 0.85 + 0.3 * _noise(rng, size, 2)  # light falling unevenly across the window
     rgb = rgb * (glow * mottle * light)[..., None]
     rgb = rgb + 0.25 * (_smoothstep(0.55, 1.0, _noise(rng, size, 30)) * _smoothstep(8 * s, 18 * s, border))[..., None]
-    lead = _hex(["#17120e"])[0]
+    lead = hex_colours(["#17120e"])[0]
     lw = 3.2 * s  # half the leading's width
     g = _smoothstep(lw, lw + 1.4 * s, border)[..., None]
     # a faint highlight on the lead's edge
     edge = np.exp(-((border - lw * 0.55) / (0.9 * s)) ** 2)[..., None] * 0.16
     out = rgb * g + (lead + edge) * (1 - g)
-    return _to_image(out)
+    return from_array(out)
 
 
 BRUSH_PALETTE = ["#0d1b4c", "#1f3a93", "#2e64a8", "#5b8fc9", "#a7c7e7", "#f3e9c6", "#f2c84b", "#e09f2f",
@@ -183,9 +184,9 @@ def _brushstrokes(rng: np.random.Generator, size: int) -> Image.Image:
     big = size * ss
     angle = _noise(rng, size, 2.5, octaves=2, persistence=0.45) * 4 * np.pi
     colour_field = _noise(rng, size, 2.2, octaves=3, persistence=0.5)
-    pal = _hex(BRUSH_PALETTE)
+    pal = hex_colours(BRUSH_PALETTE)
     base = _ramp(colour_field, pal)
-    canvas = Image.fromarray((np.clip(base * 0.85, 0, 1) * 255).astype(np.uint8), "RGB").resize((big, big))
+    canvas = from_array(base * 0.85, rounded=False).resize((big, big))
     draw = ImageDraw.Draw(canvas)
 
     n = int(11000 * s * s)
@@ -213,10 +214,9 @@ def _brushstrokes(rng: np.random.Generator, size: int) -> Image.Image:
         xy = [(float(x), float(y)) for y, x in seg]
         c = col[i]
         w = max(1, int(round(width[i])))
-        dark = tuple(int(v * 255 * 0.72) for v in c)
-        draw.line(xy, fill=dark, width=w + int(2 * ss * s), joint="curve")
-        draw.line(xy, fill=tuple(int(v * 255) for v in c), width=w, joint="curve")
-        hl = tuple(int(min(1.0, v * 1.12 + 0.08) * 255) for v in c)
+        draw.line(xy, fill=drawing_colour(c, 0.72), width=w + int(2 * ss * s), joint="curve")
+        draw.line(xy, fill=drawing_colour(c), width=w, joint="curve")
+        hl = drawing_colour(c * 1.12 + 0.08)
         hw = max(1, w // 3)
         draw.line([(x - 0.3 * w, y - 0.3 * w) for x, y in xy], fill=hl, width=hw, joint="curve")
     return canvas.resize((size, size), Image.Resampling.LANCZOS)
@@ -228,7 +228,7 @@ HALFTONE_PALETTE = ["#f7f0df", "#ffd23f", "#ee4266", "#540d6e", "#3bceac", "#0ea
 def _halftone(rng: np.random.Generator, size: int) -> Image.Image:
     """Cyan, magenta, yellow and black dot screens at the classic angles, dot size from a bold picture."""
     s = size / 512
-    src = _ramp(_noise(rng, size, 2.5, octaves=2, persistence=0.4), _hex(HALFTONE_PALETTE))
+    src = _ramp(_noise(rng, size, 2.5, octaves=2, persistence=0.4), hex_colours(HALFTONE_PALETTE))
     shade = _noise(rng, size, 3.5)
     src = src * (0.8 + 0.3 * shade)[..., None]
     cmy = 1 - np.clip(src, 0, 1)
@@ -250,8 +250,8 @@ def _halftone(rng: np.random.Generator, size: int) -> Image.Image:
         cy = np.clip((cu * np.sin(th) + cv * np.cos(th)).astype(np.int64), 0, size - 1)
         r = 0.6 * pitch * np.sqrt(np.clip(amount[cy, cx], 0, 1))
         mask = 1 - _smoothstep(-0.7 * s, 0.7 * s, dist - r)
-        out = out * (1 - mask[..., None] * (1 - _hex([ink])[0]))
-    return _to_image(out)
+        out = out * (1 - mask[..., None] * (1 - hex_colours([ink])[0]))
+    return from_array(out)
 
 
 GEOMETRIC_PALETTE = ["#d62828", "#f77f00", "#fcbf49", "#003049", "#1d70a2", "#2a9d8f", "#6a4c93", "#111111"]
@@ -263,13 +263,13 @@ def _geometric(rng: np.random.Generator, size: int) -> Image.Image:
     s = size / 512
     ss = 2
     big = size * ss
-    ground = _ramp(_noise(rng, size, 2, octaves=2), _hex(["#efe4cc", "#e8d5b0", "#f3ead7", "#d9c6a0"]))
-    canvas = _to_image(ground).resize((big, big), Image.Resampling.BICUBIC).convert("RGBA")
-    pal = _hex(GEOMETRIC_PALETTE)
+    ground = _ramp(_noise(rng, size, 2, octaves=2), hex_colours(["#efe4cc", "#e8d5b0", "#f3ead7", "#d9c6a0"]))
+    canvas = from_array(ground).resize((big, big), Image.Resampling.BICUBIC).convert("RGBA")
+    pal = hex_colours(GEOMETRIC_PALETTE)
 
     def colour(alpha: int = 235) -> tuple[int, int, int, int]:
         c = pal[rng.integers(len(pal))] * rng.uniform(0.85, 1.05)
-        return (*(int(min(1, v) * 255) for v in c), alpha)
+        return (*drawing_colour(c), alpha)
 
     def layer() -> tuple[Image.Image, ImageDraw.ImageDraw]:
         im = Image.new("RGBA", (big, big), (0, 0, 0, 0))
@@ -283,7 +283,8 @@ def _geometric(rng: np.random.Generator, size: int) -> Image.Image:
             w, h = rng.uniform(60, 200, 2) * u
             rot = rng.uniform(0, np.pi)
             corners = [(-w, -h), (w, -h), (w, h), (-w, h)]
-            poly = [(cx + x * np.cos(rot) - y * np.sin(rot), cy + x * np.sin(rot) + y * np.cos(rot)) for x, y in corners]
+            poly = [(cx + x * np.cos(rot) - y * np.sin(rot), cy + x * np.sin(rot) + y * np.cos(rot))
+                    for x, y in corners]
             d.polygon(poly, fill=colour(90))
         for _ in range(4):  # concentric circles
             cx, cy = rng.uniform(0, big, 2)
@@ -325,7 +326,7 @@ def _geometric(rng: np.random.Generator, size: int) -> Image.Image:
         canvas = Image.alpha_composite(canvas, im)
     out = canvas.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
     grain = 1 + 0.05 * (_noise(rng, size, size / 3.0) - 0.5)
-    return _to_image(np.asarray(out, np.float32) / 255.0 * grain[..., None])
+    return from_array(to_array(out) * grain[..., None])
 
 
 POINTILLIST_PALETTE = ["#1b3a6b", "#2f6fb0", "#6fb1e0", "#bfe3f0", "#fff1b5", "#ffc857", "#f08a4b", "#c8553d",
@@ -338,8 +339,8 @@ def _pointillist(rng: np.random.Generator, size: int) -> Image.Image:
     ss = 2
     big = size * ss
     field = _noise(rng, size, 2.5, octaves=3, persistence=0.5)
-    pal = _hex(POINTILLIST_PALETTE)
-    canvas = _to_image(_paper(rng, size, "#efe6d2", 0.04)).resize((big, big))
+    pal = hex_colours(POINTILLIST_PALETTE)
+    canvas = from_array(_paper(rng, size, "#efe6d2", 0.04)).resize((big, big))
     draw = ImageDraw.Draw(canvas)
     n = int(20000 * s * s)
     pos = rng.random((n, 2)) * size
@@ -355,7 +356,7 @@ def _pointillist(rng: np.random.Generator, size: int) -> Image.Image:
     for i in range(n):
         x, y = pos[i, 1] * ss, pos[i, 0] * ss
         rx, ry = rad[i] * elong[i], rad[i]
-        draw.ellipse([x - rx, y - ry, x + rx, y + ry], fill=tuple(int(c * 255) for c in col[i]))
+        draw.ellipse([x - rx, y - ry, x + rx, y + ry], fill=drawing_colour(col[i]))
     return canvas.resize((size, size), Image.Resampling.LANCZOS)
 
 
@@ -399,3 +400,26 @@ def generate_style(name: str, size: int = 512, seed: int = 0) -> Image.Image:
     if img.size != (size, size):  # resampling rounding never changes the size, but be exact
         img = img.resize((size, size), Image.Resampling.LANCZOS)
     return img.convert("RGB")
+
+
+def cached_picture(name: str, root: str | os.PathLike | None = None) -> Path:
+    """The cached :data:`PICTURE_SIZE` px picture of generated style ``name`` (seed 0), made on first use (offline).
+
+    It lives in ``<cache>/generated/v<VERSION>/<name>.png`` (``root`` replaces the cache folder). Raises
+    ConfigError for an unknown name, InputError when the cache folder cannot be made.
+    """
+    if name not in NAMES:
+        raise unknown_choice("generated style", name, NAMES)
+    target = Path(root or cache_dir()) / "generated" / f"v{VERSION}" / f"{name}.png"
+    if target.is_file():
+        with contextlib.suppress(Exception):
+            with Image.open(target) as img:
+                if img.size == (PICTURE_SIZE, PICTURE_SIZE):
+                    return target
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the cache folder {target.parent} ({exc.strerror}); "
+                         f"set {CACHE_DIR_ENV} to a writable folder") from None
+    save_image(generate_style(name, size=PICTURE_SIZE, seed=0), target, overwrite=True)
+    return target

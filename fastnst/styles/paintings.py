@@ -1,10 +1,10 @@
 """Named public-domain paintings for the methods that take any style picture (gatys, texture, train).
 
-``resolve_style("starry_night")`` downloads the painting once from Wikimedia Commons into a cache
+:func:`fetch_painting` downloads a painting once from Wikimedia Commons into a cache
 (``$FASTNST_CACHE_DIR/paintings``, default ``~/.cache/fastnst/paintings``; like torchvision's weights),
-checks that it decodes and has the painting's proportions, and returns the cached file's path. A
-name of a code-generated style (:mod:`fastnst.styles.generated`) is made on the spot (offline) and
-cached the same way; an existing file path is returned as it is.
+checks that it decodes and has the painting's proportions, and returns the cached file's path. What a
+style name means (a painting, a built-in or generated style, a file) is answered by
+:mod:`fastnst.styles.registry`, which calls this module for paintings.
 
 Only paintings in the public domain are listed: the artist died more than 100 years ago, or (for
 the few 20th-century works) the artist died more than 70 years ago *and* the work was published
@@ -13,7 +13,7 @@ photographs of these two-dimensional works, which carry no new copyright (Common
 Works still under copyright somewhere that matters (Picasso's La Muse, Afremov's Rain Princess,
 Picabia's Udnie) stay out.
 
-Torch-free: standard library, numpy and Pillow only. Nothing is downloaded at import time.
+Torch-free: standard library and Pillow only. Nothing is downloaded at import time.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fastnst.constants import CACHE_DIR_ENV, cache_dir
-from fastnst.errors import ConfigError, InputError, did_you_mean
+from fastnst.errors import PaintingUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -115,13 +115,8 @@ PAINTINGS: dict[str, Painting] = {p.name: p for p in (
              "The_Kiss_-_Gustav_Klimt_-_Google_Cultural_Institute.jpg", 1280, 1.0, _OLD, ("kiss",)),
 )}
 
-_ALIASES: dict[str, str] = {alias: p.name for p in PAINTINGS.values() for alias in (p.name, *p.aliases)}
-
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
-
-
-class PaintingUnavailableError(InputError):
-    """A registry painting cannot be had: offline, server error, or the download is not the painting."""
+#: Every name a painting answers to (its name and its aliases, lower case with underscores) -> its name.
+ALIASES: dict[str, str] = {alias: p.name for p in PAINTINGS.values() for alias in (p.name, *p.aliases)}
 
 
 def names() -> list[str]:
@@ -132,15 +127,6 @@ def names() -> list[str]:
 def reason(painting: Painting) -> str:
     """Why ``painting`` is public domain, in words."""
     return painting.public_domain.format(died=painting.died, year=painting.year)
-
-
-def get(name: str) -> Painting | None:
-    """The painting called ``name`` (or one of its aliases; case, spaces and dashes ignored), else None."""
-    return PAINTINGS.get(_ALIASES.get(_key(name), ""))
-
-
-def _key(spec: str) -> str:
-    return str(spec).strip().lower().replace("-", "_").replace(" ", "_")
 
 
 def cached_path(painting: Painting, root: str | os.PathLike | None = None) -> Path:
@@ -178,18 +164,14 @@ def check_painting(path: str | os.PathLike, painting: Painting) -> tuple[int, in
     return w, h
 
 
-def fetch_painting(name: str, root: str | os.PathLike | None = None, *, url: str | None = None) -> Path:
-    """The cached file of registry painting ``name``, downloaded first if it is not cached yet.
+def fetch_painting(painting: Painting, root: str | os.PathLike | None = None, *, url: str | None = None) -> Path:
+    """The cached file of ``painting``, downloaded first if it is not cached yet.
 
     The download goes to a temporary file beside the cache entry and is renamed into place only
     after :func:`check_painting` accepts it, so the cache never holds a partial or wrong file (an
-    entry that fails the check is replaced). Raises ConfigError for an unknown name and
-    PaintingUnavailableError (one line naming the URL and how to pass a local file) when the
-    download fails or is not the painting.
+    entry that fails the check is replaced). Raises PaintingUnavailableError (one line naming the
+    URL and how to pass a local file) when the download fails or is not the painting.
     """
-    painting = get(name)
-    if painting is None:
-        raise unknown_style(name)
     target = cached_path(painting, root)
     if target.is_file():
         try:
@@ -237,7 +219,8 @@ def _download(url: str, out, painting: Painting, hint: str) -> None:
                 total += len(chunk)
                 if total > MAX_DOWNLOAD_BYTES:
                     raise PaintingUnavailableError(
-                        f"the download for '{painting.name}' from {url} exceeds {MAX_DOWNLOAD_BYTES / 2 ** 20:g} MB; {hint}")
+                        f"the download for '{painting.name}' from {url} exceeds "
+                        f"{MAX_DOWNLOAD_BYTES / 2 ** 20:g} MB; {hint}")
                 out.write(chunk)
     except PaintingUnavailableError:
         raise
@@ -248,95 +231,3 @@ def _download(url: str, out, painting: Painting, hint: str) -> None:
         why = getattr(exc, "reason", None) or exc
         raise PaintingUnavailableError(
             f"cannot download painting '{painting.name}' from {url} (offline? {why}); {hint}") from None
-
-
-def generated_path(name: str, root: str | os.PathLike | None = None) -> Path:
-    """The cached 512 px picture of generated style ``name`` (made on first use; no network)."""
-    from fastnst.styles import generated
-
-    if name not in generated.NAMES:
-        raise unknown_style(name)
-    target = Path(root or cache_dir()) / "generated" / f"v{generated.VERSION}" / f"{name}.png"
-    if target.is_file():
-        with contextlib.suppress(Exception):
-            from PIL import Image
-
-            with Image.open(target) as img:
-                if img.size == (512, 512):
-                    return target
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot create the cache folder {target.parent} ({exc.strerror}); "
-                         f"set {CACHE_DIR_ENV} to a writable folder") from None
-    from fastnst.image import save_image
-
-    save_image(generated.generate_style(name, size=512, seed=0), target, overwrite=True)
-    return target
-
-
-def style_names() -> dict[str, list[str]]:
-    """Every style name a style argument accepts, by kind: paintings and generated pictures."""
-    from fastnst.styles import generated
-
-    return {"paintings": names(), "generated": list(generated.NAMES)}
-
-
-def unknown_style(spec: str, extra: dict[str, list[str]] | None = None,
-                  kinds: dict[str, list[str]] | None = None) -> ConfigError:
-    """One-line ConfigError for an unknown style name: every valid name by kind, and the closest.
-
-    ``kinds`` replaces the default listing (paintings and generated styles); ``extra`` adds to it.
-    """
-    kinds = dict(kinds) if kinds is not None else {**(extra or {}), **style_names()}
-    every = [n for group in kinds.values() for n in group] + list(_ALIASES)
-    suggestion = did_you_mean(_key(spec), every)
-    if suggestion and _key(spec) not in every:
-        close = suggestion.split("'")[1]
-        if close in _ALIASES and close not in PAINTINGS:
-            suggestion = f" (did you mean '{_ALIASES[close]}'?)"
-    listing = "; ".join(f"{kind}: {', '.join(group)}" for kind, group in kinds.items() if group)
-    return ConfigError(f"unknown style '{spec}'{suggestion}; give an image file or a name ({listing})")
-
-
-def looks_like_path(spec: str) -> bool:
-    """Whether ``spec`` is meant as a file (has a folder part or an image suffix) rather than a name."""
-    text = str(spec)
-    return os.sep in text or "/" in text or Path(text).suffix.lower() in _IMAGE_SUFFIXES
-
-
-def resolve_style(spec: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
-    """The style picture file for ``spec``: an existing file, a registry painting or a generated style.
-
-    - an existing path is returned as it is (the image reader checks it);
-    - a painting's name (``starry_night``, ``great_wave``, ... see :data:`PAINTINGS`) is downloaded
-      once into the cache and its cached path returned;
-    - a generated style's name (``mosaic``, ``stained_glass``, ...) is made once into the cache.
-
-    Raises InputError for a missing file (a spec with a folder part or an image suffix), ConfigError for an unknown name (listing every name and
-    suggesting the closest), PaintingUnavailableError when a painting cannot be downloaded.
-    """
-    path = Path(spec)
-    if path.exists():  # a file (or anything else there: the image reader says what is wrong with it)
-        return path
-    text = str(spec)
-    if get(text) is not None:
-        return fetch_painting(text, root)
-    from fastnst.styles import generated
-
-    if _key(text) in generated.NAMES:
-        return generated_path(_key(text), root)
-    if looks_like_path(text):
-        raise InputError(f"style image '{text}' does not exist; check the path, or give a style name "
-                         f"such as {', '.join(list(PAINTINGS)[:3])}")
-    raise unknown_style(text)
-
-
-def resolve_styles(specs: str | os.PathLike | list | tuple | None,
-                   root: str | os.PathLike | None = None) -> list[Path] | Path | None:
-    """:func:`resolve_style` over one spec or a list of them (None stays None), keeping the shape."""
-    if specs is None:
-        return None
-    if isinstance(specs, (list, tuple)):
-        return [resolve_style(s, root) for s in specs]
-    return resolve_style(specs, root)

@@ -629,7 +629,7 @@ def run_training(config: TrainConfig | str | os.PathLike | Sequence[str | os.Pat
     elif args or options:
         raise TypeError("run_training(config) takes no other arguments; set them on the TrainConfig")
     config.check()
-    from fastnst.styles.paintings import resolve_styles
+    from fastnst.styles.registry import resolve_styles
 
     # files as given; painting names (starry_night, ...) downloaded once; generated names (mosaic, ...) made
     config.style = [str(s) for s in resolve_styles(config.style)]

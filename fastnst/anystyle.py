@@ -1,4 +1,4 @@
-"""``fastnst.generate``: one call that stylises a photo, a folder or a list of photos, for notebooks.
+"""Any style onto photos in one call: :func:`generate` (public as ``fastnst.generate``), for notebooks.
 
 >>> import fastnst
 >>> fastnst.generate("photo.jpg", style="mosaic", resolution=768, output_dir="out")   # built-in, torch-free
@@ -6,9 +6,11 @@ PosixPath('out/photo-mosaic.jpg')
 >>> fastnst.generate("photos/", style="starry_night", resolution=256, output_dir="out", iterations=200)
 [PosixPath('out/a-starry_night.jpg'), PosixPath('out/b-starry_night.jpg')]
 
-A built-in style runs the shipped feed-forward model with onnxruntime (no torch needed, a fraction
-of a second per photo). A registry painting (``starry_night``, ``great_wave``, ...; downloaded once)
-or any image file runs Gatys et al.'s optimisation (needs the ``train`` extra; minutes on a CPU).
+What the style means is the registry's answer (:func:`fastnst.styles.registry.lookup`): a built-in style
+runs the shipped feed-forward model with onnxruntime (no torch needed, a fraction of a second per
+photo); a painting (``starry_night``, ``great_wave``, ...; downloaded once), a generated style that is
+not built in or any image file runs Gatys et al.'s optimisation (needs the ``train`` extra; minutes on a
+CPU). Importing this module is cheap (standard library and fastnst's ground floor).
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastnst import checks
 from fastnst.errors import ConfigError, InputError, OutputExistsError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fastnst.styles.registry import Style
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +34,6 @@ MIN_RESOLUTION = 16
 #: Long side of a Gatys result when ``resolution`` is None: the photo's own, at most this
 #: (reference implementation: neural-style's -image_size 512; optimisation cost grows with pixels).
 GATYS_MAX_DEFAULT = 512
-#: Upper bound of ``iterations`` (a typo guard: 500 is the default, a few thousand the most anyone needs).
-MAX_ITERATIONS = 100_000
 
 PathLike = str | os.PathLike
 
@@ -63,33 +66,6 @@ def _inputs(source: PathLike | Sequence[PathLike]) -> tuple[list[Path], bool, di
         return [p for item in source for p in one(item)], True, where
     files = one(source)
     return files, Path(source).is_dir(), where
-
-
-def _style_kind(style: PathLike) -> tuple[str, str]:
-    """("builtin" | "gatys", name used in output file names). Nothing is downloaded here."""
-    from fastnst.styles import builtin, generated, paintings
-
-    text = str(style)
-    if Path(text).is_file():
-        return "gatys", Path(text).stem
-    if builtin.is_builtin(text):
-        return "builtin", text
-    painting = paintings.get(text)
-    if painting is not None:
-        return "gatys", painting.name
-    key = text.strip().lower().replace("-", "_").replace(" ", "_")
-    if builtin.is_builtin(key):
-        return "builtin", key
-    if key in generated.NAMES:
-        return "gatys", key
-    if paintings.looks_like_path(text):
-        raise InputError(f"style image '{text}' does not exist; check the path, or give a style name "
-                         f"such as {builtin.DEFAULT_STYLE} or starry_night")
-    extra_generated = [n for n in generated.NAMES if not builtin.is_builtin(n)]
-    kinds = {"built-in": builtin.names(), "paintings": paintings.names()}
-    if extra_generated:
-        kinds["generated"] = extra_generated
-    raise paintings.unknown_style(text, kinds=kinds)
 
 
 def _outputs(files: list[Path], style_name: str, output_dir: Path, format: str | None,
@@ -142,33 +118,33 @@ def generate(input_image_path: PathLike | Sequence[PathLike], style: PathLike | 
     before any work (unknown style names list the valid ones and suggest the closest; existing
     outputs are refused unless ``overwrite``); each output is written whole (temp file, rename).
     """
-    from fastnst.styles import builtin
+    from fastnst.styles import builtin, registry
 
     files, many, where = _inputs(input_image_path)
-    kind, style_name = _style_kind(builtin.DEFAULT_STYLE if style is None else style)
+    chosen = registry.lookup(builtin.DEFAULT_STYLE if style is None else style)
     resolution = checks.side("resolution", resolution, minimum=MIN_RESOLUTION, allow_none=True)
     strength = checks.number("strength", strength, 0.0, 1.0)
-    if kind == "builtin":
+    if chosen.feed_forward:
         unused = dict(gatys_options, **{k: v for k, v in (("iterations", iterations), ("device", device))
                                         if v is not None})
         if unused:
             raise ConfigError(f"{', '.join(sorted(unused))} only apply to paintings and image styles (Gatys); "
-                              f"'{style_name}' is a built-in feed-forward style")
+                              f"'{chosen.name}' is a built-in feed-forward style")
     elif strength != 1.0:
         raise ConfigError("strength applies to built-in styles only; for a painting or image style "
                           "lower style_weight instead")
-    settings = _gatys_settings(gatys_options) if kind == "gatys" else None
-    if iterations is not None:
-        iterations = checks.whole("iterations", iterations, maximum=MAX_ITERATIONS)
+    settings = None if chosen.feed_forward else _gatys_settings(gatys_options)
+    if iterations is not None:  # only reached for Gatys (checked above), so optimize is importable here
+        iterations = checks.whole("iterations", iterations, maximum=_optimize().MAX_ITERATIONS)
     out_dir = Path(output_dir) if output_dir is not None else Path(".")
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"output_dir '{out_dir}' is a file; give a folder")
-    outs = _outputs(files, style_name, out_dir, format, overwrite, where)
-    if kind == "builtin":
+    outs = _outputs(files, chosen.name, out_dir, format, overwrite, where)
+    if chosen.feed_forward:
         model = builtin.model_path()  # InputError when the package lacks the model: before any output
-        run = _builtin_runner(model, style_name, resolution, strength)
+        run = _builtin_runner(model, chosen.name, resolution, strength)
     else:
-        run = _gatys_runner(style, resolution, iterations, device, settings)
+        run = _gatys_runner(chosen, resolution, iterations, device, settings)
     from fastnst.image import save_image
 
     written: list[Path] = []
@@ -228,13 +204,12 @@ def _gatys_settings(options: dict[str, Any]) -> Any:
     return settings
 
 
-def _gatys_runner(style: PathLike | None, resolution: int | None, iterations: int | None, device: str | None,
+def _gatys_runner(style: Style, resolution: int | None, iterations: int | None, device: str | None,
                   settings: Any) -> Any:
     from fastnst.image import read_image
-    from fastnst.styles.paintings import resolve_style
 
     O = _optimize()
-    style_path = resolve_style(str(style))  # downloads a painting once (after every check above)
+    style_path = style.picture()  # downloads a painting once (after every check above)
     kwargs: dict[str, Any] = {"settings": settings, "device": device}
     if iterations is not None:
         kwargs["iterations"] = iterations
