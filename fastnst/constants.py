@@ -8,6 +8,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# fastnst's version (the package's __version__; recorded in the files it writes)
+VERSION = "0.1.0"
+
 # fastnst's bundled photos and style pictures (licences in assets/ATTRIBUTION.md)
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 
@@ -77,6 +80,9 @@ def cache_dir() -> Path:
 # Chosen: large prints (8192 x 8192 = 67 Mpx) pass with room; a bomb of 50000 x 50000 does not.
 MAX_IMAGE_PIXELS_ENV = "FASTNST_MAX_PIXELS"
 DEFAULT_MAX_IMAGE_PIXELS = 16384 * 16384
+
+# A fixed model size (fastnst export --static HxW): each side at most this (the pixel cap's side).
+MAX_STATIC_SIDE = 16384
 
 
 def max_image_pixels() -> int:
