@@ -63,6 +63,11 @@ VGG_WEIGHT_CHOICES: tuple[str, ...] = ("imagenet", "random")
 VGG_NORMALIZE_CHOICES: tuple[str, ...] = ("rms", "mean", "none")
 DEFAULT_VGG_NORMALIZE = "rms"
 
+# Super-resolution network settings (fastnst.networks.sr): its normalisation (paper: batch) and whether it
+# learns a residual over the bicubic enlargement (paper: none).
+SR_NORMS: tuple[str, ...] = ("batch", "none")
+SR_SKIPS: tuple[str, ...] = ("none", "bicubic")
+
 # Cache folder for downloads and computed statistics (paintings, VGG normalisation): this variable
 # overrides the default under the user's cache folder. (The model file's names and keys: fastnst.contract.)
 CACHE_DIR_ENV = "FASTNST_CACHE_DIR"

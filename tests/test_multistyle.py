@@ -160,8 +160,9 @@ def test_two_styles_train_export_and_match_in_onnxruntime(tmp_path):
     out = tmp_path / "run"
     code = cli.main(["train", "--style", str(tmp_path / "waves.png"), "--style", str(tmp_path / "dots.png"),
                      "--data", str(photos), "--out", str(out), "--arch", "fast", "--image-size", "32",
-                     "--batch-size", "2", "--steps", "6", "--style-scales", "1,0.5", "--vgg-weights", "random", "--num-workers", "0",
-                     "--num-previews", "1", "--preview-every", "0", "--trainer.enable_progress_bar", "false"])
+                     "--batch-size", "2", "--steps", "6", "--style-scales", "1,0.5", "--vgg-weights", "random",
+                     "--num-workers", "0", "--num-previews", "1", "--preview-every", "0",
+                     "--trainer.enable_progress_bar", "false"])
     assert code == 0
     net, meta = load_transformer(out / "waves+dots.safetensors")
     assert net.num_styles == 2 and net.style_names == ["waves", "dots"]

@@ -214,8 +214,8 @@ def test_train_sr_end_to_end(tmp_path, capsys):
     assert net.factor == 4 and meta["loss"] == "perceptual"
     # resume continues the same run; a pixel-loss run cannot resume it
     rc = cli.main(["train-sr", "--data", str(data), "--resume", str(out / "last.ckpt"), "--steps", "3",
-                   "--image-size", "32", "--batch-size", "2", "--channels", "8", "--num-residual", "1", "--skip", "bicubic",
-                   "--vgg-weights", "random", "--num-workers", "0", "--export", "false",
+                   "--image-size", "32", "--batch-size", "2", "--channels", "8", "--num-residual", "1",
+                   "--skip", "bicubic", "--vgg-weights", "random", "--num-workers", "0", "--export", "false",
                    "--trainer.enable_progress_bar", "false"])
     assert rc == 0 and "after 3 steps" in capsys.readouterr().err
     with pytest.raises(ModelFormatError, match="pixel|perceptual"):

@@ -214,7 +214,8 @@ def checkpoints_in(folder: str | os.PathLike) -> list[tuple[int, Path]]:
     return found
 
 
-def last_good_checkpoint(folder: str | os.PathLike, exclude: str | os.PathLike | None = None) -> tuple[int, Path] | None:
+def last_good_checkpoint(folder: str | os.PathLike,
+                         exclude: str | os.PathLike | None = None) -> tuple[int, Path] | None:
     """The (step, path) of the newest checkpoint in ``folder`` that loads (``exclude`` left out), or None."""
     for step, path in checkpoints_in(folder):
         if exclude is None or Path(path).resolve() != Path(exclude).resolve():

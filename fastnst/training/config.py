@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from fastnst import checks
-from fastnst.constants import DEFAULT_VGG_NORMALIZE, JOHNSON_CONTENT_LAYERS, JOHNSON_STYLE_LAYERS
+from fastnst.constants import (DEFAULT_VGG_NORMALIZE, JOHNSON_CONTENT_LAYERS, JOHNSON_STYLE_LAYERS, SR_NORMS,
+                               SR_SKIPS)
 from fastnst.errors import ConfigError, did_you_mean, unknown_choice
 from fastnst.options import base_type, check_options, field_types, flag_name, option
 
@@ -159,7 +160,8 @@ class RunConfig:
 
 @dataclass
 class TrainConfig(RunConfig):
-    """Everything ``fastnst train`` / :func:`fastnst.training.run.run_training` takes (defaults: Johnson et al. 2016)."""
+    """Everything ``fastnst train`` / :func:`fastnst.training.run.run_training` takes (defaults: Johnson et al.
+    2016)."""
 
     style: list[str] | str | None = option(
         None, "style image (a file, a painting name such as starry_night, downloaded once, or a generated style "
@@ -220,9 +222,9 @@ class SRTrainConfig(RunConfig):
     blur_sigma: float = option(BLUR_SIGMA, "Gaussian blur before down-sampling, pixels (paper: 1.0)", low=0, high=10)
     channels: int = option(64, "network width (paper: 64)", low=1, high=1024)
     num_residual: int = option(4, "residual blocks (paper: 4)", low=0, high=64)
-    norm: str = option("batch", "batch (paper) or none")
+    norm: str = option("batch", "batch (paper) or none", choices=SR_NORMS)
     skip: str = option("none", "none (paper) or bicubic: learn a residual over the bicubic enlargement "
-                               "(faster to train)")
+                               "(faster to train)", choices=SR_SKIPS)
 
     def uses_vgg(self) -> bool:
         return self.loss == "perceptual"

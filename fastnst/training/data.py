@@ -543,7 +543,8 @@ class ContentDataModule(pl.LightningDataModule):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue the data order where a checkpoint left it (before the data loader is built)."""
-        if int(state.get("seed", self.seed)) != self.seed or int(state.get("batch_size", self.batch_size)) != self.batch_size:
+        if (int(state.get("seed", self.seed)) != self.seed
+                or int(state.get("batch_size", self.batch_size)) != self.batch_size):
             log.warning("the checkpoint was trained with another seed or batch size; the data order starts afresh")
             return
         self._resume_batch = int(state.get("batches", 0))

@@ -320,8 +320,8 @@ def export_onnx(source: str | os.PathLike | nn.Module, out_path: str | os.PathLi
     module.static = size
     h, w = size or (64, 64)
     image = torch.rand(1, 3, h, w)
-    if io == "uint8":
-        image = (image * 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+    if io == "uint8":  # decoded pixels, NHWC
+        image = torch.from_numpy(to_uint8(image.permute(0, 2, 3, 1).numpy())).contiguous()
     example: tuple[torch.Tensor, ...] = (image,)
     if module.num_styles > 1:
         example = (image, torch.full((1, module.num_styles), 1.0 / module.num_styles))

@@ -277,7 +277,8 @@ class StyleTransferModule(LossNetworkModule):
                    channels_last=config.channels_last, record=record)
 
     @classmethod
-    def from_style(cls, style: str | os.PathLike | Sequence[str | os.PathLike], **options: Any) -> "StyleTransferModule":
+    def from_style(cls, style: str | os.PathLike | Sequence[str | os.PathLike],
+                   **options: Any) -> "StyleTransferModule":
         """The module for style image file(s) with :class:`~fastnst.training.config.TrainConfig`'s other
         fields as keywords (``arch``, ``vgg_weights``, ``style_size``, weights, layers, ``lr``, ...; their
         defaults otherwise), checked as ``fastnst train`` checks them."""
