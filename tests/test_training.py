@@ -128,3 +128,13 @@ def test_a_users_logger_gets_the_losses_too(tiny, tmp_path):
     result = run_training(style, photos, tmp_path / "run", steps=2, preview_every=0, logger=mine, **FAST)
     assert result.metrics is not None and result.steps == 2  # fastnst's own CSV log is kept
     assert [s for s, _ in _losses(tmp_path / "mine" / "exp" / "version_0" / "metrics.csv")] == [0, 1]
+
+
+def test_the_training_face_gives_the_public_names():
+    import fastnst.training
+    from fastnst.training import StyleTransferModule as face_module, TrainConfig, run_training as face_run
+    from fastnst.training.config import TrainConfig as config_class
+
+    assert face_run is run_training and face_module is StyleTransferModule and TrainConfig is config_class
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        fastnst.training.nothing
