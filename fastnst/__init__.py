@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from fastnst.constants import VERSION as __version__
 
 # public name -> module that defines it (imported lazily so `import fastnst` stays light and torch-free)
 _LAZY = {

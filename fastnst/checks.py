@@ -14,7 +14,8 @@ import math
 import os
 from typing import Any
 
-from fastnst.constants import max_image_pixels
+from fastnst.constants import MAX_STATIC_SIDE, max_image_pixels
+from fastnst.contract import MIN_SIZE
 from fastnst.errors import ConfigError, ResourceError
 
 log = logging.getLogger(__name__)
@@ -208,6 +209,25 @@ def optimize_size(width: int, height: int, what: str, flag: str = "--size", devi
     pixels(width, height, what, f"use a smaller {flag}")
     memory(OPTIMIZE_BYTES_PER_PIXEL * width * height * images, f"optimising {what} at {width}x{height}",
            f"use a smaller {flag}", device)
+
+
+def static_size(value: str | tuple[int, int] | None) -> tuple[int, int] | None:
+    """A fixed model size (``fastnst export --static``): ``"HxW"`` (or a (height, width) pair) to a checked
+    (height, width), each side between the contract's minimum and :data:`~fastnst.constants.MAX_STATIC_SIDE`;
+    None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        parts = value.lower().replace("*", "x").split("x")
+        try:
+            h, w = (int(p) for p in parts)
+        except ValueError:
+            raise ConfigError(f"--static takes HEIGHTxWIDTH such as 512x768, got '{value}'") from None
+    else:
+        h, w = (int(v) for v in value)
+    if not (MIN_SIZE <= h <= MAX_STATIC_SIDE and MIN_SIZE <= w <= MAX_STATIC_SIDE):
+        raise ConfigError(f"--static sides must be between {MIN_SIZE} and {MAX_STATIC_SIDE}, got {h}x{w}")
+    return h, w
 
 
 def tile(value: Any, minimum: int = 0, name: str = "--tile") -> int | None:

@@ -8,6 +8,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# fastnst's version (the package's __version__; recorded in the files it writes)
+VERSION = "0.1.0"
+
 # fastnst's bundled photos and style pictures (licences in assets/ATTRIBUTION.md)
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 
@@ -60,6 +63,11 @@ VGG_WEIGHT_CHOICES: tuple[str, ...] = ("imagenet", "random")
 VGG_NORMALIZE_CHOICES: tuple[str, ...] = ("rms", "mean", "none")
 DEFAULT_VGG_NORMALIZE = "rms"
 
+# Super-resolution network settings (fastnst.networks.sr): its normalisation (paper: batch) and whether it
+# learns a residual over the bicubic enlargement (paper: none).
+SR_NORMS: tuple[str, ...] = ("batch", "none")
+SR_SKIPS: tuple[str, ...] = ("none", "bicubic")
+
 # Cache folder for downloads and computed statistics (paintings, VGG normalisation): this variable
 # overrides the default under the user's cache folder. (The model file's names and keys: fastnst.contract.)
 CACHE_DIR_ENV = "FASTNST_CACHE_DIR"
@@ -77,6 +85,9 @@ def cache_dir() -> Path:
 # Chosen: large prints (8192 x 8192 = 67 Mpx) pass with room; a bomb of 50000 x 50000 does not.
 MAX_IMAGE_PIXELS_ENV = "FASTNST_MAX_PIXELS"
 DEFAULT_MAX_IMAGE_PIXELS = 16384 * 16384
+
+# A fixed model size (fastnst export --static HxW): each side at most this (the pixel cap's side).
+MAX_STATIC_SIDE = 16384
 
 
 def max_image_pixels() -> int:

@@ -52,6 +52,10 @@ class ModelFormatError(FastNSTError):
     """A model file of the wrong kind (not ONNX / not a fastnst checkpoint / wrong signature)."""
 
 
+class ExportError(FastNSTError):
+    """ONNX export or its verification failed; no file was written."""
+
+
 class MissingDependencyError(FastNSTError):
     """An optional extra (or, for ``extra='base'``, a base dependency) is not installed."""
 

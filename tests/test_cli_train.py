@@ -90,8 +90,9 @@ def test_every_config_loads_and_instantiates(setup, capsys, config):
     import pytorch_lightning as pl
 
     from fastnst.commands.train import DESCRIPTION
-    from fastnst.training.config import TrainConfig, command_parser, config_from_args
-    from fastnst.training.run import StyleTransferModule
+    from fastnst.training.config import TrainConfig
+    from fastnst.training.modules import StyleTransferModule
+    from fastnst.training.parser import command_parser, config_from_args
 
     parser = command_parser(TrainConfig, "fastnst train", DESCRIPTION)
     argv = ["--style", "wave.png", "--config", str(config), "--vgg-weights", "random"]
@@ -99,10 +100,8 @@ def test_every_config_loads_and_instantiates(setup, capsys, config):
     assert cfg.steps and cfg.steps > 0 and cfg.image_size >= 16
     pl.Trainer(**cfg.trainer, max_steps=1, logger=False, enable_checkpointing=False,
                default_root_dir=str(setup))
-    module = StyleTransferModule.from_style("wave.png", arch=cfg.arch, style_size=32, content_weight=cfg.content_weight,
-                                 style_weight=cfg.style_weight, tv_weight=cfg.tv_weight,
-                                 content_layers=cfg.content_layers, style_layers=cfg.style_layers,
-                                 vgg_weights="random", lr=cfg.lr, lr_schedule=cfg.lr_schedule)
+    cfg.style_size = 32  # the recipe's network, losses and schedule on a small style image
+    module = StyleTransferModule.from_config(cfg)
     assert module.hparams.arch == cfg.arch
 
 
@@ -128,8 +127,9 @@ def test_every_option_is_a_flag_with_the_dataclass_default_and_help(capsys):
     import dataclasses
 
     from fastnst.commands.train import DESCRIPTION
-    from fastnst.training.config import SRTrainConfig, TrainConfig, command_parser
     from fastnst.options import defaults
+    from fastnst.training.config import SRTrainConfig, TrainConfig
+    from fastnst.training.parser import command_parser
 
     for cls in (TrainConfig, SRTrainConfig):
         parsed = vars(command_parser(cls, "fastnst x", DESCRIPTION).parse_args([]))

@@ -160,13 +160,15 @@ def test_random_crop_box_is_inside_and_reproducible():
     assert fdata.center_crop_box(100, 50) == (25, 0, 75, 50)
 
 
-def test_bad_datamodule_settings():
-    from fastnst.errors import ConfigError
+def test_datamodule_of_a_run_config_takes_its_checked_values(photo_folder):
+    from fastnst.training.config import TrainConfig
 
-    with pytest.raises(ConfigError):
-        fdata.ContentDataModule("x", image_size=0)
-    with pytest.raises(ConfigError):
-        fdata.ContentDataModule("x", batch_size=0)
+    config = TrainConfig(style="s.png", data=str(photo_folder), image_size="24", batch_size=2, num_workers=None,
+                         num_previews=1, seed=5, vgg_weights="random").check()  # "24": checked to 24 there
+    dm = fdata.ContentDataModule.from_config(config).check()
+    assert (dm.data, dm.image_size, dm.batch_size, dm.num_previews, dm.seed) == (str(photo_folder), 24, 2, 1, 5)
+    assert dm.num_workers == fdata.default_num_workers()  # None: the default, decided once
+    assert dm.previews.shape == (1, 3, 24, 24)
 
 
 def test_parquet_struct_column_without_feature_metadata_is_detected(tmp_path):

@@ -13,8 +13,8 @@ import torch
 import fastnst.training.export as export_mod
 from fastnst import cli
 from fastnst.contract import INPUT_NAME, OPSET, OUTPUT_NAME
-from fastnst.errors import InputError, OutputExistsError
-from fastnst.training.export import ExportError, export_onnx
+from fastnst.errors import ExportError, InputError, OutputExistsError
+from fastnst.training.export import export_onnx
 from fastnst.networks.transformer import TransformerNet
 from fastnst.training.weights import save_transformer
 

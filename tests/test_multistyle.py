@@ -117,7 +117,7 @@ def test_forward_without_style_and_bad_settings_are_refused():
 
 
 def test_style_ids_take_turns_evenly_and_depend_only_on_the_step():
-    from fastnst.training.run import StyleTransferModule
+    from fastnst.training.modules import StyleTransferModule
 
     ids = [StyleTransferModule.style_ids.__get__(_Fake(3))(step, 4) for step in range(6)]
     flat = torch.cat(ids)
@@ -135,7 +135,7 @@ class _Fake:
 
 
 def test_train_cli_gathers_repeated_style_flags():
-    from fastnst.training.config import prepare_argv
+    from fastnst.training.parser import prepare_argv
 
     assert prepare_argv(["--style", "a.jpg", "--steps", "3"]) == ["--style", "a.jpg", "--steps", "3"]
     got = prepare_argv(["--data", "d", "--style", "a b.jpg", "--steps", "3", "--style=c.png"])
@@ -160,8 +160,9 @@ def test_two_styles_train_export_and_match_in_onnxruntime(tmp_path):
     out = tmp_path / "run"
     code = cli.main(["train", "--style", str(tmp_path / "waves.png"), "--style", str(tmp_path / "dots.png"),
                      "--data", str(photos), "--out", str(out), "--arch", "fast", "--image-size", "32",
-                     "--batch-size", "2", "--steps", "6", "--style-scales", "1,0.5", "--vgg-weights", "random", "--num-workers", "0",
-                     "--num-previews", "1", "--preview-every", "0", "--trainer.enable_progress_bar", "false"])
+                     "--batch-size", "2", "--steps", "6", "--style-scales", "1,0.5", "--vgg-weights", "random",
+                     "--num-workers", "0", "--num-previews", "1", "--preview-every", "0",
+                     "--trainer.enable_progress_bar", "false"])
     assert code == 0
     net, meta = load_transformer(out / "waves+dots.safetensors")
     assert net.num_styles == 2 and net.style_names == ["waves", "dots"]

@@ -52,7 +52,7 @@ def test_default_balance_agrees_across_weight_sets(real_weights, monkeypatch, tm
     from fastnst.networks.vgg import VGGFeatures
     from fastnst.networks.vgg_normalize import reference_images
     from fastnst.optimize import GATYS_CONTENT_WEIGHT, GATYS_STYLE_WEIGHT
-    from fastnst.training.run import CONTENT_WEIGHT, STYLE_WEIGHT
+    from fastnst.training.config import CONTENT_WEIGHT, STYLE_WEIGHT
 
     monkeypatch.setenv("FASTNST_CACHE_DIR", str(tmp_path / "cache"))
     r16, r19 = real_weights

@@ -18,6 +18,7 @@ from fastnst.errors import ConfigError, InputError, ModelFormatError
 from fastnst.training.export import export_onnx
 from fastnst.networks.sr import SRNet, degrade, load_sr, save_sr, sr_metadata
 from fastnst.networks.transformer import TransformerNet
+from fastnst.training.config import SRTrainConfig
 from fastnst.training.sr import SuperResolutionModule, run_sr_training
 from fastnst.runtime.upscaler import TILE_MARGIN, Upscaler
 from tests.conftest import plain_onnx, synthetic_rgb
@@ -89,7 +90,8 @@ def test_degrade_blurs_then_downsamples():
 @pytest.mark.parametrize("loss,skip", [("pixel", "none"), ("perceptual", "none"), ("pixel", "bicubic")])
 def test_few_steps_loss_falls(loss, skip):
     torch.manual_seed(0)
-    module = SuperResolutionModule(4, loss, vgg_weights="random", channels=8, num_residual=1, lr=3e-3, skip=skip)
+    config = SRTrainConfig(loss=loss, vgg_weights="random", channels=8, num_residual=1, lr=3e-3, skip=skip).check()
+    module = SuperResolutionModule.from_config(config)
     hr = torch.stack([torch.from_numpy(np.asarray(synthetic_rgb(32, 32, seed=s), np.float32) / 255).permute(2, 0, 1)
                       for s in range(4)])
     low = module.low_res(hr)
@@ -212,8 +214,8 @@ def test_train_sr_end_to_end(tmp_path, capsys):
     assert net.factor == 4 and meta["loss"] == "perceptual"
     # resume continues the same run; a pixel-loss run cannot resume it
     rc = cli.main(["train-sr", "--data", str(data), "--resume", str(out / "last.ckpt"), "--steps", "3",
-                   "--image-size", "32", "--batch-size", "2", "--channels", "8", "--num-residual", "1", "--skip", "bicubic",
-                   "--vgg-weights", "random", "--num-workers", "0", "--export", "false",
+                   "--image-size", "32", "--batch-size", "2", "--channels", "8", "--num-residual", "1",
+                   "--skip", "bicubic", "--vgg-weights", "random", "--num-workers", "0", "--export", "false",
                    "--trainer.enable_progress_bar", "false"])
     assert rc == 0 and "after 3 steps" in capsys.readouterr().err
     with pytest.raises(ModelFormatError, match="pixel|perceptual"):
@@ -242,14 +244,13 @@ SR_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("sr-*
 @pytest.mark.parametrize("config", SR_CONFIGS, ids=[c.name for c in SR_CONFIGS])
 def test_every_sr_config_loads_and_instantiates(config):
     from fastnst.commands.train_sr import DESCRIPTION
-    from fastnst.training.config import SRTrainConfig, command_parser, config_from_args
+    from fastnst.training.parser import command_parser, config_from_args
 
     parser = command_parser(SRTrainConfig, "fastnst train-sr", DESCRIPTION)
     argv = ["--config", str(config), "--vgg-weights", "random"]
     cfg = config_from_args(SRTrainConfig, parser, parser.parse_args(argv), argv).check()
     assert cfg.steps > 0 and cfg.image_size % cfg.factor == 0
-    module = SuperResolutionModule(cfg.factor, cfg.loss, cfg.feature_layer, cfg.feature_weight, cfg.pixel_weight,
-                                   cfg.tv_weight, "random", cfg.lr, cfg.lr_schedule, cfg.blur_sigma, cfg.channels,
-                                   cfg.num_residual, cfg.norm, cfg.skip)
+    module = SuperResolutionModule.from_config(cfg)
+    assert module.hparams.tv_weight == cfg.tv_weight and module.net.config["factor"] == cfg.factor
     with torch.no_grad():
         assert module(torch.rand(1, 3, 8, 8)).shape == (1, 3, 8 * cfg.factor, 8 * cfg.factor)

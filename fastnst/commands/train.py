@@ -1,8 +1,8 @@
 """``fastnst train``: train a feed-forward style network (Johnson et al. 2016).
 
-Options come from :class:`fastnst.training.config.TrainConfig`; ``--config FILE.yaml`` and flags combine (flags win),
-every Lightning Trainer argument is ``--trainer.NAME`` (or a ``trainer:`` section), ``--print-config``
-prints the merged configuration.
+Options come from :class:`fastnst.training.config.TrainConfig`, flags from :mod:`fastnst.training.parser`:
+``--config FILE.yaml`` and flags combine (flags win), every Lightning Trainer argument is ``--trainer.NAME``
+(or a ``trainer:`` section), ``--print-config`` prints the merged configuration.
 """
 
 from __future__ import annotations
@@ -26,18 +26,19 @@ examples:
 
 def run(kind: str, argv: Sequence[str] | None, description: str, next_step: str | None = None) -> int:
     """Parse ``argv`` into the config of ``kind`` ('train' or 'train-sr'), train, print where the results are."""
-    from fastnst.training import config as fconfig
+    from fastnst.training.config import SRTrainConfig, TrainConfig
+    from fastnst.training.parser import command_parser, config_from_args, one_line, prepare_argv
 
-    cls, prog = fconfig.TrainConfig if kind == "train" else fconfig.SRTrainConfig, f"fastnst {kind}"
+    cls, prog = TrainConfig if kind == "train" else SRTrainConfig, f"fastnst {kind}"
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = fconfig.command_parser(cls, prog, description)
+    parser = command_parser(cls, prog, description)
     try:
-        namespace = parser.parse_args(fconfig.prepare_argv(argv))
+        namespace = parser.parse_args(prepare_argv(argv))
     except SystemExit as exc:  # --help, --print-config
         return int(exc.code or 0)
     except Exception as exc:  # jsonargparse's ArgumentError: bad flag, type or config file
-        raise ConfigError(f"{fconfig.one_line(exc)}; see '{prog} --help'") from None
-    config = fconfig.config_from_args(cls, parser, namespace, argv)
+        raise ConfigError(f"{one_line(exc)}; see '{prog} --help'") from None
+    config = config_from_args(cls, parser, namespace, argv)
     if kind == "train":
         from fastnst.training.run import run_training as run_job
     else:

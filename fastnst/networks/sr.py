@@ -21,15 +21,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fastnst.constants import SR_NORMS, SR_SKIPS
 from fastnst.contract import META_FACTOR, META_SR_CONFIG, META_TASK, SR_FACTORS, SR_TASK
-from fastnst.errors import ConfigError, InputError, ModelFormatError
+from fastnst.errors import ConfigError, InputError, ModelFormatError, unknown_choice
 from fastnst.networks.transformer import ConvLayer
 
 # Paper (supplementary, super-resolution network): 64 channels, 4 residual blocks.
 DEFAULT_CHANNELS = 64
 DEFAULT_RESIDUAL = 4
-NORMS = ("batch", "none")
-SKIPS = ("none", "bicubic")
 
 
 def _norm(kind: str, ch: int) -> nn.Module:
@@ -81,14 +80,10 @@ class SRNet(nn.Module):
         if int(channels) <= 0 or int(num_residual) < 0:
             raise ConfigError(f"channels must be positive and num_residual zero or positive, "
                               f"got {channels}, {num_residual}")
-        if norm not in NORMS:
-            from fastnst.errors import unknown_choice
-
-            raise unknown_choice("norm", norm, NORMS)
-        if skip not in SKIPS:
-            from fastnst.errors import unknown_choice
-
-            raise unknown_choice("skip", skip, SKIPS)
+        if norm not in SR_NORMS:
+            raise unknown_choice("norm", norm, SR_NORMS)
+        if skip not in SR_SKIPS:
+            raise unknown_choice("skip", skip, SR_SKIPS)
         ch = int(channels)
         self.factor = int(factor)
         self._config = {"factor": self.factor, "channels": ch, "num_residual": int(num_residual), "norm": norm,
@@ -124,7 +119,8 @@ class SRNet(nn.Module):
     def margin(self) -> int:
         """Low-resolution pixels of context one output pixel depends on (receptive-field radius, rounded up):
         tiles cut with this margin reproduce the whole-image output exactly."""
-        return 4 + 2 * len(self.residuals) + 1 + 2  # head 9x9, 3x3 pairs, up-sampling stages and 9x9 end (> bicubic's 2)
+        # head 9x9, 3x3 pairs, up-sampling stages and 9x9 end (> bicubic's 2)
+        return 4 + 2 * len(self.residuals) + 1 + 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.relu(self.head_norm(self.head(x)))

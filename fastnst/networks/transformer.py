@@ -17,10 +17,17 @@ the scale and shift are ``style @ table``, so a one-hot row is one style and a c
 blends them with no retraining. The norm itself is parameter-free instance normalisation followed by
 ``x * gamma + beta`` (it exports as a plain InstanceNormalization node, a MatMul, a Mul and an Add).
 A single-style network is the plain network, with the same state-dict keys as before.
+
+Two switches on the norms leave the weights and the exported graph alone: ``group_norm`` (set by
+:func:`use_layout_friendly_norms` for channels_last training) computes the same statistics with
+F.group_norm, and :meth:`TransformerNet.norm_statistics` makes this network's norms record their inputs'
+statistics or normalise with recorded ones (tiles normalised as the whole image was).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -53,6 +60,59 @@ class ConvLayer(nn.Module):
         return self.conv(self.pad(x))
 
 
+class NormStatistics:
+    """Per-channel mean and variance of each instance norm's input in one forward pass, in the order the
+    norms ran (see :meth:`TransformerNet.norm_statistics`). Empty, the norms record into it while they
+    normalise as usual; recorded, they normalise with these values instead of their input's, in order."""
+
+    def __init__(self) -> None:
+        self.values: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.replaying = False
+        self._next = 0
+
+    def start(self) -> None:
+        """Before a forward pass: replay from the first norm when something was recorded, else record."""
+        self.replaying, self._next = bool(self.values), 0
+
+    def record(self, x: torch.Tensor) -> None:
+        xf = x.float()
+        self.values.append((xf.mean(dim=(2, 3), keepdim=True), xf.var(dim=(2, 3), unbiased=False, keepdim=True)))
+
+    def normalize(self, x: torch.Tensor, eps: float, weight: torch.Tensor | None = None,
+                  bias: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` normalised with the next recorded statistics, then scaled and shifted per channel."""
+        mean, var = self.values[self._next]
+        self._next += 1
+        y = (x - mean.to(x.dtype)) * torch.rsqrt(var.to(x.dtype) + eps)
+        if weight is not None:
+            y = y * weight[None, :, None, None]
+        if bias is not None:
+            y = y + bias[None, :, None, None]
+        return y
+
+
+class AffineInstanceNorm2d(nn.InstanceNorm2d):
+    """The single-style norm: ``nn.InstanceNorm2d(channels, affine=True)`` (the same parameters and maths)
+    with the two switches of this module: ``group_norm`` (F.group_norm with one group per channel keeps
+    channels_last tensors channels_last, where InstanceNorm2d returns NCHW and every layer would pay two
+    layout copies; chosen: measured faster on CPU, see scripts/bench_train.py) and ``statistics``."""
+
+    group_norm = False
+    statistics: NormStatistics | None = None
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__(num_features, affine=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.statistics is not None:
+            if self.statistics.replaying:
+                return self.statistics.normalize(x, self.eps, self.weight, self.bias)
+            self.statistics.record(x)
+        if self.group_norm and x.dim() == 4:
+            return F.group_norm(x, self.num_features, self.weight, self.bias, self.eps)
+        return super().forward(x)
+
+
 class ConditionalInstanceNorm2d(nn.Module):
     """Instance norm with one scale/shift per style (Dumoulin et al. 2017), blended by weights.
 
@@ -60,6 +120,7 @@ class ConditionalInstanceNorm2d(nn.Module):
     computes parameter-free instance norm, then ``x * (style @ weight) + (style @ bias)`` per channel.
     ``group_norm=True`` (set by training under channels_last) computes the same statistics with
     F.group_norm, which keeps channels_last tensors in that layout; export uses F.instance_norm.
+    ``statistics``: see :class:`NormStatistics`.
     """
 
     def __init__(self, num_features: int, num_styles: int, eps: float = 1e-5) -> None:
@@ -68,12 +129,16 @@ class ConditionalInstanceNorm2d(nn.Module):
         self.weight = nn.Parameter(torch.ones(num_styles, num_features))
         self.bias = nn.Parameter(torch.zeros(num_styles, num_features))
         self.group_norm = False
+        self.statistics: NormStatistics | None = None
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        if self.group_norm:
-            y = F.group_norm(x, self.num_features, eps=self.eps)
+        if self.statistics is not None and self.statistics.replaying:
+            y = self.statistics.normalize(x, self.eps)
         else:
-            y = F.instance_norm(x, eps=self.eps)
+            if self.statistics is not None:
+                self.statistics.record(x)
+            y = F.group_norm(x, self.num_features, eps=self.eps) if self.group_norm else \
+                F.instance_norm(x, eps=self.eps)
         style = style.to(y.dtype)
         gamma = (style @ self.weight.to(y.dtype))[:, :, None, None]
         beta = (style @ self.bias.to(y.dtype))[:, :, None, None]
@@ -85,7 +150,7 @@ class ConditionalInstanceNorm2d(nn.Module):
 
 def _make_norm(channels: int, num_styles: int) -> nn.Module:
     if num_styles == 1:
-        return nn.InstanceNorm2d(channels, affine=True)
+        return AffineInstanceNorm2d(channels)
     return ConditionalInstanceNorm2d(channels, num_styles)
 
 
@@ -247,6 +312,21 @@ class TransformerNet(nn.Module):
             raise ConfigError("style weights must be finite, zero or positive, and not all zero")
         return w
 
+    @contextlib.contextmanager
+    def norm_statistics(self, stats: NormStatistics) -> Iterator[NormStatistics]:
+        """Within the block, the forward pass of this network records each instance norm's input statistics
+        into ``stats`` (when it is empty) or normalises with the ones recorded in it (a tile normalised as the
+        whole image was). Only this network is affected; its norms are as before after the block."""
+        stats.start()
+        norms = [m for m in self.modules() if isinstance(m, (AffineInstanceNorm2d, ConditionalInstanceNorm2d))]
+        for norm in norms:
+            norm.statistics = stats
+        try:
+            yield stats
+        finally:
+            for norm in norms:
+                norm.statistics = None
+
     def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         """Stylise ``x`` (N, 3, H, W) in [0, 1]; ``style`` (N, num_styles) blend weights when num_styles > 1.
 
@@ -271,6 +351,29 @@ class TransformerNet(nn.Module):
         y = self.up1(y, size2, style)
         y = self.up2(y, size1, style)
         return (torch.tanh(self.out(y)) + 1) * 0.5
+
+
+def use_layout_friendly_norms(model: nn.Module) -> nn.Module:
+    """Switch ``model``'s instance norms to their ``group_norm`` path in place, for channels_last training
+    (same state dict; outputs equal to float rounding)."""
+    for module in model.modules():
+        if isinstance(module, (AffineInstanceNorm2d, ConditionalInstanceNorm2d)):
+            module.group_norm = True
+    return model
+
+
+def network_style_names(net: nn.Module) -> list[str]:
+    """Names of a (multi-style) network's styles: its ``style_names`` attribute, else its config's
+    'style_names', else style0, style1, ... (any module with TransformerNet's interface)."""
+    count = int(getattr(net, "num_styles", 1) or 1)
+    config = getattr(net, "config", None)
+    names = getattr(net, "style_names", None)
+    if not names and isinstance(config, dict):
+        names = config.get("style_names")
+    names = [str(n) for n in (names or [])]
+    if len(names) != count or len(set(names)) != count:
+        names = [f"style{i}" for i in range(count)]
+    return names
 
 
 def build_transformer(arch: str = "johnson") -> TransformerNet:

@@ -10,6 +10,8 @@ from any checkpoint ends with the same weights as a run never interrupted.
 
 :func:`load_checkpoint` reads a checkpoint with ``weights_only=True`` and tells a truncated or corrupt file
 from a foreign one, naming the last good checkpoint in the folder (:func:`last_good_checkpoint`).
+:func:`check_checkpoint` and the trainers' checks on it (:func:`check_resume`, :func:`check_sr_resume`) refuse a
+``--resume`` file of another command, network, style or loss before anything is written.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import torch
 from pytorch_lightning.callbacks import Callback
 
 from fastnst.training.config import DEFAULT_CHECKPOINT_MINUTES
-from fastnst.errors import CheckpointError, FastNSTError, ModelFormatError, os_error
+from fastnst.errors import CheckpointError, FastNSTError, InputError, ModelFormatError, os_error
 from fastnst.fileio import commit_temp, fsync_path, remove_stale_temps, temp_path
 
 log = logging.getLogger(__name__)
@@ -212,7 +214,8 @@ def checkpoints_in(folder: str | os.PathLike) -> list[tuple[int, Path]]:
     return found
 
 
-def last_good_checkpoint(folder: str | os.PathLike, exclude: str | os.PathLike | None = None) -> tuple[int, Path] | None:
+def last_good_checkpoint(folder: str | os.PathLike,
+                         exclude: str | os.PathLike | None = None) -> tuple[int, Path] | None:
     """The (step, path) of the newest checkpoint in ``folder`` that loads (``exclude`` left out), or None."""
     for step, path in checkpoints_in(folder):
         if exclude is None or Path(path).resolve() != Path(exclude).resolve():
@@ -246,3 +249,46 @@ def resume_hint(folder: str | os.PathLike) -> str:
     if good is None:
         return f"--resume {folder / LAST}"
     return f"--resume {good[1]}"
+
+
+# ------------------------------------------------------------------------------------------- resuming
+
+def check_checkpoint(path: str | os.PathLike, key: str, command: str) -> tuple[Path, dict[str, Any]]:
+    """``path`` and its hyper-parameters when it is a resumable checkpoint of ``fastnst <command>`` (its
+    hyper-parameters hold ``key``); InputError (missing), CheckpointError (truncated), ModelFormatError."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise InputError(f"--resume checkpoint '{path}' does not exist; pass the last.ckpt of an earlier run")
+    ckpt = load_checkpoint(path)  # truncated/corrupt: CheckpointError naming the last good one
+    hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    if not isinstance(hparams, dict) or key not in hparams or "optimizer_states" not in ckpt:
+        raise ModelFormatError(f"--resume '{path}' is not a fastnst {command} checkpoint; pass the last.ckpt "
+                               f"written by fastnst {command}")
+    return path, hparams
+
+
+def check_resume(path: str | os.PathLike, transformer_config: dict[str, Any], style_sha256: Any) -> Path:
+    """Check that ``path`` is a ``fastnst train`` checkpoint of this network and style; returns it.
+
+    Raises InputError (missing) or ModelFormatError (foreign file, other architecture or style).
+    """
+    path, hparams = check_checkpoint(path, "transformer_config", "train")
+    if dict(hparams["transformer_config"]) != dict(transformer_config):
+        raise ModelFormatError(f"--resume '{path}' holds a '{hparams.get('arch', 'custom')}' network, not this "
+                               f"run's; pass the same --arch as the run that wrote it")
+    if hparams.get("style_sha256") and hparams["style_sha256"] != style_sha256:
+        raise ModelFormatError(f"--resume '{path}' was trained on another style image "
+                               f"('{hparams.get('style_name', '?')}'); pass the same --style")
+    return path
+
+
+def check_sr_resume(path: str | os.PathLike, sr_config: dict[str, Any], loss: str) -> Path:
+    """Check that ``path`` is a ``fastnst train-sr`` checkpoint of this network and loss; returns it."""
+    path, hparams = check_checkpoint(path, "sr_config", "train-sr")
+    if dict(hparams["sr_config"]) != dict(sr_config):
+        raise ModelFormatError(f"--resume '{path}' holds another network ({hparams['sr_config']}); pass the same "
+                               f"--factor and network settings as the run that wrote it")
+    if hparams.get("loss") != loss:
+        raise ModelFormatError(f"--resume '{path}' was trained with the {hparams.get('loss')} loss; pass --loss "
+                               f"{hparams.get('loss')}")
+    return path

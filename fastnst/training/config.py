@@ -1,26 +1,25 @@
 """Training options declared once: :class:`TrainConfig` (``fastnst train``) and :class:`SRTrainConfig`
-(``fastnst train-sr``), with their checks, and the command-line parser built from the same fields.
+(``fastnst train-sr``) on :class:`RunConfig` (what every run shares), with their checks.
 
 Each field carries its default, help and bounds (:func:`fastnst.options.option`); :meth:`RunConfig.check`
-checks an instance before anything is written; :func:`command_parser` turns the fields into jsonargparse
-flags (``--config FILE.yaml`` too, and every Lightning Trainer argument as ``--trainer.NAME``), so a new
-option is one edit. Torch-free at import.
+checks an instance (and the Lightning Trainer arguments it carries) before anything is written, and the run
+trusts the checked object. :mod:`fastnst.training.parser` turns the same fields into command-line flags, so
+a new option is one edit. Torch-free at import (torch and Lightning are imported by the checks that need them).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
-import json
 import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 from fastnst import checks
-from fastnst.constants import DEFAULT_VGG_NORMALIZE, JOHNSON_CONTENT_LAYERS, JOHNSON_STYLE_LAYERS
+from fastnst.constants import (DEFAULT_VGG_NORMALIZE, JOHNSON_CONTENT_LAYERS, JOHNSON_STYLE_LAYERS, SR_NORMS,
+                               SR_SKIPS)
 from fastnst.errors import ConfigError, did_you_mean, unknown_choice
 from fastnst.options import base_type, check_options, field_types, flag_name, option
 
@@ -110,6 +109,17 @@ class RunConfig:
             (values if key in names else trainer)[key] = value
         return cls(**values, trainer=trainer)
 
+    @classmethod
+    def checked(cls, config: Any = None, *args: Any, **options: Any) -> Any:
+        """``config`` checked when it is an instance of this class (no other arguments then); else an instance
+        built from ``config``, ``args`` and ``options`` (:meth:`build`), checked."""
+        if isinstance(config, cls):
+            if args or options:
+                raise TypeError(f"a {cls.__name__} takes no other arguments; set them on the {cls.__name__}")
+        else:
+            config = cls.build(*([config] if config is not None else []), *args, **options)
+        return config.check()
+
     def check(self) -> "RunConfig":
         """Check every option (types, bounds, choices, trainer arguments) and fill in derived defaults;
         FastNSTError before anything is written. Returns ``self``."""
@@ -150,7 +160,8 @@ class RunConfig:
 
 @dataclass
 class TrainConfig(RunConfig):
-    """Everything ``fastnst train`` / :func:`fastnst.training.run.run_training` takes (defaults: Johnson et al. 2016)."""
+    """Everything ``fastnst train`` / :func:`fastnst.training.run.run_training` takes (defaults: Johnson et al.
+    2016)."""
 
     style: list[str] | str | None = option(
         None, "style image (a file, a painting name such as starry_night, downloaded once, or a generated style "
@@ -211,9 +222,9 @@ class SRTrainConfig(RunConfig):
     blur_sigma: float = option(BLUR_SIGMA, "Gaussian blur before down-sampling, pixels (paper: 1.0)", low=0, high=10)
     channels: int = option(64, "network width (paper: 64)", low=1, high=1024)
     num_residual: int = option(4, "residual blocks (paper: 4)", low=0, high=64)
-    norm: str = option("batch", "batch (paper) or none")
+    norm: str = option("batch", "batch (paper) or none", choices=SR_NORMS)
     skip: str = option("none", "none (paper) or bicubic: learn a residual over the bicubic enlargement "
-                               "(faster to train)")
+                               "(faster to train)", choices=SR_SKIPS)
 
     def uses_vgg(self) -> bool:
         return self.loss == "perceptual"
@@ -283,109 +294,3 @@ def check_style_scales(scales: Sequence[float] | str | None, count: int) -> list
     if not all(math.isfinite(v) and v > 0 for v in values):
         raise ConfigError(f"style scales must be finite and positive, got {values}")
     return values
-
-
-# ------------------------------------------------------------------------------------------ command line
-
-
-def command_parser(cls: type[RunConfig], prog: str, description: str) -> Any:
-    """A jsonargparse parser with a flag per command-line field of ``cls`` (help and defaults from the field),
-    ``--config FILE.yaml`` and the Lightning Trainer's arguments as ``--trainer.NAME``."""
-    import argparse
-
-    import pytorch_lightning as pl
-    from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter
-
-    class Formatter(DefaultHelpFormatter, argparse.RawDescriptionHelpFormatter):
-        """jsonargparse's help with the description's line breaks kept."""
-
-    parser = ArgumentParser(prog=prog, description=description, print_config="--print-config", exit_on_error=False,
-                            env_prefix=False, default_env=False, formatter_class=Formatter)
-    parser.add_argument("--config", action=ActionConfigFile, help="YAML file of options (flags given too win)")
-    hints, shared = field_types(cls), {f.name for f in dataclasses.fields(RunConfig)}
-    for f in sorted(dataclasses.fields(cls), key=lambda f: f.name in shared):  # the command's own options first
-        if not f.metadata.get("cli", True):
-            continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        if hints[f.name] is bool and default is False:  # a bare flag, as in every other command
-            parser.add_argument(flag_name(f), action="store_true", help=f.metadata["help"])
-        else:
-            parser.add_argument(flag_name(f), type=hints[f.name], default=default, help=f.metadata["help"])
-    parser.add_class_arguments(pl.Trainer, "trainer", skip=set(TRAINER_FIXED) | {"logger"}, fail_untyped=False,
-                               sub_configs=True, instantiate=False)
-    parser.set_defaults({f"trainer.{k}": v for k, v in TRAINER_DEFAULTS.items()})
-    return parser
-
-
-def prepare_argv(argv: Sequence[str]) -> list[str]:
-    """``--config FILE`` moved to the front (flags win wherever they stand); repeated ``--style X`` flags
-    gathered into one ``--style`` holding a JSON list (one network, several styles); ``--overwrite true``
-    (the old spelling) read as ``--overwrite``."""
-    configs: list[str] = []
-    rest: list[str] = []
-    styles: list[tuple[int, str]] = []
-    i = 0
-    while i < len(argv):
-        arg, nxt = argv[i], argv[i + 1] if i + 1 < len(argv) else None
-        name, eq, value = arg.partition("=")
-        if name == "--overwrite" and (value or nxt) in ("true", "false"):  # the old spelling: --overwrite true
-            rest += [name] if (value or nxt) == "true" else []
-            i += 1 if eq else 2
-            continue
-        if name in ("--config", "--style") and (eq or nxt is not None):
-            value, i = (value, i + 1) if eq else (nxt, i + 2)
-            if name == "--config":
-                configs += [name, value]
-            else:
-                styles.append((len(rest), value))
-            continue
-        rest.append(arg)
-        i += 1
-    if styles:
-        at = styles[0][0]
-        values = [v for _, v in styles]
-        rest[at:at] = ["--style", values[0] if len(values) == 1 else json.dumps(values)]
-    return configs + rest
-
-
-def config_from_args(cls: type[RunConfig], parser: Any, namespace: Any, argv: Sequence[str]) -> Any:
-    """The ``cls`` instance of a parsed command line: Trainer arguments instantiated (e.g. callbacks), and
-    relative paths that came from a config file taken from that file's folder."""
-    try:
-        init = parser.instantiate(namespace)
-    except Exception as exc:
-        raise ConfigError(f"bad trainer option: {one_line(exc)}") from None
-    names = {f.name for f in dataclasses.fields(cls)}
-    values = {k: v for k, v in vars(namespace).items() if k in names}
-    values["trainer"] = {k: v for k, v in vars(init.trainer).items() if not k.startswith("__")}
-    flags = {a.partition("=")[0] for a in argv}
-    for i, arg in enumerate(argv):  # later files win, as in the parser
-        if arg.partition("=")[0] == "--config":
-            path = Path(arg.partition("=")[2] or argv[i + 1])
-            _paths_from(path, values, flags)
-    return cls(**values)
-
-
-def _paths_from(path: Path, values: dict[str, Any], flags: set[str]) -> None:
-    import yaml
-
-    try:
-        loaded = yaml.safe_load(path.read_text())
-    except (OSError, ValueError, yaml.YAMLError):
-        return
-    for key in PATH_OPTIONS:
-        if not isinstance(loaded, dict) or key not in loaded or "--" + key.replace("_", "-") in flags:
-            continue
-        given = loaded[key]
-        if isinstance(given, str) and not os.path.isabs(os.path.expanduser(given)):
-            near = path.parent / given
-            values[key] = str(near) if near.exists() or key in ("out", "resume") else given
-        elif isinstance(given, list):
-            values[key] = [str(path.parent / g) if isinstance(g, str) and (path.parent / g).exists() else g
-                           for g in given]
-
-
-def one_line(exc: BaseException, limit: int = 240) -> str:
-    """An exception's message on one line (jsonargparse spreads one error over several)."""
-    text = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip()) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."

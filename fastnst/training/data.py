@@ -58,8 +58,7 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 def default_num_workers() -> int:
     """Data loader workers: one per spare CPU core, at most 4 (chosen: decoding + crop is cheap next to a step)."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(0, min(4, cpus - 1))
+    return max(0, min(4, checks.available_cpus() - 1))
 
 
 # --------------------------------------------------------------------------------------------- sources
@@ -376,6 +375,9 @@ class StreamImages(IterableDataset):
 class ContentDataModule(pl.LightningDataModule):
     """Training content images and a fixed preview set.
 
+    The sizes and counts are taken as given: a run passes them checked (:meth:`from_config`,
+    :meth:`fastnst.training.config.RunConfig.check`); :meth:`check` checks the data source itself.
+
     Args:
         data: "coco", a Hugging Face dataset id, a local folder of images, or local parquet file(s).
         image_size: side of the square training crops in pixels (paper: 256).
@@ -392,11 +394,10 @@ class ContentDataModule(pl.LightningDataModule):
                  shuffle_buffer: int = SHUFFLE_BUFFER, seed: int = 0) -> None:
         super().__init__()
         self.data = str(data)
-        self.image_size = checks.side("--image-size", image_size, minimum=16)
-        self.batch_size = checks.whole("--batch-size", batch_size)
-        num_workers = checks.workers(num_workers)
-        self.num_workers = default_num_workers() if num_workers is None else num_workers
-        self.num_previews = checks.whole("--num-previews", num_previews, minimum=0)
+        self.image_size = int(image_size)
+        self.batch_size = int(batch_size)
+        self.num_workers = default_num_workers() if num_workers is None else int(num_workers)
+        self.num_previews = int(num_previews)
         self.split = split
         self.shuffle_buffer = int(shuffle_buffer)
         self.seed = int(seed)
@@ -409,6 +410,13 @@ class ContentDataModule(pl.LightningDataModule):
         self._stream_skip = 0
         self._resume_batch = 0  # training batches already consumed (restored from a checkpoint)
         self.sampler: ResumableSampler | None = None
+
+    @classmethod
+    def from_config(cls, config: Any) -> "ContentDataModule":
+        """The content data of a checked run config (:class:`~fastnst.training.config.RunConfig`)."""
+        return cls(config.data, image_size=config.image_size, batch_size=config.batch_size,
+                   num_workers=config.num_workers, num_previews=config.num_previews, split=config.data_split,
+                   seed=config.seed)
 
     # -- checks before training --------------------------------------------------------------------
 
@@ -535,7 +543,8 @@ class ContentDataModule(pl.LightningDataModule):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue the data order where a checkpoint left it (before the data loader is built)."""
-        if int(state.get("seed", self.seed)) != self.seed or int(state.get("batch_size", self.batch_size)) != self.batch_size:
+        if (int(state.get("seed", self.seed)) != self.seed
+                or int(state.get("batch_size", self.batch_size)) != self.batch_size):
             log.warning("the checkpoint was trained with another seed or batch size; the data order starts afresh")
             return
         self._resume_batch = int(state.get("batches", 0))

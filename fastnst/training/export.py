@@ -35,18 +35,18 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from fastnst import __version__
+from fastnst.checks import static_size
+from fastnst.constants import VERSION
 from fastnst.contract import (INPUT_CONVENTIONS, IO_KINDS, META_ARCH, META_CONFIG, META_EXPORTER, META_INPUT, META_IO,
                               META_MIN_SIZE, META_PRECISION, META_STRIDE, META_STYLES, META_TRAINED_WITH, META_VERIFIED,
                               META_VERSION, MIN_SIZE, OPSET, STRIDE)
 from fastnst.contract import INPUT_NAME, OUTPUT_NAME, STYLE_NAME
-from fastnst.errors import ConfigError, FastNSTError, InputError
+from fastnst.errors import ConfigError, ExportError, InputError, unknown_choice
 from fastnst.fileio import atomic_output, check_output
-from fastnst.models import parse_static
-from fastnst.networks.transformer import TransformerNet
+from fastnst.image import to_uint8
+from fastnst.networks.transformer import TransformerNet, network_style_names
 from fastnst.runtime.rewrite import speed_up
 
 log = logging.getLogger(__name__)
@@ -57,10 +57,7 @@ FP16_TOLERANCE = 2e-2  # chosen: half precision keeps ~3 decimal digits; observe
 UINT8_TOLERANCE = 1  # in 0..255 levels: rounding at a .5 boundary may flip by one level
 # Verification sizes (batch, height, width): odd, even and rectangular, a batch of two included.
 VERIFY_SIZES: tuple[tuple[int, int, int], ...] = ((1, 67, 45), (2, 32, 48), (1, 51, 77))
-# the names, metadata keys and geometry live in fastnst.contract; everything the weights file carried is kept too
-
-class ExportError(FastNSTError):
-    """Export or its verification failed; no file was written."""
+# The names, metadata keys and geometry live in fastnst.contract; everything the weights file carried is kept too.
 
 
 class _ExportGraph(nn.Module):
@@ -97,19 +94,6 @@ class _ExportGraph(nn.Module):
             weights = style.to(torch.float16 if self.half else torch.float32)  # type: ignore[union-attr]
             return self._out(self.net(self._image(image), weights))
         return self._out(self.net(self._image(image)))
-
-
-def style_names(net: nn.Module) -> list[str]:
-    """Names of a multi-style network's styles (config 'style_names', attribute, else style0, style1, ...)."""
-    count = int(getattr(net, "num_styles", 1) or 1)
-    config = getattr(net, "config", None)
-    names = getattr(net, "style_names", None)
-    if not names and isinstance(config, dict):
-        names = config.get("style_names")
-    names = [str(n) for n in (names or [])]
-    if len(names) != count or len(set(names)) != count:
-        names = [f"style{i}" for i in range(count)]
-    return names
 
 
 def _load_source(source: str | os.PathLike | nn.Module) -> tuple[nn.Module, dict[str, str], str]:
@@ -200,11 +184,11 @@ def _first_line(exc: BaseException) -> str:
 
 def _metadata(meta: dict[str, str], net: nn.Module, io_kind: str, fp16: bool, exporter: str) -> dict[str, str]:
     out = {str(k): v if isinstance(v, str) else json.dumps(v, default=str) for k, v in meta.items()}
-    out.setdefault(META_TRAINED_WITH, out.get(META_VERSION, __version__))
+    out.setdefault(META_TRAINED_WITH, out.get(META_VERSION, VERSION))
     config = getattr(net, "config", None)
     preset = getattr(net, "preset", None)
     out.update({
-        META_VERSION: __version__,
+        META_VERSION: VERSION,
         META_EXPORTER: exporter,
         META_CONFIG: json.dumps(config if isinstance(config, dict) else {}),
         META_ARCH: preset or out.get(META_ARCH, "custom"),
@@ -215,7 +199,7 @@ def _metadata(meta: dict[str, str], net: nn.Module, io_kind: str, fp16: bool, ex
         META_PRECISION: "float16" if fp16 else "float32",
     })
     if int(getattr(net, "num_styles", 1) or 1) > 1:
-        out[META_STYLES] = json.dumps(style_names(net))
+        out[META_STYLES] = json.dumps(network_style_names(net))
     else:
         out.pop(META_STYLES, None)
     return out
@@ -271,8 +255,9 @@ def verify_onnx(path: str | os.PathLike, net: nn.Module, io_kind: str = "float",
     worst = 0.0
     for batch, height, width in sizes:
         x = torch.rand(batch, 3, height, width, generator=generator)
-        if io_kind == "uint8":
-            x = (x * 255).round() / 255  # exactly representable pixel values
+        pixels = to_uint8(x.permute(0, 2, 3, 1).numpy()) if io_kind == "uint8" else None  # NHWC, as an app feeds
+        if pixels is not None:  # the reference sees what the graph makes of those pixels
+            x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255.0
         feeds: dict[str, np.ndarray] = {}
         style = None
         if num_styles > 1:  # first image one-hot on the last style, the others a random blend
@@ -283,10 +268,11 @@ def verify_onnx(path: str | os.PathLike, net: nn.Module, io_kind: str = "float",
             feeds[STYLE_NAME] = style.numpy()
         ref = _torch_ref(net, x, style)
         shape = (batch, 3, height, width)
-        if io_kind == "uint8":
-            feeds[INPUT_NAME] = (x.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
-            got = session.run([OUTPUT_NAME], feeds)[0].astype(np.float32).transpose(0, 3, 1, 2)
-            err = float(np.abs(got - np.round(ref * 255.0)).max()) if got.shape == ref.shape else float("inf")
+        if pixels is not None:
+            feeds[INPUT_NAME] = pixels
+            got = session.run([OUTPUT_NAME], feeds)[0].astype(np.int16)
+            want = to_uint8(ref.transpose(0, 2, 3, 1)).astype(np.int16)
+            err = float(np.abs(got - want).max()) if got.shape == want.shape else float("inf")
             tolerance, what = UINT8_TOLERANCE, "uint8"
         else:
             feeds[INPUT_NAME] = x.numpy()
@@ -321,12 +307,10 @@ def export_onnx(source: str | os.PathLike | nn.Module, out_path: str | os.PathLi
     import onnx
 
     if io not in IO_KINDS:
-        from fastnst.errors import unknown_choice
-
         raise unknown_choice("--io convention", io, IO_KINDS)
     if fp16 and io == "uint8":
         raise ConfigError("--fp16 applies to float models; use --io float with --fp16")
-    size = parse_static(static)
+    size = static_size(static)
     out_path = check_output(out_path, overwrite,  # never onto the weights it reads (even with --overwrite)
                               inputs=[source] if isinstance(source, (str, os.PathLike)) else [])
     net, meta, name = _load_source(source)
@@ -336,8 +320,8 @@ def export_onnx(source: str | os.PathLike | nn.Module, out_path: str | os.PathLi
     module.static = size
     h, w = size or (64, 64)
     image = torch.rand(1, 3, h, w)
-    if io == "uint8":
-        image = (image * 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+    if io == "uint8":  # decoded pixels, NHWC
+        image = torch.from_numpy(to_uint8(image.permute(0, 2, 3, 1).numpy())).contiguous()
     example: tuple[torch.Tensor, ...] = (image,)
     if module.num_styles > 1:
         example = (image, torch.full((1, module.num_styles), 1.0 / module.num_styles))
@@ -353,7 +337,7 @@ def export_onnx(source: str | os.PathLike | nn.Module, out_path: str | os.PathLi
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     proto.producer_name = "fastnst"
-    proto.producer_version = __version__
+    proto.producer_version = VERSION
     proto.doc_string = f"fastnst style network ({INPUT_CONVENTIONS[io]})"
     sizes = ((1, h, w),) if size else VERIFY_SIZES
     with atomic_output(out_path, overwrite=overwrite) as tmp:

@@ -1,55 +1,38 @@
-"""Training Johnson et al.'s feed-forward style networks with Lightning.
+"""A training run: one job from a checked config to the files it leaves (what ``fastnst train`` and
+``fastnst train-sr`` call).
 
-:class:`StyleTransferModule` holds the :class:`~fastnst.networks.transformer.TransformerNet` being
-trained and a :class:`~fastnst.losses.PerceptualLoss` on a frozen VGG16, both passed in
-(:meth:`StyleTransferModule.from_style` builds them from style images). The style's Gram targets are
-computed once and stored as buffers; each step runs the loss network on the output and, without
-gradients and only as deep as the content layer, on the input. Every loss term is logged.
-
-:func:`run_training` is the whole job (what ``fastnst train`` calls) for a
-:class:`~fastnst.training.config.TrainConfig`: check every input before anything is written, fit, then save
-``<out>/<style>.safetensors`` and the verified ``<out>/<style>.onnx``. Checkpoints (``last.ckpt``,
-written atomically by :class:`fastnst.training.checkpointing.CrashSafeCheckpoint`) resume exactly: weights,
-optimizer, step, the position in the data order and the random states. The run's stages (:func:`output_folder`,
-:func:`make_loggers`, :func:`make_callbacks`, :func:`fit_module`, :func:`finish_run`) are shared with
-super-resolution training (:mod:`fastnst.training.sr`).
+:func:`run` runs any trainer (a :class:`~fastnst.training.modules.LossNetworkModule` subclass and its config
+class): check every input before anything is written, decide the output folder (``--overwrite``,
+``--resume``), fit with fastnst's loggers, previews and crash-safe checkpoints, then save
+``<out>/<name>.safetensors`` and the verified ``<out>/<name>.onnx``. Checkpoints (``last.ckpt``, written
+atomically by :class:`fastnst.training.checkpointing.CrashSafeCheckpoint`) resume exactly: weights, optimizer,
+step, the position in the data order and the random states. :func:`run_training` and :func:`train` are the
+style network's job; :func:`fastnst.training.sr.run_sr_training` super-resolution's.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
-import math
 import os
 import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
-from PIL import Image
 from pytorch_lightning.callbacks import Callback
-from torch import nn
 
 from fastnst import checks
-from fastnst import image as fimage
+from fastnst.errors import ConfigError, FastNSTError, InputError, OutputExistsError, os_error
 from fastnst.training.callbacks import PreviewCallback, ProgressLog
-from fastnst.training.checkpointing import CrashSafeCheckpoint, load_checkpoint, resume_hint
-from fastnst.training.config import (CONTENT_WEIGHT, DEFAULT_STEPS, STYLE_WEIGHT, TRAINER_DEFAULTS, TV_WEIGHT,
-                            RunConfig, TrainConfig, check_style_scales, style_list)
-from fastnst.constants import DEFAULT_VGG_NORMALIZE, JOHNSON_CONTENT_LAYERS, JOHNSON_STYLE_LAYERS
-from fastnst.contract import META_STYLES
+from fastnst.training.checkpointing import CrashSafeCheckpoint, resume_hint
+from fastnst.training.config import TRAINER_DEFAULTS, RunConfig, TrainConfig
 from fastnst.training.data import ContentDataModule
-from fastnst.errors import ConfigError, FastNSTError, InputError, ModelFormatError, OutputExistsError, os_error, \
-    unknown_choice
-from fastnst.fileio import sha256_file
-from fastnst.losses import PerceptualLoss
-from fastnst.networks.transformer import PRESETS, ConditionalInstanceNorm2d, TransformerNet, build_transformer
-from fastnst.networks.vgg import VGGFeatures, check_layers
+from fastnst.training.modules import LossNetworkModule, StyleTransferModule
 
 log = logging.getLogger(__name__)
 
@@ -62,381 +45,6 @@ class _DropTips(logging.Filter):
 
 
 logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_DropTips())
-
-# Style image size when not given: keep its size, but at most this long side (chosen: Gram targets of
-# a 512 px painting carry its brush strokes at the scale 256 px training crops see them; cheap once).
-MAX_STYLE_SIZE = 512
-
-
-class _GroupInstanceNorm(nn.InstanceNorm2d):
-    """InstanceNorm2d computed as GroupNorm with one group per channel: the same maths and parameters,
-    but it keeps channels_last tensors channels_last (InstanceNorm2d returns NCHW, so every layer
-    would pay two layout copies). Chosen: measured faster on CPU, see scripts/bench_train.py."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 4 and self.affine and not self.track_running_stats:
-            return F.group_norm(x, self.num_features, self.weight, self.bias, self.eps)
-        return super().forward(x)
-
-
-def use_layout_friendly_norms(model: nn.Module) -> nn.Module:
-    """Switch ``model``'s affine InstanceNorm2d layers to :class:`_GroupInstanceNorm` in place
-    (same state dict; outputs equal to float rounding)."""
-    for module in model.modules():
-        if type(module) is nn.InstanceNorm2d and module.affine and not module.track_running_stats:
-            module.__class__ = _GroupInstanceNorm
-        elif isinstance(module, ConditionalInstanceNorm2d):
-            module.group_norm = True
-    return model
-
-
-def style_name(style: str | os.PathLike) -> str:
-    """The style's name used for output files: the style image's file stem."""
-    return Path(style).stem or "style"
-
-
-def style_names(styles: Sequence[str | os.PathLike]) -> list[str]:
-    """Distinct names for several style images: their file stems, repeated stems numbered (a, a_2)."""
-    names: list[str] = []
-    for style in styles:
-        base = name = style_name(style)
-        k = 2
-        while name in names:
-            name, k = f"{base}_{k}", k + 1
-        names.append(name)
-    return names
-
-
-def run_name(names: Sequence[str]) -> str:
-    """The name of a run's output files: the style's name, or 'a+b+c' for several (shortened when long)."""
-    joined = "+".join(names)
-    return joined if len(names) == 1 or len(joined) <= 48 else f"{names[0]}+{len(names) - 1}-more"
-
-
-def load_style_image(style: str | os.PathLike, style_size: int | None = None) -> torch.Tensor:
-    """Read the style image as (1, 3, H, W) in [0, 1]; long side ``style_size`` (None: at most 512).
-
-    InputError when it does not exist, cannot be read or is under 16 pixels after resizing."""
-    if not Path(style).is_file():
-        raise InputError(f"style image '{style}' does not exist; pass --style PATH of a painting")
-    img = fimage.load_rgb(style)
-    if style_size is None:
-        if max(img.size) > MAX_STYLE_SIZE:
-            img = fimage.resize(img, long_edge=MAX_STYLE_SIZE)
-    else:
-        img = fimage.resize(img, long_edge=int(style_size))
-    if min(img.size) < 16:
-        raise InputError(f"style image '{style}' is {img.width}x{img.height} pixels after resizing; "
-                         f"use a larger image or --style-size")
-    return fimage.to_tensor(img)
-
-
-def with_lr_schedule(optimizer: torch.optim.Optimizer, module: pl.LightningModule, schedule: str,
-                     default_steps: int) -> Any:
-    """``configure_optimizers``' return value: ``optimizer`` alone ('constant'), or with a per-step
-    cosine (to 1% over the run) or step (x0.1 at 75%) schedule over the trainer's steps."""
-    if schedule == "constant":
-        return optimizer
-    trainer = module._trainer
-    total = trainer.estimated_stepping_batches if trainer is not None else default_steps
-    total = int(total) if math.isfinite(total) and total > 0 else default_steps
-    lr = optimizer.param_groups[0]["lr"]
-    if schedule == "cosine":
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total, eta_min=lr * 0.01)
-    else:
-        sched = torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, int(total * 0.75)), gamma=0.1)
-    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-
-class LossNetworkModule(pl.LightningModule):
-    """What style and super-resolution training share: a trainable network fitted against a frozen VGG.
-
-    Subclasses give :meth:`terms` (the weighted loss terms of a batch, ``total`` among them),
-    :meth:`trainable` (the network), :meth:`preview_outputs` (a preview image), :attr:`frozen` (the frozen VGG or None), :attr:`frozen_prefix` (its key prefix in the state dict) and
-    :attr:`default_steps`. This class logs every term, counts skipped images, runs Adam (fused where it
-    can) with ``hparams.lr_schedule``, uses Winograd convolutions for the VGG on the CPU and leaves the
-    VGG out of checkpoints (rebuilt from its weights setting).
-    """
-
-    frozen_prefix = "vgg."
-    default_steps = DEFAULT_STEPS
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.skipped_images = 0
-        self._winograd = False
-
-    @property
-    def frozen(self) -> VGGFeatures | None:
-        return None
-
-    def trainable(self) -> nn.Module:
-        raise NotImplementedError
-
-    def terms(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
-
-    def preview_outputs(self, images: torch.Tensor) -> Image.Image:
-        raise NotImplementedError
-
-    @torch.no_grad()
-    def preview_grid(self, images: torch.Tensor) -> Image.Image:
-        """The preview grid of ``images`` (N, 3, H, W), drawn by :meth:`preview_outputs` in eval mode."""
-        net = self.trainable()
-        was_training = net.training
-        net.eval()
-        try:
-            return self.preview_outputs(images)
-        finally:
-            net.train(was_training)
-
-    def on_fit_start(self) -> None:
-        """On the CPU, run the frozen VGG's 128-512-channel 3x3 convolutions with Winograd F(4x4, 3x3)
-        (fastnst.networks.winograd: 1.5-2.2x faster than oneDNN there; gradients to the input only)."""
-        from fastnst.networks import winograd
-
-        if self.frozen is not None and winograd.enabled(self.device) and not self._winograd:
-            winograd.use_winograd(self.frozen.features)
-            self._winograd = True
-
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        images, skipped = batch if isinstance(batch, (list, tuple)) else (batch, None)
-        terms = self.terms(images)
-        n = images.shape[0]
-        for name, value in terms.items():
-            self.log(f"loss/{name}", value.detach(), batch_size=n, prog_bar=(name == "total"))
-        if skipped is not None:
-            self.skipped_images += int(skipped.sum())
-            self.log("data/skipped", float(self.skipped_images), batch_size=n)
-        return terms["total"]
-
-    def configure_optimizers(self) -> Any:
-        params = list(self.trainable().parameters())
-        # Fused Adam: one kernel for all parameters (chosen: 3 ms instead of 30 ms per step on this CPU).
-        fused = all(p.device.type in ("cpu", "cuda") and p.dtype == torch.float32 for p in params)
-        try:
-            optimizer = torch.optim.Adam(params, lr=self.hparams.lr, fused=fused or None)
-        except (RuntimeError, TypeError):  # an older torch or an unsupported device
-            optimizer = torch.optim.Adam(params, lr=self.hparams.lr)
-        return with_lr_schedule(optimizer, self, self.hparams.lr_schedule, self.default_steps)
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        state = checkpoint.get("state_dict", {})
-        for key in [k for k in state if k.startswith(self.frozen_prefix)]:
-            del state[key]
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.frozen is not None:  # its tensors back, so that the checkpoint loads strictly
-            state = checkpoint.setdefault("state_dict", {})
-            for key, value in self.frozen.state_dict(prefix=self.frozen_prefix).items():
-                state.setdefault(key, value)
-
-
-class StyleTransferModule(LossNetworkModule):
-    """A TransformerNet trained against a perceptual loss for one style image, or for several.
-
-    With several styles the network uses conditional instance norm (one scale/shift per style, Dumoulin
-    et al. 2017); every style's Gram targets are buffers (S, C, C), and each batch item is given one
-    style, drawn so that the styles take turns evenly (see :meth:`style_ids`). Use :meth:`from_style`
-    to build the parts from style images.
-
-    Args:
-        transformer: the network to train (``num_styles`` = number of style images).
-        loss: the perceptual loss on a frozen VGG; for one style, with :meth:`PerceptualLoss.set_style` done.
-        style_images: the style images (1, 3, H, W) in [0, 1], for the preview grid.
-        style_targets: several styles only: ``{layer: (S, C, C)}`` style statistics, one row per style.
-        style_scales: several styles only: a factor per style on its style loss (default all 1).
-        lr, lr_schedule: Adam learning rate (paper: 1e-3); 'constant' (paper), 'cosine' or 'step'.
-        channels_last: run convolutions in NHWC layout (chosen: faster on CPU, see scripts/bench_train.py).
-        record: settings recorded in the checkpoint's hyper-parameters (plain types: style names, hashes, ...).
-    """
-
-    frozen_prefix = "loss.vgg."
-
-    def __init__(self, transformer: TransformerNet, loss: PerceptualLoss, style_images: Sequence[torch.Tensor], *,
-                 style_targets: dict[str, torch.Tensor] | None = None, style_scales: Sequence[float] | None = None,
-                 lr: float = 1e-3, lr_schedule: str = "constant", channels_last: bool = True,
-                 record: dict[str, Any] | None = None) -> None:
-        super().__init__()
-        count = transformer.num_styles
-        if len(style_images) != count:
-            raise ConfigError(f"the network holds {count} styles but {len(style_images)} style images were given")
-        if channels_last:
-            use_layout_friendly_norms(transformer)
-        self.transformer = transformer
-        self.loss = loss
-        if count > 1:  # one (S, C, C) buffer per layer; the loss gets each item's rows per step
-            if style_targets is None or set(style_targets) != set(loss.style_layers):
-                raise ConfigError(f"several styles need style targets for the layers {', '.join(loss.style_layers)}")
-            for name, targets in style_targets.items():
-                self.register_buffer(f"style_targets_{name}", targets.contiguous())
-            self.register_buffer("style_scales", torch.tensor(check_style_scales(style_scales, count)))
-        self.style_images = list(style_images)  # kept for the preview grid (not buffers: not saved)
-        self.save_hyperparameters({**(record or {}), "lr": lr, "lr_schedule": lr_schedule,
-                                   "channels_last": channels_last, "transformer_config": transformer.config,
-                                   "arch": transformer.preset or "custom"})
-
-    @classmethod
-    def from_style(cls, style: str | os.PathLike | Sequence[str | os.PathLike], arch: str = "johnson",
-                   style_size: int | None = None, content_weight: float = CONTENT_WEIGHT,
-                   style_weight: float = STYLE_WEIGHT, tv_weight: float = TV_WEIGHT,
-                   content_layers: Sequence[str] | str = JOHNSON_CONTENT_LAYERS,
-                   style_layers: Sequence[str] | str = JOHNSON_STYLE_LAYERS, vgg_weights: str | None = None,
-                   vgg_normalize: str = DEFAULT_VGG_NORMALIZE, style_scales: Sequence[float] | None = None,
-                   transformer_config: dict[str, Any] | None = None, **options: Any) -> "StyleTransferModule":
-        """Build the network, the VGG16 loss and the style targets from style image file(s).
-
-        ``arch``: 'johnson' or 'fast' (ignored when ``transformer_config`` is given); ``vgg_weights``:
-        'imagenet', 'random' or a file (None: $FASTNST_VGG_WEIGHTS, else imagenet); other arguments as in
-        :class:`~fastnst.training.config.TrainConfig`; ``options`` (lr, lr_schedule, channels_last) go to the module.
-        """
-        styles = style_list(style)
-        if not styles:
-            raise ConfigError("no style image given; pass at least one --style")
-        names = style_names(styles)
-        images = [load_style_image(s, style_size) for s in styles]
-        if transformer_config is not None:
-            transformer = TransformerNet.from_config(dict(transformer_config))
-        elif len(styles) > 1:
-            if arch not in PRESETS:
-                raise unknown_choice("architecture", arch, PRESETS)
-            transformer = TransformerNet(**PRESETS[arch], num_styles=len(styles), style_names=names)
-        else:
-            transformer = build_transformer(arch)
-        content_layers, style_layers = list(check_layers(content_layers)), list(check_layers(style_layers))
-        vgg = VGGFeatures(tuple(dict.fromkeys(content_layers + style_layers)), "vgg16", vgg_weights,
-                          normalize=vgg_normalize)
-        loss = PerceptualLoss(vgg, content_layers, style_layers, content_weight, style_weight, tv_weight)
-        targets: dict[str, list[torch.Tensor]] = {name: [] for name in loss.style_layers}
-        for image in images:  # for one style the loss keeps its targets; several are stacked per layer
-            loss.set_style(image)
-            for name, target in loss.style_targets.items():
-                targets[name].append(target)
-        many = len(styles) > 1
-        if style_scales is not None and not many:
-            raise ConfigError("style scales apply to several styles; leave them out for one style")
-        # Recorded in the checkpoint; plain types only (checkpoints are read with weights_only=True).
-        record = {"style": styles if many else styles[0], "style_size": style_size,
-                  "content_weight": float(content_weight), "style_weight": float(style_weight),
-                  "tv_weight": float(tv_weight), "content_layers": list(loss.content_layers),
-                  "style_layers": list(loss.style_layers), "vgg_weights": vgg.weights, "vgg_normalize": vgg_normalize,
-                  "style_scales": list(style_scales) if style_scales is not None else None,
-                  "style_name": run_name(names) if many else names[0],
-                  "style_sha256": [sha256_file(s) for s in styles] if many else sha256_file(styles[0])}
-        if many:
-            record["style_names"] = names
-        return cls(transformer, loss, images, style_targets={k: torch.cat(v) for k, v in targets.items()} if many
-                   else None, style_scales=style_scales, record=record, **options)
-
-    # -- model ---------------------------------------------------------------------------------------
-
-    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
-        """Stylise a batch (N, 3, H, W) in [0, 1] (``style``: (N, S) blend weights for several styles)."""
-        return self.transformer(x, style)
-
-    @property
-    def num_styles(self) -> int:
-        return self.transformer.num_styles
-
-    @property
-    def frozen(self) -> VGGFeatures:
-        return self.loss.vgg
-
-    def trainable(self) -> nn.Module:
-        return self.transformer
-
-    def style_ids(self, step: int, n: int) -> torch.Tensor:
-        """The style index of each of the ``n`` items of step ``step`` (several styles only).
-
-        Chosen: every item gets its own style, and the styles take turns in shuffled cycles of S
-        (item k of the run gets the (k mod S)-th style of cycle k // S, each cycle a fresh
-        permutation). So each step's gradient on the shared convolutions mixes several styles
-        (one style per batch, as Dumoulin et al. did with batch 16, pulls the shared weights toward
-        one style at a time, which hurts more with a short CPU run and batch 4), every style gets
-        the same number of items to within one cycle, and the draw depends only on the step, so a
-        resumed run continues it exactly.
-        """
-        count = self.num_styles
-        ids = []
-        for k in range(step * n, step * n + n):
-            cycle, pos = divmod(k, count)
-            perm = torch.randperm(count, generator=torch.Generator().manual_seed(1_000_003 * cycle + 17))
-            ids.append(int(perm[pos]))
-        return torch.tensor(ids, dtype=torch.long)
-
-    def on_fit_start(self) -> None:
-        if self.hparams.channels_last:
-            self.to(memory_format=torch.channels_last)
-        super().on_fit_start()
-
-    def terms(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        if self.hparams.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        if self.num_styles == 1:
-            return self.loss(self.transformer(images), images)
-        ids = self.style_ids(self.global_step, images.shape[0]).to(images.device)
-        output = self.transformer(images, F.one_hot(ids, self.num_styles).to(images.dtype))
-        targets = {name: getattr(self, f"style_targets_{name}")[ids] for name in self.loss.style_layers}
-        scales = self.style_scales[ids] if bool((self.style_scales != 1).any()) else None
-        return self.loss(output, images, style_targets=targets, style_item_weights=scales)
-
-    def preview_outputs(self, images: torch.Tensor) -> Image.Image:
-        """The style image(s) and the network's outputs, the preview images on top (one row per style)."""
-        x = images.to(self.device)
-        if self.hparams.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        count = self.num_styles
-        blends = [F.one_hot(torch.full((x.shape[0],), i, device=x.device), count).to(x.dtype) if count > 1
-                  else None for i in range(count)]
-        outs = [self.transformer(x, blend).float().cpu() for blend in blends]
-        size = images.shape[-1]
-        blank = Image.new("RGB", (size, size), (255, 255, 255))
-        tiles = [fimage.to_pil(im) for im in images.cpu()]
-        rows = []
-        for style_tensor, styled in zip(self.style_images, outs):
-            thumb = fimage.to_pil(style_tensor)
-            thumb.thumbnail((size, size))
-            rows.append([thumb] + [fimage.to_pil(im) for im in styled])
-        if count == 1:  # style and photos on top, outputs below
-            grid = [rows[0][0]] + tiles + [blank] + rows[0][1:]
-        else:  # a blank corner and the photos on top, one row per style
-            grid = [blank] + tiles + [t for row in rows for t in row]
-        return fimage.make_grid(grid, ncols=len(tiles) + 1)
-
-
-# ------------------------------------------------------------------------------------------ checks
-
-
-def check_checkpoint(path: str | os.PathLike, key: str, command: str) -> tuple[Path, dict[str, Any]]:
-    """``path`` and its hyper-parameters when it is a resumable checkpoint of ``fastnst <command>`` (its
-    hyper-parameters hold ``key``); InputError (missing), CheckpointError (truncated), ModelFormatError."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise InputError(f"--resume checkpoint '{path}' does not exist; pass the last.ckpt of an earlier run")
-    ckpt = load_checkpoint(path)  # truncated/corrupt: CheckpointError naming the last good one
-    hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
-    if not isinstance(hparams, dict) or key not in hparams or "optimizer_states" not in ckpt:
-        raise ModelFormatError(f"--resume '{path}' is not a fastnst {command} checkpoint; pass the last.ckpt "
-                               f"written by fastnst {command}")
-    return path, hparams
-
-
-def check_resume(path: str | os.PathLike, transformer_config: dict[str, Any], style_sha256: Any) -> Path:
-    """Check that ``path`` is a fastnst training checkpoint matching this run; returns it.
-
-    Raises InputError (missing) or ModelFormatError (foreign file, other architecture or style).
-    """
-    path, hparams = check_checkpoint(path, "transformer_config", "train")
-    if dict(hparams["transformer_config"]) != dict(transformer_config):
-        raise ModelFormatError(f"--resume '{path}' holds a '{hparams.get('arch', 'custom')}' network, not this "
-                               f"run's; pass the same --arch as the run that wrote it")
-    if hparams.get("style_sha256") and hparams["style_sha256"] != style_sha256:
-        raise ModelFormatError(f"--resume '{path}' was trained on another style image "
-                               f"('{hparams.get('style_name', '?')}'); pass the same --style")
-    return path
-
-
-# --------------------------------------------------------------------------------------- the run
 
 
 @dataclass
@@ -584,17 +192,18 @@ def export_quietly(weights: Path, onnx_path: Path) -> Path | None:
 
 
 def finish_run(trainer: pl.Trainer, module: LossNetworkModule, datamodule: ContentDataModule, config: RunConfig,
-               out: Path, name: str, save: Callable[[Path], Any], previews: PreviewCallback) -> TrainResult:
-    """After fitting: warnings, the weights (``save(path)`` on rank zero), the ONNX model when
-    ``config.export``; returns the :class:`TrainResult`."""
+               out: Path, previews: PreviewCallback) -> TrainResult:
+    """After fitting: warnings, the weights (:meth:`LossNetworkModule.save_weights` on rank zero), the ONNX
+    model when ``config.export``; returns the :class:`TrainResult`."""
     last_ckpt = out / "last.ckpt"
     if trainer.interrupted:
         log.warning("training interrupted at step %d; resume with --resume %s", trainer.global_step, last_ckpt)
     if module.skipped_images or datamodule.skipped:
         log.warning("skipped %d unreadable images", module.skipped_images + datamodule.skipped)
+    name = module.run_name
     weights_path, onnx_path = out / f"{name}.safetensors", None
     if trainer.is_global_zero:
-        save(weights_path)
+        module.save_weights(weights_path, config, int(trainer.global_step))
         if config.export:
             onnx_path = export_quietly(weights_path, out / f"{name}.onnx")
     metrics = Path(trainer.loggers[0].log_dir) / "metrics.csv"
@@ -604,9 +213,25 @@ def finish_run(trainer: pl.Trainer, module: LossNetworkModule, datamodule: Conte
                        is_global_zero=bool(trainer.is_global_zero))
 
 
-def weights_label(vgg_weights: str | None) -> str:
-    """How the VGG weights are recorded in a model's metadata: 'imagenet', 'random' or the file's name."""
-    return Path(vgg_weights).name if vgg_weights not in (None, "imagenet", "random") else str(vgg_weights)
+def run(module_class: type[LossNetworkModule], config: Any = None, *args: Any, **options: Any) -> TrainResult:
+    """Train ``module_class``'s network as ``config`` says; returns where the results are.
+
+    ``config`` is an instance of ``module_class.config_class``, or its positional fields followed by keyword
+    options (:meth:`~fastnst.training.config.RunConfig.build`). It is checked (and the module's own inputs
+    prepared) before the data, the loss network or anything on disk is touched; the output folder is
+    ``config.out``, else the ``--resume`` file's folder, else the module's default folder.
+    """
+    config = module_class.config_class.checked(config, *args, **options)
+    module_class.prepare(config)
+    datamodule = ContentDataModule.from_config(config).check()
+    pl.seed_everything(config.seed, workers=True, verbose=False)
+    module = module_class.from_config(config)
+    ckpt_path = module.check_resume(config.resume) if config.resume else None
+    out = output_folder(config, module.default_folder(config), ckpt_path, [f"{module.run_name}.safetensors"])
+    description = (f"{module.describe(config, datamodule.describe())}, batch {config.batch_size}, "
+                   + (f"{config.steps} steps" if config.steps is not None else f"{config.epochs} epochs"))
+    trainer, previews = fit_module(module, datamodule, config, out, ckpt_path, description)
+    return finish_run(trainer, module, datamodule, config, out, previews)
 
 
 def run_training(config: TrainConfig | str | os.PathLike | Sequence[str | os.PathLike], *args: Any,
@@ -624,50 +249,7 @@ def run_training(config: TrainConfig | str | os.PathLike | Sequence[str | os.Pat
     or ``resume``). Writes ``out/last.ckpt``, ``out/<style>.safetensors``, ``out/<style>.onnx``,
     ``out/previews/step_*.png`` and ``out/logs/version_*/metrics.csv``.
     """
-    if not isinstance(config, TrainConfig):
-        config = TrainConfig.build(config, *args, **options)
-    elif args or options:
-        raise TypeError("run_training(config) takes no other arguments; set them on the TrainConfig")
-    config.check()
-    from fastnst.styles.registry import resolve_styles
-
-    # files as given; painting names (starry_night, ...) downloaded once; generated names (mosaic, ...) made
-    config.style = [str(s) for s in resolve_styles(config.style)]
-    for style in config.style:  # readable and large enough: cheap, before the data and the VGG
-        load_style_image(style, config.style_size)
-    datamodule = ContentDataModule(config.data, image_size=config.image_size, batch_size=config.batch_size,
-                                   num_workers=config.num_workers, num_previews=config.num_previews,
-                                   split=config.data_split, seed=config.seed).check()
-    pl.seed_everything(config.seed, workers=True, verbose=False)
-    module = StyleTransferModule.from_style(  # loads the VGG weights (fails here when unavailable)
-        config.style if len(config.style) > 1 else config.style[0], arch=config.arch, style_size=config.style_size,
-        content_weight=config.content_weight, style_weight=config.style_weight, tv_weight=config.tv_weight,
-        content_layers=config.content_layers, style_layers=config.style_layers, vgg_weights=config.vgg_weights,
-        vgg_normalize=config.vgg_normalize, style_scales=config.style_scales, lr=config.lr,
-        lr_schedule=config.lr_schedule, channels_last=config.channels_last)
-    hp = module.hparams
-    name = hp.style_name
-    ckpt_path = check_resume(config.resume, module.transformer.config, hp.style_sha256) if config.resume else None
-    out = output_folder(config, Path("checkpoints") / name, ckpt_path, [f"{name}.safetensors"])
-    description = (f"training '{name}' on {datamodule.describe()}: {hp.arch} network, {config.image_size}x"
-                   f"{config.image_size} crops, batch {config.batch_size}, "
-                   + (f"{config.steps} steps" if config.steps is not None else f"{config.epochs} epochs"))
-    trainer, previews = fit_module(module, datamodule, config, out, ckpt_path, description)
-
-    def save(path: Path) -> None:
-        from fastnst.training.weights import save_transformer
-
-        metadata = {k: hp[k] for k in ("style_name", "style_sha256", "content_weight", "style_weight", "tv_weight",
-                                       "content_layers", "style_layers", "vgg_normalize")}
-        metadata.update(steps=int(trainer.global_step), image_size=config.image_size, batch_size=config.batch_size,
-                        lr=config.lr, vgg_weights=weights_label(config.vgg_weights), data=str(config.data))
-        if module.num_styles > 1:
-            metadata[META_STYLES] = list(module.transformer.style_names)
-            metadata["style_scales"] = [round(float(v), 6) for v in module.style_scales.tolist()]  # as given
-        net = module.transformer.to("cpu", memory_format=torch.contiguous_format).float()
-        save_transformer(path, net, metadata, overwrite=True)
-
-    return finish_run(trainer, module, datamodule, config, out, name, save, previews)
+    return run(StyleTransferModule, config, *args, **options)
 
 
 def train(style: str | os.PathLike | Sequence[str | os.PathLike], data: str = "coco",
@@ -679,3 +261,7 @@ def train(style: str | os.PathLike | Sequence[str | os.PathLike], data: str = "c
     ``logger``, ``callbacks``).
     """
     return run_training(TrainConfig.build(style, data, out, **options)).weights
+
+
+__all__ = ["TrainResult", "run", "run_training", "train", "output_folder", "make_loggers", "make_callbacks",
+           "make_trainer", "fit_module", "export_quietly", "finish_run"]

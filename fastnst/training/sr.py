@@ -8,41 +8,42 @@
 
 Each step takes high-resolution crops from the same :class:`~fastnst.training.data.ContentDataModule` as
 style training, makes the low-resolution inputs the paper's way (Gaussian blur σ = 1.0, then bicubic
-down-sampling by the factor) and fits the network to map them back. The Trainer, loggers, previews,
-checkpoints, resume and export are those of :mod:`fastnst.training.run` (:func:`~fastnst.training.run.fit_module`).
+down-sampling by the factor) and fits the network to map them back. The run (Trainer, loggers, previews,
+checkpoints, resume and export) is :func:`fastnst.training.run.run`'s, as for style training.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import os
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
 from fastnst import image as fimage
-from fastnst.training.config import BLUR_SIGMA, SR_FEATURE_LAYER, SR_LOSSES, SR_STEPS, SR_TV_WEIGHT, SRTrainConfig  # noqa: F401
-from fastnst.training.data import ContentDataModule
-from fastnst.errors import ModelFormatError
 from fastnst.losses import content_loss, total_variation
 from fastnst.networks.sr import SRNet, degrade, save_sr
 from fastnst.networks.vgg import VGGFeatures
-from fastnst.training.run import (LossNetworkModule, TrainResult, check_checkpoint, finish_run, fit_module,
-                              output_folder, weights_label)
+from fastnst.training.checkpointing import check_sr_resume
+from fastnst.training.config import SRTrainConfig
+from fastnst.training.modules import LossNetworkModule, weights_label
+from fastnst.training.run import TrainResult, run
 
 
 class SuperResolutionModule(LossNetworkModule):
-    """An SRNet trained with the perceptual (feature reconstruction) or the pixel loss (settings checked
-    by :class:`~fastnst.training.config.SRTrainConfig`).
+    """An SRNet trained with the perceptual (feature reconstruction) or the pixel loss. The arguments are the
+    fields of :class:`~fastnst.training.config.SRTrainConfig` of the same names, checked and with their
+    defaults there (:meth:`from_config`); they are the checkpoint's hyper-parameters.
 
     Args:
         factor: up-sampling factor (2, 4 or 8; paper: 4 and 8).
         loss: 'perceptual' (relu2_2 feature loss + TV, paper) or 'pixel' (MSE, the paper's baseline).
         feature_layer: VGG16 layer of the feature loss (paper: relu2_2).
-        feature_weight, pixel_weight, tv_weight: loss weights.
+        feature_weight, pixel_weight, tv_weight: loss weights (``tv_weight``: the config's, its default filled in).
         vgg_weights: 'imagenet', 'random' or a file (perceptual loss only).
         lr: Adam learning rate (paper: 1e-3). lr_schedule: as in style training.
         blur_sigma: Gaussian blur before down-sampling (paper: 1.0).
@@ -50,16 +51,14 @@ class SuperResolutionModule(LossNetworkModule):
         sr_config: an explicit SRNet configuration (set when loading a checkpoint).
     """
 
-    default_steps = SR_STEPS
+    config_class = SRTrainConfig
+    command = "train-sr"
 
-    def __init__(self, factor: int = 4, loss: str = "perceptual", feature_layer: str = SR_FEATURE_LAYER,
-                 feature_weight: float = 1.0, pixel_weight: float = 1.0, tv_weight: float | None = None,
-                 vgg_weights: str | None = None, lr: float = 1e-3, lr_schedule: str = "constant",
-                 blur_sigma: float = BLUR_SIGMA, channels: int = 64, num_residual: int = 4, norm: str = "batch",
-                 skip: str = "none", sr_config: dict[str, Any] | None = None) -> None:
+    def __init__(self, factor: int, loss: str, feature_layer: str, feature_weight: float, pixel_weight: float,
+                 tv_weight: float, vgg_weights: str | None, lr: float, lr_schedule: str, blur_sigma: float,
+                 channels: int, num_residual: int, norm: str, skip: str,
+                 sr_config: dict[str, Any] | None = None) -> None:
         super().__init__()
-        if tv_weight is None:  # the paper's baseline is the plain pixel loss
-            tv_weight = SR_TV_WEIGHT if loss == "perceptual" else 0.0
         self.net = SRNet.from_config(dict(sr_config)) if sr_config is not None else SRNet(
             factor, channels, num_residual, norm, skip)
         self.vgg: VGGFeatures | None = None
@@ -69,6 +68,40 @@ class SuperResolutionModule(LossNetworkModule):
         sr_config = self.net.config
         factor = self.net.factor
         self.save_hyperparameters()
+
+    @classmethod
+    def from_config(cls, config: SRTrainConfig) -> "SuperResolutionModule":
+        """The module for a checked ``config``: each argument is the config field of its name."""
+        fields = {f.name for f in dataclasses.fields(config)}
+        names = [n for n in inspect.signature(cls.__init__).parameters if n in fields]
+        return cls(**{name: getattr(config, name) for name in names})
+
+    # -- a run -----------------------------------------------------------------------------------------
+
+    def check_resume(self, path: str | os.PathLike) -> Path:
+        return check_sr_resume(path, self.net.config, self.hparams.loss)
+
+    @property
+    def run_name(self) -> str:
+        return f"sr-x{self.net.factor}"
+
+    def default_folder(self, config: SRTrainConfig) -> Path:
+        return Path("checkpoints") / f"{self.run_name}-{config.loss}"
+
+    def describe(self, config: SRTrainConfig, data: str) -> str:
+        size, factor = config.image_size, config.factor
+        return (f"training a x{factor} super-resolution network ({config.loss} loss) on {data}: {size}x{size} "
+                f"crops from {size // factor}x{size // factor} inputs")
+
+    def save_weights(self, path: Path, config: SRTrainConfig, steps: int) -> None:
+        metadata = {"loss": config.loss, "feature_layer": config.feature_layer if config.uses_vgg() else "",
+                    "feature_weight": config.feature_weight, "pixel_weight": config.pixel_weight,
+                    "tv_weight": self.hparams.tv_weight, "blur_sigma": config.blur_sigma, "steps": steps,
+                    "image_size": config.image_size, "batch_size": config.batch_size, "lr": config.lr,
+                    "data": str(config.data), "vgg_weights": weights_label(config.vgg_weights)}
+        save_sr(path, self.net.to("cpu").float().eval(), metadata, overwrite=True)
+
+    # -- model ---------------------------------------------------------------------------------------
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Up-sample a low-resolution batch (N, 3, h, w) → (N, 3, factor·h, factor·w)."""
@@ -121,18 +154,6 @@ class SuperResolutionModule(LossNetworkModule):
         return fimage.make_grid(tiles, ncols=len(images))
 
 
-def check_sr_resume(path: str | os.PathLike, sr_config: dict[str, Any], loss: str) -> Path:
-    """Check that ``path`` is a ``fastnst train-sr`` checkpoint of this network and loss; returns it."""
-    path, hparams = check_checkpoint(path, "sr_config", "train-sr")
-    if dict(hparams["sr_config"]) != dict(sr_config):
-        raise ModelFormatError(f"--resume '{path}' holds another network ({hparams['sr_config']}); pass the same "
-                               f"--factor and network settings as the run that wrote it")
-    if hparams.get("loss") != loss:
-        raise ModelFormatError(f"--resume '{path}' was trained with the {hparams.get('loss')} loss; pass --loss "
-                               f"{hparams.get('loss')}")
-    return path
-
-
 def run_sr_training(config: SRTrainConfig | str | os.PathLike | None = None, *args: Any, **options: Any) -> TrainResult:
     """Train a ×``factor`` super-resolution network as ``config`` says; returns where the results are.
 
@@ -144,38 +165,7 @@ def run_sr_training(config: SRTrainConfig | str | os.PathLike | None = None, *ar
     unusable data, foreign --resume file, an ``out`` holding an earlier run without ``overwrite``).
     Other keywords go to Lightning's Trainer.
     """
-    if not isinstance(config, SRTrainConfig):
-        config = SRTrainConfig.build(*([config] if config is not None else []), *args, **options)
-    elif args or options:
-        raise TypeError("run_sr_training(config) takes no other arguments; set them on the SRTrainConfig")
-    config.check()
-    datamodule = ContentDataModule(config.data, image_size=config.image_size, batch_size=config.batch_size,
-                                   num_workers=config.num_workers, num_previews=config.num_previews,
-                                   split=config.data_split, seed=config.seed).check()
-    pl.seed_everything(config.seed, workers=True, verbose=False)
-    module = SuperResolutionModule(config.factor, config.loss, config.feature_layer, config.feature_weight,
-                                   config.pixel_weight, config.tv_weight, config.vgg_weights, config.lr,
-                                   config.lr_schedule, config.blur_sigma, config.channels, config.num_residual,
-                                   config.norm, config.skip)
-    ckpt_path = check_sr_resume(config.resume, module.net.config, config.loss) if config.resume else None
-    name, hp, size = f"sr-x{config.factor}", module.hparams, config.image_size
-    out = output_folder(config, Path("checkpoints") / f"{name}-{config.loss}", ckpt_path,
-                        [f"{name}.safetensors"])
-    description = (f"training a x{config.factor} super-resolution network ({config.loss} loss) on "
-                   f"{datamodule.describe()}: {size}x{size} crops from {size // config.factor}x"
-                   f"{size // config.factor} inputs, batch {config.batch_size}, "
-                   + (f"{config.steps} steps" if config.steps is not None else f"{config.epochs} epochs"))
-    trainer, previews = fit_module(module, datamodule, config, out, ckpt_path, description)
-
-    def save(path: Path) -> None:
-        metadata = {"loss": config.loss, "feature_layer": config.feature_layer if config.uses_vgg() else "",
-                    "feature_weight": config.feature_weight, "pixel_weight": config.pixel_weight,
-                    "tv_weight": hp.tv_weight, "blur_sigma": config.blur_sigma, "steps": int(trainer.global_step),
-                    "image_size": size, "batch_size": config.batch_size, "lr": config.lr, "data": str(config.data),
-                    "vgg_weights": weights_label(config.vgg_weights)}
-        save_sr(path, module.net.to("cpu").float().eval(), metadata, overwrite=True)
-
-    return finish_run(trainer, module, datamodule, config, out, name, save, previews)
+    return run(SuperResolutionModule, config, *args, **options)
 
 
-__all__ = ["SuperResolutionModule", "run_sr_training", "check_sr_resume", "SR_LOSSES"]
+__all__ = ["SuperResolutionModule", "run_sr_training"]

@@ -7,48 +7,18 @@ torch, so a checkpoint can be tried before it is exported. Weights load weights-
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from fastnst.errors import ConfigError, unknown_choice
-from fastnst.training.export import style_names
 from fastnst.image import to_nchw
+from fastnst.networks.transformer import NormStatistics, network_style_names
 from fastnst.runtime import DEVICES, StylizerBase, check_threads, parse_style
 from fastnst.training.weights import load_transformer
-
-
-@contextlib.contextmanager
-def instance_norm_stats(mode: str, stats: list[Any]) -> Iterator[None]:
-    """Within the block every torch instance norm records its input's statistics (mode 'record',
-    appended to ``stats``) or normalises with the next recorded ones (mode 'fixed')."""
-    original = F.instance_norm
-    queue = list(stats)
-
-    def patched(x: Any, running_mean: Any = None, running_var: Any = None, weight: Any = None, bias: Any = None,
-                use_input_stats: bool = True, momentum: float = 0.1, eps: float = 1e-5) -> Any:
-        if mode == "record":
-            xf = x.float()
-            stats.append((xf.mean(dim=(2, 3), keepdim=True), xf.var(dim=(2, 3), unbiased=False, keepdim=True)))
-            return original(x, running_mean, running_var, weight, bias, use_input_stats, momentum, eps)
-        mean, var = queue.pop(0)
-        y = (x - mean.to(x.dtype)) * torch.rsqrt(var.to(x.dtype) + eps)
-        if weight is not None:
-            y = y * weight[None, :, None, None]
-        if bias is not None:
-            y = y + bias[None, :, None, None]
-        return y
-
-    F.instance_norm = patched
-    try:
-        yield
-    finally:
-        F.instance_norm = original
 
 
 def torch_device(device: str = "auto") -> torch.device:
@@ -74,7 +44,7 @@ class TorchStylizer(StylizerBase):
         net, meta = load_transformer(path)
         super().__init__(path, meta, min_size=net.min_size)
         self.net = net.to(self.torch_device).eval()
-        self.style_names = style_names(net) if int(getattr(net, "num_styles", 1) or 1) > 1 else []
+        self.style_names = network_style_names(net) if net.num_styles > 1 else []
 
     @property
     def providers(self) -> list[str]:
@@ -85,7 +55,7 @@ class TorchStylizer(StylizerBase):
         return self.torch_device.type
 
     def _tiler(self) -> Any:
-        return True  # instance norms are patched at run time (instance_norm_stats)
+        return True  # the network's instance norms take whole-image statistics (TransformerNet.norm_statistics)
 
     def _tensor(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
         padded = [self._pad(im) for im in images]
@@ -103,16 +73,15 @@ class TorchStylizer(StylizerBase):
             y = self._net(x, style).float().cpu().numpy()
         return [self._back(y[i], box) for i in range(len(y))]
 
-    def norm_stats(self, rgb: np.ndarray, style: np.ndarray | None = None) -> Any:
+    def norm_stats(self, rgb: np.ndarray, style: np.ndarray | None = None) -> NormStatistics:
         x, _ = self._tensor([rgb])
-        stats: list[Any] = []
-        with torch.inference_mode(), instance_norm_stats("record", stats):
+        with torch.inference_mode(), self.net.norm_statistics(NormStatistics()) as stats:
             self._net(x, style)
         return stats
 
-    def run_tile(self, rgb: np.ndarray, stats: Any, style: np.ndarray | None = None) -> np.ndarray:
+    def run_tile(self, rgb: np.ndarray, stats: NormStatistics, style: np.ndarray | None = None) -> np.ndarray:
         x, box = self._tensor([rgb])
-        with torch.inference_mode(), instance_norm_stats("fixed", stats):
+        with torch.inference_mode(), self.net.norm_statistics(stats):
             y = self._net(x, style).float().cpu().numpy()
         return self._back(y[0], box)
 
@@ -125,4 +94,4 @@ class TorchStylizer(StylizerBase):
         return info
 
 
-__all__ = ["TorchStylizer", "instance_norm_stats", "torch_device"]
+__all__ = ["TorchStylizer", "torch_device"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from fastnst import __version__
+from fastnst.constants import VERSION
 from fastnst.contract import META_ARCH, META_CONFIG, META_VERSION
 from fastnst.errors import FastNSTError, InputError, ModelFormatError
 from fastnst.fileio import atomic_output
@@ -32,7 +32,7 @@ def save_transformer(path: str | os.PathLike, model: TransformerNet, metadata: d
     meta = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
     meta[META_CONFIG] = json.dumps(model.config)
     meta[META_ARCH] = model.preset or "custom"
-    meta.setdefault(META_VERSION, __version__)
+    meta.setdefault(META_VERSION, VERSION)
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
     with atomic_output(path, overwrite=overwrite) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
