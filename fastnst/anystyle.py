@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastnst import checks
+from fastnst.constants import MAX_ITERATIONS
 from fastnst.errors import ConfigError, InputError, OutputExistsError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -135,7 +136,7 @@ def generate(input_image_path: PathLike | Sequence[PathLike], style: PathLike | 
                           "lower style_weight instead")
     settings = None if chosen.feed_forward else _gatys_settings(gatys_options)
     if iterations is not None:  # only reached for Gatys (checked above), so optimize is importable here
-        iterations = checks.whole("iterations", iterations, maximum=_optimize().MAX_ITERATIONS)
+        iterations = checks.whole("iterations", iterations, maximum=MAX_ITERATIONS)
     out_dir = Path(output_dir) if output_dir is not None else Path(".")
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"output_dir '{out_dir}' is a file; give a folder")

@@ -62,6 +62,25 @@ VGG_WEIGHT_CHOICES: tuple[str, ...] = ("imagenet", "random")
 # al.'s normalised VGG, "none" the raw features.
 VGG_NORMALIZE_CHOICES: tuple[str, ...] = ("rms", "mean", "none")
 DEFAULT_VGG_NORMALIZE = "rms"
+# VGG pooling: max (reference implementation: neural-style, torchvision) or avg (the Gatys paper prefers it).
+VGG_POOLINGS: tuple[str, ...] = ("max", "avg")
+
+# Perceptual-loss weights of feed-forward training (fastnst train; the defaults of losses.PerceptualLoss), on
+# the RMS-normalised loss network (one scale for every VGG weight set). Chosen on real VGG16 (Caffe) features
+# by looking at cpu-quick previews (brushstrokes style, 6 photos): style 2 showed no content after 300 steps
+# (content loss flat at 2.1 while style fell 96 -> 9), 0.5 only faint shapes after 600; 0.15 shows every
+# photo's objects under the style's strokes by step 200. TV off, as pytorch/examples leaves it (the paper's
+# values belong to its unnormalised loss). Not yet calibrated: bench_quality's checkerboard measure gives the
+# cpu-quick network 3-18x the photo's spectral energy at period 2 (Gatys: 1-3x), so a TV term is the next
+# thing to try.
+JOHNSON_CONTENT_WEIGHT = 1.0
+JOHNSON_STYLE_WEIGHT = 0.15
+JOHNSON_TV_WEIGHT = 0.0
+
+# Upper bound of an optimisation's iteration count (gatys, texture, invert, dream; fastnst.generate's Gatys).
+# Chosen: days of CPU time at 256 px, so a larger count is a typo; the looser of the two bounds there were
+# (generate had 100,000), so that no call that ran before is refused.
+MAX_ITERATIONS = 1_000_000
 
 # Super-resolution network settings (fastnst.networks.sr): its normalisation (paper: batch) and whether it
 # learns a residual over the bicubic enlargement (paper: none).

@@ -56,6 +56,11 @@ class ExportError(FastNSTError):
     """ONNX export or its verification failed; no file was written."""
 
 
+class OptimizationInterrupted(KeyboardInterrupt):
+    """Ctrl-C during an image optimisation job (:func:`fastnst.optimize.run_job`); the message says where the
+    last intermediate image is. A KeyboardInterrupt, not a FastNSTError: the command exits 130, as for Ctrl-C."""
+
+
 class MissingDependencyError(FastNSTError):
     """An optional extra (or, for ``extra='base'``, a base dependency) is not installed."""
 

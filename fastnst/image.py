@@ -343,6 +343,12 @@ def to_pil(tensor: "torch.Tensor") -> Image.Image:
     return Image.fromarray(arr.permute(1, 2, 0).contiguous().numpy(), "RGB")
 
 
+def round_to_8bit(tensor: "torch.Tensor") -> "torch.Tensor":
+    """An image tensor in [0, 1] exactly as it will be saved: clamped to [0, 1] and rounded to 8-bit levels
+    (float values k/255, the pixels :func:`to_pil` writes); detached, any shape."""
+    return tensor.detach().clamp(0, 1).mul(255).round().div(255)
+
+
 def find_images(folder: str | os.PathLike, *, recursive: bool = True, require: bool = True) -> list[Path]:
     """The image files in ``folder``: the one folder scanner of fastnst.
 

@@ -32,6 +32,8 @@ from torch import nn  # noqa: E402
 
 from fastnst import optimize as O  # noqa: E402
 from fastnst.constants import VGG_LAYERS  # noqa: E402
+from fastnst.image import to_tensor  # noqa: E402
+from fastnst.networks.vgg import clear_vgg_cache  # noqa: E402
 
 
 def photo(w: int, h: int, seed: int) -> Image.Image:
@@ -138,12 +140,12 @@ def textbook_closure(content: torch.Tensor, style: torch.Tensor):
 
 def fastnst_closure(content: Image.Image, style: Image.Image, size: int, winograd: bool):
     os.environ["FASTNST_WINOGRAD"] = "1" if winograd else "0"
-    O.clear_vgg_cache()
+    clear_vgg_cache()
     settings = O.GatysSettings(vgg_weights="random")
     settings.check()
     loss = O.GatysLoss(settings, torch.device("cpu"))
     loss.set_targets(content, [style], (size, size), None)
-    x = O.to_tensor(content.resize((size, size))).requires_grad_(True)
+    x = to_tensor(content.resize((size, size))).requires_grad_(True)
 
     def closure() -> float:
         t = loss(x)
@@ -158,7 +160,7 @@ def per_eval(sizes: list[int], repeats: int) -> list[dict]:
     rows = []
     for size in sizes:
         content, style = photo(size, size, 1), photo(size, size, 2)
-        ct, st = O.to_tensor(content), O.to_tensor(style)
+        ct, st = to_tensor(content), to_tensor(style)
         impls = {"textbook (tutorial)": textbook_closure(ct, st),
                  "fastnst direct conv": fastnst_closure(content, style, size, winograd=False),
                  "fastnst (winograd)": fastnst_closure(content, style, size, winograd=True)}
@@ -193,7 +195,7 @@ def multiscale(size: int, iterations: int, scales: int) -> list[dict]:
     common = dict(vgg_weights="random", size=size, seed=0)
     curve: list[float] = []
 
-    def track(p: O.Progress) -> None:
+    def track(p: O.Step) -> None:
         curve.append(p.terms["total"])
         if p.iteration % 25 == 0:
             print(f"  single scale {p.iteration}/{p.total}: loss {p.terms['total']:.4g}, {p.seconds:.0f} s",
@@ -206,7 +208,7 @@ def multiscale(size: int, iterations: int, scales: int) -> list[dict]:
     reached: dict[str, float] = {}
     cost = [0.0]
 
-    def stop_at_target(p: O.Progress) -> bool:
+    def stop_at_target(p: O.Step) -> bool:
         cost[0] += p.size[0] * p.size[1] / (size * size)
         if p.scale == p.scales and p.terms["total"] <= target:
             reached.update(seconds=p.seconds, iteration=p.iteration)

@@ -95,7 +95,7 @@ def test_texture_any_size_and_dream(files, capsys):
      "--size must be a positive integer"),
     (["gatys", "--content", "photo.png", "--style", "painting.jpg", "-o", "x.png", "--size", "8"], "too small"),
     (["gatys", "--content", "photo.png", "--style", "painting.jpg", "-o", "x.png", "--iterations", "0"],
-     "--iterations must be at least 1"),
+     "--iterations must be >= 1"),
     (["gatys", "--content", "photo.png", "--style", "painting.jpg", "-o", "x.png", "--style-blend", "1,2"],
      "2 style blend weights for 1 style images"),
     (["gatys", "--content", "photo.png", "--style", "painting.jpg", "-o", "x.png", "--init", "nosie"],

@@ -464,7 +464,7 @@ def test_optimisation_outputs_never_replace_inputs_and_are_checked_first(command
     _one_line_error(capsys, argv + ["-o", ""], "empty")
     _one_line_error(capsys, argv[:-2] + ["--size", "100000", "-o", tmp_path / "o.png"], "at most")
     if command in ("gatys", "texture"):  # the style image is resized to style-scale x the output
-        _one_line_error(capsys, argv + ["--style-scale", "500", "-o", tmp_path / "o.png"], "at most 64")
+        _one_line_error(capsys, argv + ["--style-scale", "500", "-o", tmp_path / "o.png"], "<= 64")
         _one_line_error(capsys, argv[:-2] + ["--size", "512", "--style-scale", "40", "-o", tmp_path / "o.png"],
                         "over fastnst's limit")
     assert target.read_bytes() == before

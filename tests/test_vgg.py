@@ -145,3 +145,36 @@ def test_random_weights_independent_of_truncation():
     shallow = VGGFeatures(["relu1_2"], weights="random")
     deep = VGGFeatures(["relu5_3"], weights="random")
     assert torch.equal(shallow.features[2].weight, deep.features[2].weight)
+
+
+def test_min_side_and_check_size_follow_the_pooling_layers():
+    assert vgg_mod.min_side(["relu1_1"], "vgg19") == 1
+    assert vgg_mod.min_side(["relu1_1", "relu3_1"], "vgg19") == 4  # two poolings before block 3
+    assert vgg_mod.min_side(["relu5_1"], "vgg19") == 16
+    vgg_mod.check_size((16, 40), ["relu5_1"], "vgg19", "image")
+    with pytest.raises(ConfigError, match=r"image 15x40 is too small for layer relu5_1 \(needs at least 16"):
+        vgg_mod.check_size((15, 40), ["relu1_1", "relu5_1"], "vgg19", "image")
+
+
+def test_normalization_options(tmp_path):
+    assert vgg_mod.normalization(None) == ("none", None)
+    assert vgg_mod.normalization("rms", tmp_path) == ("rms", str(tmp_path))
+    assert vgg_mod.normalization(str(tmp_path)) == ("mean", str(tmp_path))  # a folder: Gatys' mean over it
+    with pytest.raises(ConfigError, match="did you mean 'rms'"):
+        vgg_mod.normalization("rsm")
+
+
+def test_build_vgg_is_channels_last_frozen_and_kept_for_the_next_call():
+    vgg_mod.clear_vgg_cache()
+    a = vgg_mod.build_vgg(["relu2_1"], "vgg16", "random", vgg_normalize="none")
+    assert a is vgg_mod.build_vgg(["relu2_1"], "vgg16", "random", vgg_normalize="none")
+    assert a.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert all(not p.requires_grad for p in a.parameters())
+    other = vgg_mod.build_vgg(["relu2_1"], "vgg16", "random", pooling="avg", vgg_normalize="none")
+    assert other is not a and isinstance(other.features[4], torch.nn.AvgPool2d)
+    vgg_mod.clear_vgg_cache()
+    assert vgg_mod.build_vgg(["relu2_1"], "vgg16", "random", pooling="avg", vgg_normalize="none") is not other
+    x = torch.rand(1, 3, 16, 16)
+    assert torch.allclose(other(x)["relu2_1"], VGGFeatures(["relu2_1"], weights="random", pooling="avg")(x)["relu2_1"],
+                          atol=1e-5)
+    vgg_mod.clear_vgg_cache()

@@ -1,6 +1,7 @@
 """``fastnst gatys|invert|texture|dream``: parse, call :func:`fastnst.optimize.run_job`, print.
 
-Flags come from the job dataclasses of :mod:`fastnst.optimize`. Progress goes to stderr, the summary to
+Flags come from the job dataclasses of :mod:`fastnst.optimize.jobs`. Each step the library reports
+(:class:`fastnst.optimize.Step`) goes to the one progress display (stderr), the summary to
 stdout (``--json`` for a machine-readable one); Ctrl-C exits with 130 after naming the last
 intermediate image. Errors raise FastNSTError, which :mod:`fastnst.cli` turns into one line and exit 2.
 """
@@ -12,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from fastnst.commands.common import Parser, Progress, add_options, chosen
+from fastnst.errors import OptimizationInterrupted
 
 EXIT_INTERRUPTED = 130
 
@@ -27,7 +29,7 @@ def _main(task: str, argv: list[str]) -> int:
     progress = Progress(task)
     try:
         report = O.run_job(cls(**chosen(args, cls)), lambda s: progress.update(s.iteration, s.total, s.text()))
-    except O.OptimizationInterrupted as exc:
+    except OptimizationInterrupted as exc:
         progress.close()
         print(f"fastnst: {exc}", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -10,6 +10,10 @@ Weights are passed in (habit: torchvision's ``vgg16(weights=None)``):
   same "random" VGG is built every time.
 
 ``None`` means the environment variable ``FASTNST_VGG_WEIGHTS``, else ``"imagenet"``.
+
+Also the loss network's factory for image optimisation (:func:`build_vgg`: channels-last, Winograd on the
+CPU, normalised, one network kept for the next call) and its size rules (:func:`min_side`, :func:`check_size`).
+Layer and architecture names are checked here (:func:`check_layers`, :func:`check_arch`), where they enter.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fastnst.constants import (IMAGENET_MEAN, IMAGENET_STD, VGG_ARCHS, VGG_LAYERS, VGG_NORMALIZE_CHOICES,
-                               VGG_WEIGHT_CHOICES, VGG_WEIGHTS_ENV)
+from fastnst.constants import (DEFAULT_VGG_NORMALIZE, IMAGENET_MEAN, IMAGENET_STD, VGG_ARCHS, VGG_LAYERS,
+                               VGG_NORMALIZE_CHOICES, VGG_POOLINGS, VGG_WEIGHT_CHOICES, VGG_WEIGHTS_ENV)
 from fastnst.errors import ConfigError, WeightsUnavailableError, unknown_choice
+from fastnst.networks import winograd
 
 _RANDOM_SEED = 0  # chosen: a fixed seed makes weights="random" reproducible across runs and processes
 
@@ -164,8 +169,8 @@ class VGGFeatures(nn.Module):
         super().__init__()
         if normalize not in VGG_NORMALIZE_CHOICES:
             raise unknown_choice("VGG normalisation", normalize, VGG_NORMALIZE_CHOICES)
-        if pooling not in ("max", "avg"):
-            raise unknown_choice("pooling", pooling, ("max", "avg"))
+        if pooling not in VGG_POOLINGS:
+            raise unknown_choice("pooling", pooling, VGG_POOLINGS)
         self.arch = check_arch(arch)
         self.layers = check_layers(layers, arch)
         self.pooling = pooling
@@ -224,3 +229,83 @@ class VGGFeatures(nn.Module):
     def extra_repr(self) -> str:
         return (f"arch={self.arch}, layers={self.layers}, pooling={self.pooling}, weights={self.weights}, "
                 f"normalized={self.normalized}")
+
+
+# ----------------------------------------------------------------------------------------------- sizes
+
+def _pools_before(layer: str, arch: str) -> int:
+    names = VGG_LAYERS[arch]
+    return sum(1 for n in names[:names.index(layer)] if n.startswith("pool"))
+
+
+def min_side(layers: Sequence[str], arch: str) -> int:
+    """Smallest image side for which every layer in ``layers`` (checked names) keeps at least one position."""
+    return 2 ** max(_pools_before(n, arch) for n in layers)
+
+
+def check_size(wh: tuple[int, int], layers: Sequence[str], arch: str, what: str) -> None:
+    """ConfigError when an image of ``wh`` = (width, height) is too small for the deepest of ``layers``."""
+    need = min_side(layers, arch)
+    if min(wh) < need:
+        deepest = max(layers, key=lambda n: VGG_LAYERS[arch].index(n))
+        raise ConfigError(f"{what} {wh[0]}x{wh[1]} is too small for layer {deepest} (needs at least {need} pixels "
+                          f"a side); use a larger size or shallower layers")
+
+
+# ----------------------------------------------------------------------------------------------- factory
+
+def normalization(vgg_normalize: str | os.PathLike | None,
+                  normalize_images: str | os.PathLike | None = None) -> tuple[str, str | None]:
+    """(statistic, images folder or None for the bundled set) from the user's options (checked here).
+
+    ``vgg_normalize`` is 'rms' (default of the losses), 'mean' (Gatys' normalised VGG), 'none' or None, or, as
+    before, a folder of images (meaning 'mean' over that folder)."""
+    if vgg_normalize is None:
+        return "none", None
+    text = str(vgg_normalize)
+    if text in VGG_NORMALIZE_CHOICES:
+        return text, None if normalize_images is None else str(normalize_images)
+    if os.path.isdir(text):
+        return "mean", text
+    raise unknown_choice("VGG normalisation", text, VGG_NORMALIZE_CHOICES + ("a folder of images",))
+
+
+def build_vgg(layers: Sequence[str], net: str = "vgg19", vgg_weights: str | os.PathLike | None = None,
+              pooling: str = "max", vgg_normalize: str | os.PathLike | None = DEFAULT_VGG_NORMALIZE,
+              device: torch.device | str = "cpu", normalize_images: str | os.PathLike | None = None) -> VGGFeatures:
+    """A channels-last :class:`VGGFeatures` for ``layers`` on ``device``, normalised as asked.
+
+    On the CPU its 3x3 convolutions with >= 128 input channels run as Winograd F(4x4, 3x3)
+    (:mod:`fastnst.networks.winograd`; ``FASTNST_WINOGRAD=0`` turns that off).
+
+    ``vgg_normalize``: 'rms' (default: one loss scale for every weight set), 'mean' (Gatys' normalised
+    VGG), 'none'; the statistics come from ``normalize_images`` (a folder; default fastnst's bundled
+    photos) and are cached (see :mod:`fastnst.networks.vgg_normalize`). A folder given as
+    ``vgg_normalize`` means 'mean' over it (:func:`normalization`). The last network built with the same
+    settings is reused (not for user image folders); :func:`clear_vgg_cache` forgets it.
+    """
+    statistic, images = normalization(vgg_normalize, normalize_images)
+    fast = winograd.enabled(device)
+    w = resolve_weights(vgg_weights)
+    stamp = os.stat(w).st_mtime_ns if os.path.isfile(w) else None
+    key = None if images is not None else (tuple(layers), net, w, stamp, pooling, str(torch.device(device)), fast,
+                                           statistic)
+    if key is not None and key in _VGG_CACHE:
+        return _VGG_CACHE[key]
+    vgg = VGGFeatures(layers, arch=net, weights=vgg_weights, pooling=pooling, normalize=statistic,
+                      normalize_images=images)
+    vgg = vgg.to(device=torch.device(device), memory_format=torch.channels_last)
+    if fast:
+        winograd.use_winograd(vgg.features)
+    if key is not None:
+        _VGG_CACHE.clear()  # keep one network: VGG19 is 80 MB
+        _VGG_CACHE[key] = vgg
+    return vgg
+
+
+_VGG_CACHE: dict[tuple, VGGFeatures] = {}
+
+
+def clear_vgg_cache() -> None:
+    """Forget the loss network :func:`build_vgg` keeps for the next call (benchmarks, memory)."""
+    _VGG_CACHE.clear()

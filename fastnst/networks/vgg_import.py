@@ -68,7 +68,8 @@ for _arch, _names in VGG_LAYERS.items():
 _FEATURE_INDEX: dict[str, list[int]] = {arch: [i for i, n in enumerate(names) if n.startswith("conv")]
                                         for arch, names in VGG_LAYERS.items()}
 # Keras layer names (block1_conv1, ...) in order, per architecture.
-_KERAS_NAMES: dict[str, list[str]] = {arch: [f"block{n[4]}_conv{n.split('_')[1]}" for n in names if n.startswith("conv")]
+_KERAS_NAMES: dict[str, list[str]] = {arch: [f"block{n[4]}_conv{n.split('_')[1]}" for n in names
+                                             if n.startswith("conv")]
                                       for arch, names in VGG_LAYERS.items()}
 
 
@@ -225,7 +226,8 @@ def _from_state_dict(sd: dict[str, Any], path: Path, reader: str) -> ImportedVGG
     if any(re.match(r"block\d_conv\d", k) for k in keys):
         weights, biases = [], []
         for name in _KERAS_NAMES["vgg19"]:
-            w = next((sd[k] for k in (f"{name}.weight", f"{name}_W", f"{name}/kernel", f"{name}_W_1:0") if k in sd), None)
+            w = next((sd[k] for k in (f"{name}.weight", f"{name}_W", f"{name}/kernel", f"{name}_W_1:0") if k in sd),
+                     None)
             b = next((sd[k] for k in (f"{name}.bias", f"{name}_b", f"{name}/bias", f"{name}_b_1:0") if k in sd), None)
             if w is None or b is None:
                 break

@@ -45,7 +45,11 @@ from fastnst.constants import ASSETS_DIR, cache_dir
 from fastnst.errors import FastNSTError, InputError, unknown_choice
 from fastnst.fileio import atomic_output
 from fastnst.image import IMAGE_EXTENSIONS, find_images, load_rgb, resize, to_tensor
-from fastnst.networks.vgg import VGGFeatures
+from fastnst.losses.functional import gram_matrix
+
+# ``vgg`` below is a fastnst.networks.vgg.VGGFeatures, which imports this module when asked to normalise
+# itself (so it is not imported here): its features, names, mean, std, arch, pooling and weights are read,
+# its convolutions rescaled in place and its style_norms set.
 
 NORMALIZE_SIZE = 256  # chosen: long side of the normalising images; the paper does not say, 256 is cheap
 
@@ -85,7 +89,7 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     return files
 
 
-def _weights_identity(vgg: VGGFeatures) -> tuple[dict[str, object], Path | None]:
+def _weights_identity(vgg: nn.Module) -> tuple[dict[str, object], Path | None]:
     """What identifies the weights, and the file the statistics should sit next to (None: cache folder)."""
     if vgg.weights == "random":
         return {"weights": "random"}, None
@@ -98,7 +102,7 @@ def _weights_identity(vgg: VGGFeatures) -> tuple[dict[str, object], Path | None]
     return {"weights": os.path.abspath(vgg.weights), "bytes": st.st_size, "mtime": st.st_mtime_ns}, Path(vgg.weights)
 
 
-def stats_path(vgg: VGGFeatures, images: Sequence[Path], size: int = NORMALIZE_SIZE, statistic: str = "mean") -> Path:
+def stats_path(vgg: nn.Module, images: Sequence[Path], size: int = NORMALIZE_SIZE, statistic: str = "mean") -> Path:
     """Where the statistics of ``vgg`` over ``images`` are (or will be) cached."""
     ident, beside = _weights_identity(vgg)
     files = []
@@ -119,7 +123,7 @@ def _convs(names: Sequence[str]) -> list[tuple[int, str]]:
     return [(i, n) for i, n in enumerate(names) if n.startswith("conv")]
 
 
-def _relu_outputs(vgg: VGGFeatures, images: Iterable[torch.Tensor]) -> Iterable[tuple[str, torch.Tensor]]:
+def _relu_outputs(vgg: nn.Module, images: Iterable[torch.Tensor]) -> Iterable[tuple[str, torch.Tensor]]:
     """(relu name, activation) of every ReLU of ``vgg``, image by image (the ReLUs computed out of place)."""
     param = next(vgg.parameters())
     for img in images:
@@ -131,7 +135,8 @@ def _relu_outputs(vgg: VGGFeatures, images: Iterable[torch.Tensor]) -> Iterable[
 
 
 @torch.inference_mode()
-def activation_means(vgg: VGGFeatures, images: Iterable[torch.Tensor], statistic: str = "mean") -> dict[str, torch.Tensor]:
+def activation_means(vgg: nn.Module, images: Iterable[torch.Tensor],
+                     statistic: str = "mean") -> dict[str, torch.Tensor]:
     """Mean (``statistic="mean"``) or root-mean-square (``"rms"``) activation of every filter after each
     ReLU of ``vgg``, over all images and positions.
 
@@ -151,13 +156,11 @@ def activation_means(vgg: VGGFeatures, images: Iterable[torch.Tensor], statistic
 
 
 @torch.inference_mode()
-def gram_energies(vgg: VGGFeatures, images: Iterable[torch.Tensor]) -> dict[str, float]:
+def gram_energies(vgg: nn.Module, images: Iterable[torch.Tensor]) -> dict[str, float]:
     """Mean squared Gram entry ``mean(G²)`` of every ReLU layer of ``vgg``, averaged over ``images``.
 
-    Returns ``{"gram/<relu_name>": value}``; G is :func:`fastnst.losses.gram_matrix` of the activations.
+    Returns ``{"gram/<relu_name>": value}``; G is :func:`fastnst.losses.functional.gram_matrix` of the activations.
     """
-    from fastnst.losses import gram_matrix
-
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
     for name, h in _relu_outputs(vgg, images):
@@ -168,7 +171,7 @@ def gram_energies(vgg: VGGFeatures, images: Iterable[torch.Tensor]) -> dict[str,
 
 
 @torch.no_grad()
-def apply_scales(vgg: VGGFeatures, means: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def apply_scales(vgg: nn.Module, means: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Divide each conv's filters by ``means`` (dead filters keep 1), carrying the factor to the next conv.
 
     Returns the factors applied ``{conv_name: (C,)}``; layer l then outputs original / factor_l.
@@ -193,7 +196,7 @@ def apply_scales(vgg: VGGFeatures, means: dict[str, torch.Tensor]) -> dict[str, 
     return applied
 
 
-def normalize_vgg(vgg: VGGFeatures, images: str | os.PathLike | None = None, size: int = NORMALIZE_SIZE,
+def normalize_vgg(vgg: nn.Module, images: str | os.PathLike | None = None, size: int = NORMALIZE_SIZE,
                   use_cache: bool = True, statistic: str = "mean") -> dict[str, torch.Tensor]:
     """Rescale ``vgg`` in place so each filter's ``statistic`` ('mean' or 'rms') ReLU activation over the
     images in folder ``images`` (default: the bundled :data:`REFERENCE_IMAGES`), resized to long side

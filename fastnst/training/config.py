@@ -18,24 +18,16 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from fastnst import checks
-from fastnst.constants import (DEFAULT_VGG_NORMALIZE, JOHNSON_CONTENT_LAYERS, JOHNSON_STYLE_LAYERS, SR_NORMS,
-                               SR_SKIPS)
+from fastnst.constants import (DEFAULT_VGG_NORMALIZE, JOHNSON_CONTENT_LAYERS, JOHNSON_CONTENT_WEIGHT,
+                               JOHNSON_STYLE_LAYERS, JOHNSON_STYLE_WEIGHT, JOHNSON_TV_WEIGHT, SR_NORMS, SR_SKIPS)
 from fastnst.errors import ConfigError, did_you_mean, unknown_choice
 from fastnst.options import base_type, check_options, field_types, flag_name, option
 
 LR_SCHEDULES = ("constant", "cosine", "step")
 # Paper (Johnson et al. 2016, section 4.2): 40,000 iterations at batch size 4 (about two COCO epochs).
 DEFAULT_STEPS = 40_000
-# Loss weights on the RMS-normalised loss network (fastnst.networks.vgg_normalize: one scale for every VGG
-# weight set). Chosen on real VGG16 (Caffe) features by looking at cpu-quick previews (brushstrokes style,
-# 6 photos): style 2 showed no content after 300 steps (content loss flat at 2.1 while style fell 96 -> 9),
-# 0.5 only faint shapes after 600; 0.15 shows every photo's objects under the style's strokes by step 200.
-# TV off, as pytorch/examples leaves it (the paper's values belong to its unnormalised loss). Not yet
-# calibrated: bench_quality's checkerboard measure gives the cpu-quick network 3-18x the photo's spectral
-# energy at period 2 (Gatys: 1-3x), so a TV term is the next thing to try.
-CONTENT_WEIGHT = 1.0
-STYLE_WEIGHT = 0.15
-TV_WEIGHT = 0.0
+# Loss weights: fastnst.constants.JOHNSON_*_WEIGHT (their calibration is told there; PerceptualLoss's defaults).
+CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT = JOHNSON_CONTENT_WEIGHT, JOHNSON_STYLE_WEIGHT, JOHNSON_TV_WEIGHT
 # Wall-clock interval between checkpoints (chosen: a killed run loses at most 3 minutes; writing a johnson
 # checkpoint (~20 MB with Adam state) takes well under a second, so the cost is negligible).
 DEFAULT_CHECKPOINT_MINUTES = 3.0
