@@ -21,6 +21,7 @@ from fastnst.errors import FastNSTError, did_you_mean, missing_dependency
 _TABLE = """
 train     train:main             train a feed-forward style network (Johnson et al. 2016)
 train-sr  train_sr:main          train a x4/x8 super-resolution network (perceptual loss)
+train-decoder  train_decoder:main  train a decoder of the universal (any-painting) style model
 upscale   upscale:main           enlarge images with a trained super-resolution model
 export    models:main_export     export trained weights to a verified ONNX model
 stylize   stylize:main           stylise images or a video with a built-in style or a trained model

@@ -55,6 +55,15 @@ META_FACTOR = "fastnst_factor"  # the up-sampling factor, e.g. "4"
 META_SR_CONFIG = "fastnst_sr_config"
 SR_TASK = "super-resolution"
 SR_FACTORS: tuple[int, ...] = (2, 4, 8)
+# Universal style transfer (WCT): decoder weights (fastnst train-decoder) and the universal model file.
+DECODER_TASK = "decoder"  # META_TASK of a decoder's .safetensors
+UNIVERSAL_TASK = "universal"  # META_TASK of a universal model (.onnx)
+META_DECODER_CONFIG = "fastnst_decoder_config"  # JSON: level, arch, width
+META_ENCODER = "fastnst_encoder"  # JSON: the VGG encoder (arch, normalisation, weights file and sha256)
+META_UNIVERSAL = "fastnst_universal"  # JSON: levels, decoder configs, ridge, Newton-Schulz iterations
+CONTENT_NAME = "content"  # universal model inputs: content image, style image (N=1, 3, H, W floats in [0, 1])
+STYLE_IMAGE_NAME = "style_image"
+STRENGTH_NAME = "strength"  # (1,) float in [0, 1]: the WCT blend alpha, in feature space
 
 # Inputs/outputs of models written by fastnst export before the file became plain (they had default
 # values): the runtime strips them at load, so such files still run.

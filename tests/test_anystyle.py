@@ -192,13 +192,13 @@ def test_generate_is_a_lazy_public_name_in_the_base_install():
     assert run.returncode == 0, run.stderr
 
 
-def test_iterations_bound_is_optimize_s(env):
-    """One bound for iterations, the optimisation's (generate had its own, ten times lower)."""
-    from fastnst import optimize
+def test_iterations_bound_is_the_shared_one(env):
+    """One bound for iterations, constants.MAX_ITERATIONS (generate had its own, ten times lower)."""
+    from fastnst.constants import MAX_ITERATIONS
 
     synthetic_rgb(32, 32, seed=9).save("style.png")
-    with pytest.raises(ConfigError, match=f"iterations must be at most {optimize.MAX_ITERATIONS:,}, "):
-        fastnst.generate("photos/a.png", style="style.png", iterations=optimize.MAX_ITERATIONS + 1)
+    with pytest.raises(ConfigError, match=f"iterations must be at most {MAX_ITERATIONS:,}, "):
+        fastnst.generate("photos/a.png", style="style.png", iterations=MAX_ITERATIONS + 1)
     assert not os.path.exists("out")
 
 

@@ -25,11 +25,13 @@ examples:
 
 
 def run(kind: str, argv: Sequence[str] | None, description: str, next_step: str | None = None) -> int:
-    """Parse ``argv`` into the config of ``kind`` ('train' or 'train-sr'), train, print where the results are."""
-    from fastnst.training.config import SRTrainConfig, TrainConfig
+    """Parse ``argv`` into the config of ``kind`` ('train', 'train-sr' or 'train-decoder'), train, print where
+    the results are."""
+    from fastnst.training.config import DecoderTrainConfig, SRTrainConfig, TrainConfig
     from fastnst.training.parser import command_parser, config_from_args, one_line, prepare_argv
 
-    cls, prog = TrainConfig if kind == "train" else SRTrainConfig, f"fastnst {kind}"
+    cls = {"train": TrainConfig, "train-sr": SRTrainConfig, "train-decoder": DecoderTrainConfig}[kind]
+    prog = f"fastnst {kind}"
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = command_parser(cls, prog, description)
     try:
@@ -41,8 +43,10 @@ def run(kind: str, argv: Sequence[str] | None, description: str, next_step: str 
     config = config_from_args(cls, parser, namespace, argv)
     if kind == "train":
         from fastnst.training.run import run_training as run_job
-    else:
+    elif kind == "train-sr":
         from fastnst.training.sr import run_sr_training as run_job
+    else:
+        from fastnst.training.decoder import run_decoder_training as run_job
     return report(run_job(config), next_step)
 
 

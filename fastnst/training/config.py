@@ -239,6 +239,49 @@ class SRTrainConfig(RunConfig):
         return self
 
 
+# Decoder training (universal style transfer, Li et al. 2017 section 3.1): reconstruct the input from its
+# VGG features. Paper: pixel + λ·feature loss with λ = 1; COCO. Chosen: 256² crops, batch 8, Adam 1e-4 as
+# the reference PyTorch ports of WCT train theirs; the feature term is a mean square on the normalised VGG.
+DECODER_STEPS = 20_000
+DECODER_FEATURE_WEIGHT = 1.0
+
+
+@dataclass
+class DecoderTrainConfig(RunConfig):
+    """Everything ``fastnst train-decoder`` / :func:`fastnst.training.decoder.run_decoder_training` takes."""
+
+    default_steps: ClassVar[int] = DECODER_STEPS
+
+    level: int = option(4, "the encoder layer the decoder inverts: 1..4 for relu1_1 ... relu4_1", low=1, high=4)
+    net: str = option("vgg16", "the VGG encoder: vgg16 or vgg19 (its weights: --vgg-weights)",
+                      choices=("vgg16", "vgg19"))
+    width: float = option(1.0, "decoder width: a factor on the mirrored encoder's channels", low=0.125, high=2.0)
+    batch_size: int = option(8, "images per step", low=1)
+    steps: int | None = option(None, f"optimisation steps (default: {DECODER_STEPS}; unlimited when --epochs is "
+                                     f"given)", low=1)
+    lr: float = option(1e-4, "Adam learning rate", above=0)
+    pixel_weight: float = option(1.0, "weight of the pixel loss (mean squared error, paper: 1)", low=0)
+    feature_weight: float = option(DECODER_FEATURE_WEIGHT, "weight of the feature loss at the level's layer "
+                                                           "(paper: 1)", low=0)
+    vgg_normalize: str = option(DEFAULT_VGG_NORMALIZE, "encoder normalisation: rms (unit activations, the "
+                                "universal model's), mean or none")
+    export: bool = option(False, "(decoders are exported together: fastnst export-universal)")
+
+    def check(self) -> "DecoderTrainConfig":
+        from fastnst.constants import VGG_NORMALIZE_CHOICES
+
+        if self.vgg_normalize not in VGG_NORMALIZE_CHOICES:
+            raise unknown_choice("VGG normalisation", str(self.vgg_normalize), VGG_NORMALIZE_CHOICES)
+        super().check()
+        stride = 2 ** (self.level - 1)
+        if self.image_size % stride:
+            raise ConfigError(f"--image-size must be a multiple of {stride} for a level-{self.level} decoder (the "
+                              f"encoder halves the image {self.level - 1} times), got {self.image_size}")
+        if self.pixel_weight == 0 and self.feature_weight == 0:
+            raise ConfigError("--pixel-weight and --feature-weight are both 0: nothing to train")
+        return self
+
+
 def check_trainer_options(options: dict[str, Any]) -> dict[str, Any]:
     """Lightning Trainer arguments checked: known names, and on the CPU no more processes than CPUs."""
     import pytorch_lightning as pl
