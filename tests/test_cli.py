@@ -94,5 +94,6 @@ def test_every_command_in_the_table_names_a_function_of_its_family_module():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     modules = {module.rpartition(".")[2] for module, _, _ in cli.COMMANDS.values()}
-    assert modules == {"train", "train_sr", "upscale", "models", "stylize", "styles", "demo", "optimize", "vgg"}
+    assert modules == {"train", "train_sr", "train_decoder", "upscale", "models", "stylize", "styles", "demo", "optimize",
+                       "vgg"}
     assert all(importlib.util.find_spec(f"fastnst.commands.{m}") for m in modules)
