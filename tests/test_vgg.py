@@ -178,3 +178,17 @@ def test_build_vgg_is_channels_last_frozen_and_kept_for_the_next_call():
     assert torch.allclose(other(x)["relu2_1"], VGGFeatures(["relu2_1"], weights="random", pooling="avg")(x)["relu2_1"],
                           atol=1e-5)
     vgg_mod.clear_vgg_cache()
+
+
+def test_a_weights_file_needs_only_the_layers_the_network_uses(tmp_path):
+    """An encoder cut at relu2_1 loads from a file holding conv1_1..conv2_1 (in float16), not from a shorter one."""
+    from safetensors.torch import save_file
+
+    full = VGGFeatures(["relu2_1"], arch="vgg16", weights="random")
+    state = {f"features.{k}": v.half() for k, v in full.features.state_dict().items()}
+    save_file(state, str(tmp_path / "cut.safetensors"))
+    cut = VGGFeatures(["relu2_1"], arch="vgg16", weights=str(tmp_path / "cut.safetensors"))
+    x = torch.rand(1, 3, 16, 16)
+    assert torch.allclose(cut(x)["relu2_1"], full(x)["relu2_1"], rtol=1e-2, atol=1e-3)
+    with pytest.raises(WeightsUnavailableError, match="missing"):
+        VGGFeatures(["relu3_1"], arch="vgg16", weights=str(tmp_path / "cut.safetensors"))

@@ -141,11 +141,14 @@ def _file_state_dict(path: str, arch: str) -> dict[str, torch.Tensor]:
     return sd
 
 
-def _load_features_state(features: nn.Sequential, sd: dict[str, torch.Tensor], source: str, arch: str) -> None:
+def _load_features_state(features: nn.Sequential, sd: dict[str, torch.Tensor], source: str, arch: str,
+                         depth: int) -> None:
+    """Load the first ``depth`` modules of ``features`` from ``sd`` (a file may hold only the layers a network
+    needs, e.g. an encoder cut at relu4_1; float16 weights are widened)."""
     feats = {k[len("features."):]: v for k, v in sd.items() if k.startswith("features.")}
     if not feats:
         feats = {k: v for k, v in sd.items() if k.split(".")[0].isdigit()}
-    own = features.state_dict()
+    own = nn.Sequential(*list(features)[:depth]).state_dict()
     missing = [k for k in own if k not in feats]
     bad = [k for k in own if k in feats and tuple(feats[k].shape) != tuple(own[k].shape)]
     if missing or bad:
@@ -153,7 +156,7 @@ def _load_features_state(features: nn.Sequential, sd: dict[str, torch.Tensor], s
         raise WeightsUnavailableError(
             f"'{source}' is not a {arch.upper()} state dict ({detail}); pass torchvision's {arch} weights "
             f"via --vgg-weights PATH or {VGG_WEIGHTS_ENV}")
-    features.load_state_dict({k: feats[k].float() for k in own})
+    nn.Sequential(*list(features)[:depth]).load_state_dict({k: feats[k].float() for k in own})
 
 
 class VGGFeatures(nn.Module):
@@ -185,7 +188,7 @@ class VGGFeatures(nn.Module):
             _random_init(nn.Sequential(*list(features)[:depth]))
         else:
             sd = _imagenet_state_dict(arch) if self.weights == "imagenet" else _file_state_dict(self.weights, arch)
-            _load_features_state(features, sd, self.weights, arch)
+            _load_features_state(features, sd, self.weights, arch, depth)
         # A ReLU must not overwrite a conv output that is itself tapped.
         for name in self.layers:
             i = self._index[name]
