@@ -352,12 +352,14 @@ class StyleTransferModule(LossNetworkModule):
             self.to(memory_format=torch.channels_last)
         super().on_fit_start()
 
-    def terms(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def terms(self, images: torch.Tensor, step: int | None = None) -> dict[str, torch.Tensor]:
+        """The loss terms of a batch; several styles: each item's style is drawn for ``step`` (default: the
+        trainer's global step; a loop of one's own passes its step)."""
         if self.hparams.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         if self.num_styles == 1:
             return self.loss(self.transformer(images), images)
-        ids = self.style_ids(self.global_step, images.shape[0]).to(images.device)
+        ids = self.style_ids(self.global_step if step is None else step, images.shape[0]).to(images.device)
         output = self.transformer(images, F.one_hot(ids, self.num_styles).to(images.dtype))
         targets = {name: getattr(self, f"style_targets_{name}")[ids] for name in self.loss.style_layers}
         scales = self.style_scales[ids] if bool((self.style_scales != 1).any()) else None
