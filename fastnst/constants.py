@@ -78,6 +78,9 @@ def cache_dir() -> Path:
 MAX_IMAGE_PIXELS_ENV = "FASTNST_MAX_PIXELS"
 DEFAULT_MAX_IMAGE_PIXELS = 16384 * 16384
 
+# A fixed model size (fastnst export --static HxW): each side at most this (the pixel cap's side).
+MAX_STATIC_SIDE = 16384
+
 
 def max_image_pixels() -> int:
     """The pixel cap in force: ``FASTNST_MAX_PIXELS`` when set to a positive integer, else the default."""

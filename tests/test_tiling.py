@@ -21,8 +21,8 @@ from fastnst import cli
 from fastnst.contract import INPUT_NAME, META_STYLES, OUTPUT_NAME, STYLE_NAME
 from fastnst.errors import ConfigError, ModelFormatError
 from fastnst.training.export import export_onnx
-from fastnst.runtime import (Stylizer, check_threads, parse_provider, parse_style, resolve_providers,
-                             usable_cpus)
+from fastnst.checks import available_cpus
+from fastnst.runtime import Stylizer, check_threads, parse_provider, parse_style, resolve_providers
 from fastnst.runtime.tiling import TileGrid
 from tests.conftest import synthetic_rgb
 
@@ -357,12 +357,12 @@ def test_cli_provider_errors(plain, tmp_path, capsys):
                      "--provider", "cpu", "--optimization", "basic"]) == 0
 
 
-def test_threads_capped_at_usable_cpus(plain, caplog):
-    cpus = usable_cpus()
-    with caplog.at_level(logging.WARNING, logger="fastnst.runtime"):
+def test_threads_capped_at_available_cpus(plain, caplog):
+    cpus = available_cpus()
+    with caplog.at_level(logging.WARNING, logger="fastnst.checks"):
         s = Stylizer(plain[1], providers="cpu", threads=100000)
     assert s.threads == cpus
-    assert any("may use" in r.getMessage() for r in caplog.records)
+    assert any(f"the {cpus} CPUs available; using {cpus}" in r.getMessage() for r in caplog.records)
     assert check_threads(1) == 1
     for bad in (0, -1, 2.5, True):
         with pytest.raises(ConfigError):
@@ -388,7 +388,7 @@ def test_without_onnx_tiling_is_refused_or_skipped_with_a_note(plain, tmp_path):
             s.stylize(x, tile=32)
         except ConfigError as e:
             print("refused:", e)
-        import fastnst.runtime as rt
+        import fastnst.runtime.stylizer as rt
         rt.AUTO_TILE_PIXELS, rt.DEFAULT_TILE = 100, 32
         print("auto:", s.stylize(x).shape)
     """)
