@@ -17,6 +17,17 @@ from fastnst.runtime import Stylizer
 from tests.conftest import plain_onnx, synthetic_rgb
 
 
+@pytest.fixture(scope="module")
+def style_model(tmp_path_factory):
+    """A plain ONNX file of a tiny random style network (TorchScript export: this module runs before
+    test_faults, whose forked training must not inherit a dynamo export's autograd threads)."""
+    from fastnst.networks.transformer import TransformerNet
+
+    torch.manual_seed(10)
+    net = TransformerNet(channels=(4, 8, 8), num_residual=1, end_kernel=3).eval()
+    return plain_onnx(net, tmp_path_factory.mktemp("batch-style") / "tiny.onnx")
+
+
 @pytest.fixture
 def photos(tmp_path):
     folder = tmp_path / "in"
@@ -38,25 +49,25 @@ def test_inputs_are_expanded_in_order(photos, tmp_path):
         plan_outputs(items[5:6], StylizeOptions(output=str(tmp_path / "o.png")))
 
 
-def test_a_batch_goes_on_and_matches_the_python_api(tiny_model, photos, tmp_path):
+def test_a_batch_goes_on_and_matches_the_python_api(style_model, photos, tmp_path):
     records, steps = [], []
     out = tmp_path / "out"
-    opts = StylizeOptions(model=str(tiny_model[0]), output=str(out), strength=0.6, preserve_color=True)
+    opts = StylizeOptions(model=str(style_model), output=str(out), strength=0.6, preserve_color=True)
     report = stylize_files([str(photos)], opts, on_item=records.append, progress=lambda d, t, _: steps.append((d, t)))
     assert (report.done, report.failed) == (2, 1) and "stylised 2 of 3 images" in report.lines[0]
     assert [r["output"] is None for r in records] == [False, False, True] and "c.png" in records[2]["input"]
     assert steps == [(1, 3), (2, 3), (3, 3)]
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.*")) == ["a.png", "sub/b.jpg"]
-    expected = Stylizer(tiny_model[0]).stylize(photos / "a.png", strength=0.6, preserve_color=True)
+    expected = Stylizer(style_model).stylize(photos / "a.png", strength=0.6, preserve_color=True)
     assert np.array_equal(np.asarray(Image.open(out / "a.png")), np.asarray(expected))
 
 
-def test_options_are_checked_once_before_any_work(tiny_model, photos, tmp_path, monkeypatch):
+def test_options_are_checked_once_before_any_work(style_model, photos, tmp_path, monkeypatch):
     out = tmp_path / "o.png"
     for bad, match in (({"strength": 1.5}, "--strength"), ({"tile": 8}, "at least 16"), ({"max_size": 0}, "max-size"),
                        ({"format": "xyz"}, "unsupported output format"), ({"style": "wave"}, "single style")):
         with pytest.raises((ConfigError, InputError), match=match):
-            stylize_files([str(photos / "a.png")], StylizeOptions(model=str(tiny_model[0]), output=str(out), **bad))
+            stylize_files([str(photos / "a.png")], StylizeOptions(model=str(style_model), output=str(out), **bad))
         assert not out.exists()
     calls = []
 
@@ -68,7 +79,7 @@ def test_options_are_checked_once_before_any_work(tiny_model, photos, tmp_path, 
     monkeypatch.setattr(blend, "parse_style", counted)
     monkeypatch.setattr(stylizer_module, "parse_style", counted)
     report = stylize_files([str(photos / "a.png"), str(photos / "sub" / "b.jpg")],
-                           StylizeOptions(model=str(tiny_model[0]), output=str(tmp_path / "two")))
+                           StylizeOptions(model=str(style_model), output=str(tmp_path / "two")))
     assert report.done == 2 and len(calls) == 1  # the style parsed once for the whole batch, not per image
 
 

@@ -17,7 +17,8 @@ def test_parse_style_errors():
     assert np.allclose(parse_style("wave:1,2:3", names), [0.25, 0, 0.75])
     for bad, match in (("wavy", "did you mean 'wave'"), (5, "out of range"), ("wave:-1,mosaic:1", ">= 0"),
                        ("wave:0", "sum to zero"), ({"wave": "x"}, "not a number"), ([1, 2], "needs 3 values"),
-                       ("wave:abc", "not a number"), ("wave:0.5,:0.5", "NAME:WEIGHT"), ([1, float("nan"), 0], "finite")):
+                       ("wave:abc", "not a number"), ("wave:0.5,:0.5", "NAME:WEIGHT"),
+                       ([1, float("nan"), 0], "finite")):
         with pytest.raises(ConfigError, match=match):
             parse_style(bad, names)
     with pytest.raises(ConfigError, match="single style"):

@@ -40,7 +40,8 @@ def test_info_for_style_sr_and_weights(tiny_model, tmp_path):
     style = model_info(tiny_model[0])
     assert style["io"] == "float" and style["input_range"] == 1 and style["inputs"][0]["name"] == "image"
     lines = info_lines(style)
-    assert lines[0].startswith(f"model      {tiny_model[0]}") and any(line.startswith("input      image") for line in lines)
+    assert lines[0].startswith(f"model      {tiny_model[0]}")
+    assert any(line.startswith("input      image") for line in lines)
     torch.manual_seed(3)
     net = SRNet(2, channels=8, num_residual=1).eval()
     sr = model_info(plain_onnx(net, tmp_path / "x2.onnx", sr_metadata(net)))  # info shows any model kind

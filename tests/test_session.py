@@ -33,6 +33,8 @@ def test_a_file_is_opened_and_checked_once(tiny_model):
     info = model.describe(io="float")
     assert list(info)[:3] == ["model", "size_bytes", "io"] and info["inputs"][0]["name"] == "image"
     assert info["providers_used"] == ["CPUExecutionProvider"]
+    y = model.run({"image": np.zeros((1, 3, 16, 20), np.float32)})  # any feeds: images or feature maps
+    assert len(y) == 1 and y[0].shape == (1, 3, 16, 20)
     stylizer = Stylizer(model)
     assert stylizer.model is model and stylizer.session is model.session  # no second session
     assert stylizer.stylize(np.zeros((20, 24, 3), np.uint8)).shape == (20, 24, 3)

@@ -31,16 +31,17 @@ from fastnst.runtime.providers import (ProviderSpec, available_providers, is_aut
 
 log = logging.getLogger(__name__)
 
-# What writes a model of each task (said when a file does not load or is of the wrong task).
+# What writes a model of each task, and what runs it (said when a file does not load or is of another task).
 MAKERS: dict[str, str] = {"style": "fastnst export", SR_TASK: "fastnst train-sr"}
+USES: dict[str, str] = {"style": "fastnst stylize", SR_TASK: "fastnst upscale"}
 
 
 def _wrong_task(path: Path, task: str, wanted: str) -> ModelFormatError:
     if task == SR_TASK:
         return ModelFormatError(f"'{path}' is a super-resolution model; enlarge images with "
-                                f"'fastnst upscale --model {path} ...', or pass a style model")
-    return ModelFormatError(f"'{path}' is a {task} model, not a {wanted} model; use it with 'fastnst stylize', "
-                            f"or pass a model from '{MAKERS.get(wanted, 'fastnst')}'")
+                                f"'fastnst upscale --model {path} ...', or pass a {wanted} model")
+    return ModelFormatError(f"'{path}' is a {task} model, not a {wanted} model; use it with "
+                            f"'{USES.get(task, 'fastnst info')}', or pass a model from '{MAKERS.get(wanted, 'fastnst')}'")
 
 
 def decode_metadata(metadata: Mapping[str, str]) -> dict[str, Any]:
@@ -128,6 +129,11 @@ class Model:
         """The providers the main session actually uses, in priority order."""
         return list(self.session.get_providers())
 
+    def run(self, feeds: Mapping[str, Any], outputs: Sequence[str] | None = None) -> list[Any]:
+        """The main session run on ``feeds`` (input name -> array: images or feature maps alike); the arrays of
+        ``outputs`` (None: every output), in that order."""
+        return self.session.run(None if outputs is None else list(outputs), dict(feeds))
+
     def proto(self) -> Any:
         """The file as an ``onnx.ModelProto`` (a fresh copy to rewrite; ModuleNotFoundError without ``onnx``)."""
         import onnx
@@ -162,4 +168,4 @@ class Model:
                 "providers_used": self.providers}
 
 
-__all__ = ["Model", "MAKERS", "decode_metadata", "signature"]
+__all__ = ["Model", "MAKERS", "USES", "decode_metadata", "signature"]

@@ -60,7 +60,7 @@ STATS_PIXELS = 1024 * 1024
 MAX_BATCH = 256  # stylize_many / stylize_iter batch_size bound (memory: a batch runs in one call)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Settings:
     """How images are stylised, checked: the per-call options of :meth:`StylizerBase.stylize`.
 

@@ -270,7 +270,8 @@ class NormRewrite:
         opset = _opset(model)
         if opset < 5:
             raise TilingUnsupported(f"opset {opset} is too old to rewrite (needs 5 or later)")
-        norms_nodes = [n for n in model.graph.node if n.op_type == "InstanceNormalization" and n.domain in ("", "ai.onnx")]
+        norms_nodes = [n for n in model.graph.node
+                       if n.op_type == "InstanceNormalization" and n.domain in ("", "ai.onnx")]
         if not norms_nodes:
             raise TilingUnsupported("the model has no InstanceNormalization nodes")
         types = _elem_types(model)

@@ -41,9 +41,9 @@ class Upscaler:
     """An exported fastnst super-resolution network run by onnxruntime.
 
     ``model_path``: the ``.onnx`` file of ``fastnst train-sr`` (or it opened as a
-    :class:`fastnst.runtime.session.Model`); ``providers``/``threads`` as for :class:`fastnst.runtime.Stylizer`. Raises InputError for a missing
-    file, ModelFormatError for a file that is not ONNX or not a super-resolution model (a style model
-    is named as such).
+    :class:`fastnst.runtime.session.Model`); ``providers``/``threads`` as for :class:`fastnst.runtime.Stylizer`.
+    Raises InputError for a missing file, ModelFormatError for a file that is not ONNX or not a super-resolution
+    model (a style model is named as such).
     """
 
     def __init__(self, model_path: str | os.PathLike | Model, providers: str | Sequence[str] | None = None,
@@ -80,7 +80,7 @@ class Upscaler:
 
     def run(self, rgb: np.ndarray) -> np.ndarray:
         """Up-sample HxWx3 uint8 (each side ≥ min_size); returns (f·H)x(f·W)x3 float32 in [0, 1]."""
-        y = self.session.run([self.output_name], {INPUT_NAME: to_nchw([rgb])})[0][0]
+        y = self.model.run({INPUT_NAME: to_nchw([rgb])}, [self.output_name])[0][0]
         return from_nchw(y)
 
     # -- checks ----------------------------------------------------------------------------------
