@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastnst import checks
 from fastnst.constants import MAX_ITERATIONS
-from fastnst.errors import ConfigError, InputError, OutputExistsError
+from fastnst.errors import ConfigError, InputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastnst.styles.registry import Style
@@ -71,28 +71,18 @@ def _inputs(source: PathLike | Sequence[PathLike]) -> tuple[list[Path], bool, di
 
 def _outputs(files: list[Path], style_name: str, output_dir: Path, format: str | None,
              overwrite: bool, where: dict[Path, Path]) -> list[Path]:
-    from fastnst.fileio import check_output
-    from fastnst.image import SAVE_FORMATS, output_format
+    """``<output_dir>/<sub-folder>/<stem>-<style><suffix>`` per file, checked (fastnst.outputs)."""
+    from fastnst.outputs import Source, check_format, check_target, folder_targets
 
-    if format is not None:
-        output_format("x", format)  # InputError for an unknown format
-    outs: list[Path] = []
-    for f in files:
-        suffix = "." + format.lower().lstrip(".") if format else (f.suffix.lower() if f.suffix.lower() in SAVE_FORMATS
-                                                                  else ".png")
-        outs.append(output_dir / where.get(f, Path()) / f"{f.stem}-{style_name}{suffix}")
-    seen: dict[Path, Path] = {}
-    for f, out in zip(files, outs):
-        if out in seen:
-            raise ConfigError(f"'{seen[out]}' and '{f}' would both be written to '{out}'; "
-                              f"rename one or stylise them in separate calls")
-        seen[out] = f
+    check_format(format)  # InputError for an unknown format
+    sources = [Source(str(f), f, where[f] / f.name if f in where else None) for f in files]
+    outs = folder_targets(sources, output_dir, format, name="{stem}-{style}{suffix}", fields={"style": style_name},
+                          clash="'{earlier}' and '{current}' would both be written to '{target}'; "
+                                "rename one or stylise them in separate calls")
+    for out in outs:
         if out.parent.is_dir():
-            try:
-                check_output(out, overwrite, inputs=files)
-            except OutputExistsError:
-                raise OutputExistsError(f"output '{out}' exists; pass overwrite=True to replace it or choose "
-                                        f"another output_dir") from None
+            check_target(out, overwrite, inputs=files, known_format=False,
+                         exists_hint="pass overwrite=True to replace it or choose another output_dir")
     return outs
 
 

@@ -1,12 +1,13 @@
 """Apply a model to files: ``fastnst stylize`` and ``fastnst upscale`` as library functions. Torch-free.
 
 Inputs are image files, folders, globs or ``-`` (standard input); the output is a file (one input), a
-folder (created if missing) or ``-`` (standard output). Folder policy: a folder input is searched with
-its sub-folders, hidden files and folders skipped (:func:`fastnst.image.find_images`), and its
-sub-folders are mirrored in the output folder (``photos/2024/a.jpg -o out/`` writes ``out/2024/a.jpg``).
-Everything that can be checked is checked before the first image; then a problem with one image of a
-batch is reported through ``on_item`` and the batch goes on (a single input raises instead). Each
-output is written whole (temp file, rename). The library prints nothing: ``on_item(record)`` gets a
+folder (created if missing) or ``-`` (standard output), planned by :func:`fastnst.outputs.plan`. Folder
+policy: a folder input is searched with its sub-folders, hidden files and folders skipped
+(:func:`fastnst.image.find_images`), and its sub-folders are mirrored in the output folder
+(``photos/2024/a.jpg -o out/`` writes ``out/2024/a.jpg``). Every option is checked once, here, before the
+first image, and handed to the engine as checked settings; then a problem with one image of a batch is
+reported through ``on_item`` and the batch goes on (a single input raises instead). Each output is
+written whole (temp file, rename). The library prints nothing: ``on_item(record)`` gets a
 JSON-able dict per input (``data``: the encoded bytes for standard output), ``progress(done, total,
 text)`` the progress, and the returned :class:`Report` the summary lines.
 """
@@ -24,14 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from fastnst import checks
-from fastnst.errors import ConfigError, FastNSTError, InputError, ModelFormatError
+from fastnst.errors import ConfigError, FastNSTError, InputError
 from fastnst.options import check_options, option
-from fastnst.runtime import DEVICES, OPTIMIZATION_LEVELS
+from fastnst.outputs import check_format, check_target, plan
+from fastnst.runtime.providers import DEVICES, OPTIMIZATION_LEVELS
 from fastnst.runtime.strokes import MAX_STROKE_SCALE, MIN_STROKE_SCALE
+from fastnst.runtime.tiling import MIN_TILE
 
 OnItem = Callable[[dict[str, Any]], None]
 ProgressFn = Callable[[int, int, str], None]
-MIN_TILE = 16  # smallest tile side of --tile (stylize and upscale)
 MAX_UPSCALE_TILE = 4096  # upscale's input tiles (x8 makes 32768-px output tiles)
 MAX_VIDEO_BATCH = 64
 MAX_DEFLICKER = 0.95
@@ -99,7 +101,8 @@ class UpscaleOptions(FileOptions):
 @dataclass
 class Item:
     """One input: its display name, its path (None for standard input), why it cannot be read (or None),
-    and its place below the folder it was found in (None for a file named directly)."""
+    and its place below the folder it was found in (None for a file named directly); a
+    :class:`fastnst.outputs.Source` to the planner."""
 
     name: str
     path: Path | None
@@ -150,71 +153,26 @@ def expand_inputs(items: Sequence[str]) -> list[Item]:
     return out
 
 
-def check_folder(folder: Path) -> None:
-    """Create the output folder if its parent exists; refuse an unwritable one before any work."""
-    if not folder.exists():
-        if not folder.parent.exists():
-            raise InputError(f"output folder '{folder}' cannot be created: '{folder.parent}' does not exist")
-        try:
-            folder.mkdir()
-        except OSError as exc:
-            raise InputError(f"cannot create output folder '{folder}': {exc.strerror}") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"output folder '{folder}' is not writable; choose another -o")
-
-
 def plan_outputs(items: list[Item], opts: FileOptions) -> tuple[str, list[Path | None]]:
-    """('file' | 'folder' | 'stdout', one output path per item (None for stdout)), checked before any work."""
-    from fastnst.fileio import check_batch_outputs, check_output
-    from fastnst.image import SAVE_FORMATS, output_format
-
-    in_place = getattr(opts, "in_place", False)
-    if opts.output == "-":
-        if len(items) != 1:
-            raise ConfigError(f"-o - (stdout) takes exactly one input, got {len(items)}")
-        return "stdout", [None]
-    out = Path(opts.output).expanduser()
-    if len(items) == 1 and items[0].problem:
+    """('file' | 'folder' | 'stdout', one output path per item (None for stdout)), checked before any work
+    (:func:`fastnst.outputs.plan`)."""
+    if opts.output != "-" and len(items) == 1 and items[0].problem:
         raise InputError(items[0].problem)
-    folder = out.is_dir() or opts.output.endswith(("/", os.sep)) or len(items) > 1 or (
-        not out.suffix and not out.exists())
-    if not folder:
-        if items[0].path is None and not opts.format and out.suffix.lower() not in SAVE_FORMATS:
-            raise ConfigError(f"cannot tell the format of '{out}'; give it a suffix such as .jpg or pass --format")
-        output_format(out, opts.format)
-        check_batch_outputs([(items[0].path, out)], in_place=in_place)
-        check_output(out, opts.overwrite, in_place=in_place, inputs=[items[0].path])
-        return "file", [out]
-    if out.exists() and not out.is_dir():
-        raise InputError(f"output '{out}' is a file, but {len(items)} inputs need a folder")
-    paths: list[Path | None] = []
-    seen: dict[Path, str] = {}
-    for it in items:
-        stem = it.path.stem if it.path is not None else "stdin"
-        suffix = ("." + opts.format.lower().lstrip(".")) if opts.format else (
-            it.path.suffix.lower() if it.path is not None and it.path.suffix.lower() in SAVE_FORMATS else ".png")
-        target = out / (it.relative.parent if it.relative is not None else Path()) / f"{stem}{suffix}"
-        if target in seen:
-            raise ConfigError(f"'{it.name}' and '{seen[target]}' would both be written to '{target}'; "
-                              f"run them separately or rename one")
-        seen[target] = it.name
-        paths.append(target)
-    check_batch_outputs([(it.path, o) for it, o in zip(items, paths)], in_place=in_place)
-    check_folder(out)
-    return "folder", paths
+    planned = plan(items, opts.output, format=opts.format, overwrite=opts.overwrite,
+                   in_place=getattr(opts, "in_place", False))
+    return planned.mode, planned.paths
 
 
-def _check_common(opts: FileOptions, inputs: Sequence[str]) -> None:
-    from fastnst.image import output_format
-
+def _check_common(opts: FileOptions, inputs: Sequence[str]) -> int | None:
+    """The checks of every file command; returns the checked --max-size."""
     check_options(opts)
-    checks.side("--max-size", opts.max_size, allow_none=True)  # bounded by the pixel cap (fastnst.checks)
-    if opts.format:
-        output_format("x", opts.format)  # unsupported format: InputError now, not per image
+    max_size = checks.side("--max-size", opts.max_size, allow_none=True)  # bounded by the pixel cap (fastnst.checks)
+    check_format(opts.format)  # unsupported format: InputError now, not per image
     if not opts.output.strip():
         raise ConfigError("-o/--output is empty; give a file or folder name, or - for stdout")
     if list(inputs).count("-") > 1:
         raise ConfigError("stdin (-) can be read only once")
+    return max_size
 
 
 def run_files(items: list[Item], mode: str, outputs: list[Path | None], opts: FileOptions,
@@ -224,7 +182,7 @@ def run_files(items: list[Item], mode: str, outputs: list[Path | None], opts: Fi
 
     A single item's error is raised; in a batch it is reported through ``on_item`` and the batch goes on.
     """
-    from fastnst.fileio import check_output, same_file
+    from fastnst.fileio import same_file
     from fastnst.image import encode_image, save_image
 
     single, done, failed, last, start = len(items) == 1, 0, 0, None, time.perf_counter()
@@ -236,7 +194,7 @@ def run_files(items: list[Item], mode: str, outputs: list[Path | None], opts: Fi
             own = getattr(opts, "in_place", False) and item.path is not None and out_path is not None and \
                 same_file(item.path, out_path)
             if out_path is not None and out_path.parent.exists():  # a new mirrored sub-folder holds nothing yet
-                check_output(out_path, opts.overwrite or own)  # before the work, per image
+                check_target(out_path, opts.overwrite or own, known_format=False)  # before the work, per image
             image = work(item.source())
             alpha = image.getchannel("A") if image.mode == "RGBA" else None
             rgb = image.convert("RGB") if alpha is not None else image
@@ -271,18 +229,15 @@ def _summary(verb: str, done: int, failed: int, total: int, seconds: float, devi
 
 
 def _load_stylizer(opts: StylizeOptions, model_path: Path) -> Any:
-    from fastnst.contract import SR_TASK, model_task
+    """The model (a super-resolution model is refused by the engine) with the stroke scale wrapped around it."""
     from fastnst.models import load_model
-    from fastnst.runtime import parse_provider
+    from fastnst.runtime.providers import parse_provider
     from fastnst.runtime.strokes import with_stroke_scale
 
     providers: Any = [parse_provider(p) for p in opts.provider] if opts.provider else (opts.device or "auto")
     if isinstance(providers, list) and len(providers) == 1 and providers[0] == "auto":
         providers = "auto"
     model = load_model(model_path, providers, opts.threads, opts.input_range, opts.optimization)
-    if model_task(model.metadata) == SR_TASK:
-        raise ModelFormatError(f"'{model_path}' is a super-resolution model; enlarge images with "
-                               f"'fastnst upscale --model {model_path} ...', or pass a style model")
     return with_stroke_scale(model, opts.stroke_scale, opts.sr_model, providers, opts.threads)
 
 
@@ -290,8 +245,8 @@ def stylize_files(inputs: Sequence[str], options: StylizeOptions | None = None, 
                   progress: ProgressFn | None = None) -> Report:
     """``fastnst stylize``: stylise ``inputs`` (or one video) as :class:`StylizeOptions` say; see the module."""
     opts = options or StylizeOptions()
-    _check_common(opts, inputs)
-    checks.tile(opts.tile, minimum=MIN_TILE)
+    max_size = _check_common(opts, inputs)
+    tile = checks.tile(opts.tile, minimum=MIN_TILE)
     if opts.provider and opts.device:
         raise ConfigError("--device is a shorthand for --provider; give one of them")
     if opts.output == "-" and opts.json:
@@ -311,13 +266,15 @@ def stylize_files(inputs: Sequence[str], options: StylizeOptions | None = None, 
         return _stylize_video(items[0], opts, lambda: _load_stylizer(opts, model_path), style_spec, on_item, progress)
     mode, outputs = plan_outputs(items, opts)
     stylizer = _load_stylizer(opts, model_path)
-    from fastnst.runtime import parse_style
+    from fastnst.runtime.blend import parse_style
+    from fastnst.runtime.stylizer import Settings
 
-    style = parse_style(style_spec, stylizer.style_names)  # a bad --style fails before any image is read
+    # checked above, once; the style parsed for this model (a bad --style fails before any image is read)
+    settings = Settings(strength=float(opts.strength), preserve_color=bool(opts.preserve_color), max_size=max_size,
+                        tile=tile, style=parse_style(style_spec, stylizer.style_names))
 
     def work(source: Any) -> Any:
-        return stylizer.stylize(source, strength=opts.strength, preserve_color=opts.preserve_color,
-                                max_size=opts.max_size, tile=opts.tile, style=style)
+        return stylizer.render(source, settings)
 
     done, failed, seconds, _ = run_files(items, mode, outputs, opts, work, stylizer.device, on_item, progress)
     where = "stdout" if mode == "stdout" else str(outputs[0] if mode == "file" else Path(opts.output))
@@ -370,7 +327,7 @@ def upscale_files(inputs: Sequence[str], options: UpscaleOptions, *, on_item: On
     from fastnst.contract import SR_FACTORS
     from fastnst.runtime.upscaler import Upscaler
 
-    _check_common(options, inputs)
+    max_size = _check_common(options, inputs)
     opts = options
     if opts.factor is not None and opts.factor not in SR_FACTORS:
         raise ConfigError(f"--factor must be {', '.join(map(str, SR_FACTORS[:-1]))} or {SR_FACTORS[-1]}, "
@@ -384,11 +341,10 @@ def upscale_files(inputs: Sequence[str], options: UpscaleOptions, *, on_item: On
     items = expand_inputs(inputs)
     mode, outputs = plan_outputs(items, opts)
     upscaler = Upscaler(Path(opts.model).expanduser(), providers=opts.device, threads=opts.threads)
-    if opts.factor is not None:
-        upscaler.check_size(upscaler.min_size, upscaler.min_size, opts.factor)  # factor mismatch: before any work
+    upscaler.check_factor(opts.factor)  # factor mismatch: before any work
 
     def work(source: Any) -> Any:
-        return upscaler.upscale(source, factor=opts.factor, tile=opts.tile, max_size=opts.max_size)
+        return upscaler.render(source, tile=opts.tile, max_size=max_size)
 
     done, failed, seconds, last = run_files(items, mode, outputs, opts, work, upscaler.device, on_item, progress)
     where = str(outputs[0]) if mode == "file" else opts.output
@@ -398,4 +354,4 @@ def upscale_files(inputs: Sequence[str], options: UpscaleOptions, *, on_item: On
 
 
 __all__ = ["FileOptions", "StylizeOptions", "UpscaleOptions", "Item", "Report", "expand_inputs", "plan_outputs",
-           "check_folder", "run_files", "stylize_files", "upscale_files"]
+           "run_files", "stylize_files", "upscale_files"]

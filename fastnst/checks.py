@@ -1,8 +1,9 @@
 """Argument bounds shared by the library and the CLI: checked before any long work or large allocation.
 
 Every numeric option a user can give is bounded here: whole numbers and their ranges, threads (capped
-at the CPUs this process may use, with a log line saying so), image sides against the pixel cap
-(:func:`fastnst.constants.max_image_pixels`) and memory estimates against the memory available.
+at the CPUs this process may use, with a log line saying so: :func:`available_cpus` is fastnst's one
+answer to "how many CPUs"), image sides against the pixel cap (:func:`fastnst.constants.max_image_pixels`),
+fixed model sizes (``--static``) and memory estimates against the memory available.
 Torch-free and cheap to import. Errors are :class:`~fastnst.errors.ConfigError` (an impossible value)
 or :class:`~fastnst.errors.ResourceError` (a value this machine cannot hold), one line each.
 """
@@ -38,13 +39,28 @@ MAX_WORKERS_PER_CPU = 2
 
 
 def available_cpus() -> int:
-    """CPUs this process may run on (affinity / cgroup-aware where the platform tells)."""
+    """CPUs this process may run on: its affinity mask (cgroup-pinned containers included), bounded by a
+    cgroup CPU quota where the platform tells. The one CPU count of fastnst (threads, workers, torch)."""
     try:
         n = len(os.sched_getaffinity(0))  # type: ignore[attr-defined]
-    except (AttributeError, OSError):
+    except (AttributeError, OSError):  # pragma: no cover - macOS / Windows
         n = os.cpu_count() or 1
     quota = _cgroup_cpus()
     return max(1, min(n, quota) if quota else n)
+
+
+def physical_cores() -> int:
+    """Physical cores among the CPUs available (hyper-threads share one core's FPUs): the default
+    thread count of the onnxruntime engine (onnxruntime's own default)."""
+    logical = available_cpus()
+    try:
+        siblings: set[str] = set()
+        for cpu in os.sched_getaffinity(0):  # type: ignore[attr-defined]
+            with open(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list") as f:
+                siblings.add(f.read().strip())
+        return max(1, min(logical, len(siblings)))
+    except (OSError, AttributeError):
+        return logical
 
 
 def _cgroup_cpus() -> int | None:
@@ -92,6 +108,8 @@ def whole(name: str, value: Any, minimum: int = 1, maximum: int | None = None, a
     """``value`` as an int in [minimum, maximum]; ConfigError otherwise (bools and fractions refused)."""
     if value is None and allow_none:
         return None
+    if not isinstance(value, (bool, int)) and hasattr(value, "__index__"):
+        value = value.__index__()  # numpy integers
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
@@ -123,7 +141,9 @@ def number(name: str, value: Any, minimum: float | None = None, maximum: float |
 
 
 def threads(value: Any, name: str = "--threads") -> int | None:
-    """A thread count capped at the CPUs available (logged when capped); None stays None (the default)."""
+    """A thread count capped at the CPUs available (logged when capped); None stays None (the caller's
+    default: :func:`physical_cores` for onnxruntime, torch's own for torch). ConfigError for zero, negative
+    or fractional values."""
     if value is None:
         return None
     n = whole(name, value)

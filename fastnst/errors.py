@@ -40,6 +40,11 @@ class ResourceError(FastNSTError):
     """A request that would exhaust the machine: too many pixels, too much memory, too many threads."""
 
 
+class TilingUnsupported(FastNSTError):
+    """A model whose instance norms cannot be rewritten for seamless tiles (the message says why). The
+    runtime turns it into a ConfigError for an explicit tile size and runs untiled (with a note) otherwise."""
+
+
 class CheckpointError(FastNSTError):
     """A truncated or corrupt training checkpoint (the message names the last good one, when any)."""
 

@@ -403,6 +403,44 @@ def preserve_colors(original: Any, styled: Any, channel_axis: int = -1) -> Any:
     return out.clamp(0, 1) if hasattr(out, "clamp") else np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
 
 
+def finish(original: np.ndarray, styled: np.ndarray, strength: float = 1.0, preserve_color: bool = False) -> np.ndarray:
+    """The strength and colour options on ``styled``, a stylisation of ``original`` (HxWx3, same size): the one
+    finish of every stylizer.
+
+    ``preserve_color`` keeps the original's colours (:func:`preserve_colors`); ``strength`` < 1 blends in the
+    original. A float32 ``styled`` in [0, 1] (a network's output) gives float32 (not clipped); a uint8 one
+    (a stylisation already turned into pixels, as the stroke-scale wrapper's) gives uint8, blended in 0..255
+    and rounded. ``original`` is uint8 or float in [0, 1].
+    """
+    if styled.dtype == np.uint8:
+        if preserve_color:
+            styled = to_uint8(preserve_colors(original, styled.astype(np.float32) / 255.0))
+        if strength < 1.0:
+            mix = original.astype(np.float32) * (1.0 - strength) + styled.astype(np.float32) * strength
+            styled = np.clip(mix + 0.5, 0, 255).astype(np.uint8)
+        return styled
+    if preserve_color:
+        styled = preserve_colors(original, styled)
+    if strength < 1.0:
+        orig = to_float(original) * np.float32(1.0 - strength)
+        styled = styled * np.float32(strength)
+        styled += orig
+    return styled
+
+
+def resize_array(arr: np.ndarray, size: tuple[int, int], resample: int = Image.Resampling.BICUBIC) -> np.ndarray:
+    """An HxWx3 or HxW array (uint8, or float in [0, 1]) resized to ``size`` = (width, height) with Pillow's
+    ``resample`` filter: uint8 stays uint8, floats come back float32 clipped to [0, 1] (resized per channel
+    in 32-bit float, no 8-bit rounding). The same array when the size is already right."""
+    if (arr.shape[1], arr.shape[0]) == tuple(size):
+        return arr
+    if arr.dtype == np.uint8:
+        return np.asarray(Image.fromarray(arr, "RGB" if arr.ndim == 3 else "L").resize(size, resample))
+    planes = [arr] if arr.ndim == 2 else [arr[:, :, c] for c in range(arr.shape[2])]
+    out = [np.asarray(Image.fromarray(p.astype(np.float32, copy=False), "F").resize(size, resample)) for p in planes]
+    return (out[0] if arr.ndim == 2 else np.stack(out, axis=2)).clip(0.0, 1.0).astype(np.float32)
+
+
 def output_format(path: str | os.PathLike, format: str | None = None) -> str:
     """The Pillow format name for ``path`` (or an explicit ``format`` such as 'png' or 'jpg')."""
     key = ("." + format.lower().lstrip(".")) if format else Path(path).suffix.lower()

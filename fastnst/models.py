@@ -2,8 +2,9 @@
 
 :func:`load_model` gives a stylizer for an ``.onnx`` model (onnxruntime, :class:`fastnst.runtime.Stylizer`)
 or for ``.safetensors``/``.ckpt`` weights (torch, :class:`fastnst.training.torch_stylizer.TorchStylizer`); torch is
-imported only for weights. :func:`model_info` and :func:`info_lines` are ``fastnst info``;
-:func:`export_model` with :class:`ExportOptions` is ``fastnst export`` (and its ``--web`` page).
+imported only for weights. :func:`model_info` and :func:`info_lines` are ``fastnst info`` (style and
+super-resolution models alike); :func:`export_model` with :class:`ExportOptions` is ``fastnst export`` (and its
+``--web`` page). The ``--static`` size is checked by :func:`fastnst.checks.static_size`.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastnst.contract import IO_KINDS, META_VERIFIED, MIN_SIZE
+from fastnst.checks import static_size
+from fastnst.contract import IO_KINDS, META_VERIFIED, SR_TASK
 from fastnst.errors import ConfigError, FastNSTError, InputError, ModelFormatError
 from fastnst.options import check_options, option
 
 ONNX_SUFFIXES = (".onnx",)
 TORCH_SUFFIXES = (".ckpt", ".safetensors", ".pt", ".pth")
-MAX_STATIC_SIDE = 16384  # --static HxW: each side at most this (the runtime's pixel cap is 16384²)
 
 
 def model_kind(path: str | os.PathLike) -> str:
@@ -60,13 +61,6 @@ def load_model(path: str | os.PathLike, device: Any = "auto", threads: int | Non
     return TorchStylizer(path, device if isinstance(device, str) else "auto", threads)
 
 
-def _maybe_json(value: str) -> Any:
-    try:
-        return json.loads(value) if value[:1] in "[{" else value
-    except (json.JSONDecodeError, TypeError):
-        return value
-
-
 def model_info(model: str | os.PathLike | None = None) -> dict[str, Any]:
     """What ``fastnst info`` shows, as a JSON-able dict: metadata, signature, providers (``model`` None:
     the built-in styles' model, with ``builtin_styles``)."""
@@ -79,16 +73,18 @@ def model_info(model: str | os.PathLike | None = None) -> dict[str, Any]:
     else:
         path = Path(model).expanduser()
     if model_kind(path) == "onnx":
-        from fastnst.runtime import Stylizer
+        from fastnst.runtime import Model, Stylizer, Upscaler
 
-        info = Stylizer(path, providers="cpu").describe()
+        opened = Model(path, providers="cpu")
+        info = (Upscaler(opened) if opened.task == SR_TASK else Stylizer(opened)).describe()
     else:
+        from fastnst.runtime.session import decode_metadata
         from fastnst.training.weights import load_transformer
 
         net, meta = load_transformer(path)
         info = {"model": str(path), "size_bytes": path.stat().st_size, "io": "weights (torch)",
                 "config": net.config, "parameters": sum(p.numel() for p in net.parameters()),
-                "metadata": {k: _maybe_json(v) for k, v in sorted(meta.items())}}
+                "metadata": decode_metadata(meta)}
         try:
             from fastnst.runtime import available_providers
 
@@ -140,23 +136,6 @@ class ExportOptions:
     overwrite: bool = option(False, "replace an existing output")
 
 
-def parse_static(value: str | tuple[int, int] | None) -> tuple[int, int] | None:
-    """``"HxW"`` (or a (height, width) pair) to a checked (height, width); None stays None."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        parts = value.lower().replace("*", "x").split("x")
-        try:
-            h, w = (int(p) for p in parts)
-        except ValueError:
-            raise ConfigError(f"--static takes HEIGHTxWIDTH such as 512x768, got '{value}'") from None
-    else:
-        h, w = (int(v) for v in value)
-    if not (MIN_SIZE <= h <= MAX_STATIC_SIDE and MIN_SIZE <= w <= MAX_STATIC_SIDE):
-        raise ConfigError(f"--static sides must be between {MIN_SIZE} and {MAX_STATIC_SIDE}, got {h}x{w}")
-    return h, w
-
-
 def _web_line(folder: Path, model: Path) -> str:
     return (f"wrote {folder}/ (page, {model.name}, onnxruntime-web); serve it with: "
             f"python -m http.server -d {folder}")
@@ -185,7 +164,7 @@ def export_model(weights: str | os.PathLike, options: ExportOptions | None = Non
                 raise ConfigError("with an .onnx model, --web copies it as it is; -o, --io, --fp16 and --static "
                                   "apply to weights")
             return [_web_line(write_web(opts.web, [weights], opts.ort_dist, overwrite=opts.overwrite), weights)]
-    parse_static(opts.static)  # a bad size fails before torch is imported
+    static_size(opts.static)  # a bad size fails before torch is imported
     if opts.output is None:
         suffix = "-uint8" if opts.io == "uint8" else "-fp16" if opts.fp16 else ""
         suffix += f"-{opts.static.lower()}" if opts.static else ""
@@ -216,4 +195,4 @@ def verified_error(metadata: dict[str, str]) -> float | None:
 
 
 __all__ = ["model_kind", "load_model", "model_info", "info_lines", "ExportOptions", "export_model", "verified_error",
-           "parse_static", "ONNX_SUFFIXES", "TORCH_SUFFIXES"]
+           "ONNX_SUFFIXES", "TORCH_SUFFIXES"]

@@ -20,7 +20,7 @@ from fastnst import *
 with contextlib.redirect_stdout(io.StringIO()) as text:
     pydoc.help(fastnst)
 assert "Unavailable in this install" in text.getvalue(), text.getvalue()[:300]
-assert callable(train) and callable(gatys) and Stylizer.__module__ == "fastnst.runtime"
+assert callable(train) and callable(gatys) and Stylizer.__module__ == "fastnst.runtime.stylizer"
 assert "torch" not in [m for m in sys.modules if sys.modules[m] is not None]
 try:
     fastnst.train(style="x.jpg")

@@ -15,7 +15,8 @@ from PIL import Image
 from fastnst.errors import ConfigError, InputError, ModelFormatError
 from fastnst.training.export import export_onnx
 from fastnst.networks.transformer import TransformerNet
-from fastnst.runtime import Stylizer, preserve_colors
+from fastnst.image import preserve_colors
+from fastnst.runtime import Stylizer
 from fastnst.runtime.tiling import TileGrid
 from tests.conftest import synthetic_rgb
 

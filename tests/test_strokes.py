@@ -71,15 +71,32 @@ def test_exact_size_kinds_and_sr_path(models):
 
 def test_bad_scales(models, tmp_path, capsys):
     for bad in (0.1, 5, float("nan"), "x"):
-        with pytest.raises(ConfigError):
+        with pytest.raises(ConfigError, match="--stroke-scale must be"):
             check_stroke_scale(bad)
     src = tmp_path / "p.png"
     synthetic_rgb(40, 30).save(src)
     out = tmp_path / "o.png"
-    assert cli.main(["stylize", "--model", str(models[0]), str(src), "-o", str(out), "--stroke-scale", "9"]) == 2
-    assert cli.main(["stylize", "--model", str(models[0]), str(src), "-o", str(out), "--sr-model",
-                     str(models[1])]) == 2  # --sr-model without --stroke-scale > 1
-    assert not out.exists()
+    for extra, message in ((["--stroke-scale", "9"], "--stroke-scale must be >= 0.25 and <= 4, got 9.0"),
+                           (["--sr-model", str(models[1])], "--sr-model brings back a stylisation made at a smaller "
+                                                            "size; it needs --stroke-scale > 1")):
+        assert cli.main(["stylize", "--model", str(models[0]), str(src), "-o", str(out), *extra]) == 2
+        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(err) == 1 and err[0].startswith("fastnst: error:") and message in err[0], err
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["p.png"]  # nothing written, no temp file left
     assert cli.main(["stylize", "--model", str(models[0]), str(src), "-o", str(out), "--stroke-scale", "2",
                      "--sr-model", str(models[1])]) == 0
     assert Image.open(out).size == (40, 30)
+
+
+def test_every_kind_comes_back_like_the_stylizer_gives_it(models):
+    """The wrapper makes the stylizer's round trip: an RGBA array keeps its alpha, a gray one comes back in colour
+    (before, the wrapper had its own reading and returned HxWx3, or refused HxW)."""
+    scaled = ScaledStylizer(Stylizer(models[0]), 2.0)
+    rgb = np.asarray(synthetic_rgb(50, 34, seed=6))
+    rgba = np.dstack([rgb, np.full((34, 50), 123, np.uint8)])
+    out = scaled.stylize(rgba, strength=0.7)
+    assert out.shape == (34, 50, 4) and (out[:, :, 3] == 123).all()
+    assert np.array_equal(out[:, :, :3], scaled.stylize(rgb, strength=0.7))
+    assert scaled.stylize(rgb[:, :, 0]).shape == (34, 50, 3)
+    assert np.array_equal(scaled.render(rgb, scaled.settings(strength=0.7)), scaled.stylize(rgb, strength=0.7))
+    assert len(scaled.stylize_many([rgb, rgb[:20]], batch_size=2)) == 2

@@ -1,11 +1,10 @@
 """Runtime graph rewrite for tiling (third-party 0..255 models, old models, models without instance
-norm), multi-style models, the runtime API (return types, batches, streams, one-liner), providers
-and threads."""
+norm), multi-style models and the runtime API (return types, batches, streams, one-liner). Providers and
+threads: test_providers.py; style blends: test_blend.py."""
 
 from __future__ import annotations
 
 import json
-import logging
 
 import numpy as np
 import onnx
@@ -21,8 +20,7 @@ from fastnst import cli
 from fastnst.contract import INPUT_NAME, META_STYLES, OUTPUT_NAME, STYLE_NAME
 from fastnst.errors import ConfigError, ModelFormatError
 from fastnst.training.export import export_onnx
-from fastnst.runtime import (Stylizer, check_threads, parse_provider, parse_style, resolve_providers,
-                             usable_cpus)
+from fastnst.runtime import Stylizer
 from fastnst.runtime.tiling import TileGrid
 from tests.conftest import synthetic_rgb
 
@@ -235,21 +233,6 @@ def test_cli_style_option(two_style, tmp_path, capsys):
     assert len(err) == 1 and "did you mean 'mosaic'" in err[0] and not (tmp_path / "b.png").exists()
 
 
-def test_parse_style_errors():
-    names = ["wave", "mosaic", "udnie"]
-    assert parse_style(None, []) is None
-    assert parse_style(None, names).tolist() == [1, 0, 0]
-    assert parse_style("2", names).tolist() == [0, 0, 1]
-    assert np.allclose(parse_style("wave:1,2:3", names), [0.25, 0, 0.75])
-    for bad, match in (("wavy", "did you mean 'wave'"), (5, "out of range"), ("wave:-1,mosaic:1", ">= 0"),
-                       ("wave:0", "sum to zero"), ({"wave": "x"}, "not a number"), ([1, 2], "needs 3 values"),
-                       ("wave:abc", "not a number"), ("wave:0.5,:0.5", "NAME:WEIGHT"), ([1, float("nan"), 0], "finite")):
-        with pytest.raises(ConfigError, match=match):
-            parse_style(bad, names)
-    with pytest.raises(ConfigError, match="single style"):
-        parse_style("wave", [])
-
-
 def test_style_for_a_single_style_model(plain):
     with pytest.raises(ConfigError, match="single style"):
         Stylizer(plain[1]).stylize(synthetic_rgb(20, 20), style="wave")
@@ -316,59 +299,6 @@ def test_pillow_global_limit_untouched(plain, tmp_path, monkeypatch):
     assert Image.MAX_IMAGE_PIXELS == 100
 
 
-# ------------------------------------------------------------------------------------------ providers, threads
-
-def test_provider_parsing(monkeypatch):
-    import onnxruntime
-
-    assert parse_provider("cuda:device_id=1,arena_extend_strategy=kSameAsRequested") == (
-        "cuda", {"device_id": "1", "arena_extend_strategy": "kSameAsRequested"})
-    assert parse_provider("cpu") == "cpu"
-    with pytest.raises(ConfigError, match="key=value"):
-        parse_provider("cuda:device_id")
-    assert resolve_providers([("cpu", {"arena_extend_strategy": "kSameAsRequested"})]) == [
-        ("CPUExecutionProvider", {"arena_extend_strategy": "kSameAsRequested"})]
-    with pytest.raises(ConfigError, match=r"\(name, dict\)"):
-        resolve_providers([("cpu", "x")])
-    with pytest.raises(ConfigError, match="did you mean 'openvino'"):
-        resolve_providers("openvion")
-    everything = ["CPUExecutionProvider", "OpenVINOExecutionProvider", "CUDAExecutionProvider",
-                  "TensorrtExecutionProvider", "CoreMLExecutionProvider"]
-    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: everything)
-    assert resolve_providers("auto") == ["TensorrtExecutionProvider", "CUDAExecutionProvider",
-                                         "CoreMLExecutionProvider", "OpenVINOExecutionProvider", "CPUExecutionProvider"]
-    assert resolve_providers(["cuda"]) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
-    assert resolve_providers(None) == ["CPUExecutionProvider"]
-    with pytest.raises(ConfigError, match="has no DmlExecutionProvider"):
-        resolve_providers("directml")
-
-
-def test_cli_provider_errors(plain, tmp_path, capsys):
-    photo = tmp_path / "p.png"
-    synthetic_rgb(20, 20).save(photo)
-    for flags in (["--provider", "cdua"], ["--provider", "cpu:nokeyvalue"], ["--threads", "0"],
-                  ["--threads", "-3"], ["--provider", "cpu", "--device", "cpu"]):
-        assert cli.main(["stylize", "-m", str(plain[1]), str(photo), "-o", str(tmp_path / "o.png")] + flags) == 2
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and err[0].startswith("fastnst: error:"), flags
-    assert not (tmp_path / "o.png").exists()
-    assert cli.main(["stylize", "-m", str(plain[1]), str(photo), "-o", str(tmp_path / "o.png"),
-                     "--provider", "cpu", "--optimization", "basic"]) == 0
-
-
-def test_threads_capped_at_usable_cpus(plain, caplog):
-    cpus = usable_cpus()
-    with caplog.at_level(logging.WARNING, logger="fastnst.runtime"):
-        s = Stylizer(plain[1], providers="cpu", threads=100000)
-    assert s.threads == cpus
-    assert any("may use" in r.getMessage() for r in caplog.records)
-    assert check_threads(1) == 1
-    for bad in (0, -1, 2.5, True):
-        with pytest.raises(ConfigError):
-            check_threads(bad)
-
-
 def test_without_onnx_tiling_is_refused_or_skipped_with_a_note(plain, tmp_path):
     """The onnx package is a base dependency; an app without it still runs models, untiled."""
     import subprocess
@@ -388,7 +318,7 @@ def test_without_onnx_tiling_is_refused_or_skipped_with_a_note(plain, tmp_path):
             s.stylize(x, tile=32)
         except ConfigError as e:
             print("refused:", e)
-        import fastnst.runtime as rt
+        import fastnst.runtime.stylizer as rt
         rt.AUTO_TILE_PIXELS, rt.DEFAULT_TILE = 100, 32
         print("auto:", s.stylize(x).shape)
     """)

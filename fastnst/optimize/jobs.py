@@ -89,8 +89,7 @@ class RunOptions:
 
     def check(self) -> None:
         """Everything that can be checked before any work: options, sizes, memory, outputs."""
-        from fastnst.fileio import check_output
-        from fastnst.image import output_format
+        from fastnst.outputs import check_target
 
         check_settings(self)
         if not str(self.output).strip():
@@ -98,10 +97,9 @@ class RunOptions:
         for f in dataclasses.fields(self):
             if self.CLI.get(f.name, {}).get("required") and not getattr(self, f.name):
                 raise ConfigError(f"{flag_name(f)} is missing; give the {f.metadata['help'].split(' (')[0]}")
-        for target in self.targets():
-            output_format(target)  # out.xyz: refused now, not after the optimisation
-            check_output(target, self.overwrite, inputs=[i for i in self.inputs() if isinstance(i, (str, os.PathLike))
-                                                         and str(i) not in INIT_CHOICES])
+        for target in self.targets():  # out.xyz: refused now, not after the optimisation
+            check_target(target, self.overwrite, inputs=[i for i in self.inputs() if isinstance(i, (str, os.PathLike))
+                                                          and str(i) not in INIT_CHOICES])
         w, h = _pair(parse_size(getattr(self, "size")))
         checks.optimize_size(w, h, "the image", "--size", self.device_kind())
 

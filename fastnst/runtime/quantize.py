@@ -22,12 +22,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+
 import numpy as np
 
 from fastnst.constants import ASSETS_DIR
 from fastnst.contract import META_PRECISION, STYLE_NAME, padded_size
 from fastnst.errors import ConfigError, InputError, ModelFormatError
 from fastnst.fileio import atomic_output, check_output
+from fastnst.image import load_rgb, resize, to_nchw
 from fastnst.runtime.rewrite import speed_up
 
 # Chosen: calibration images are cropped to this square; activation ranges of a style network hardly
@@ -43,26 +45,18 @@ def calibration_photos() -> list[Path]:
 
 def _arrays(photos: Sequence[str | os.PathLike | np.ndarray], side: int) -> list[np.ndarray]:
     """Photos to float32 (1, 3, side, side) in [0, 1]: the short side scaled to ``side`` (a multiple of the
-    stride), the centre square kept (one shape for all: the histogram calibrators stack them)."""
-    from PIL import Image
-
+    stride), the centre square kept (one shape for all: the histogram calibrators stack them). Read with
+    :func:`fastnst.image.load_rgb` (EXIF orientation, pixel cap; InputError for an unreadable photo)."""
     side = padded_size(side)
     out = []
     for photo in photos:
-        if isinstance(photo, np.ndarray):
-            img = Image.fromarray(photo).convert("RGB")
-        else:
-            try:
-                with Image.open(photo) as f:
-                    img = f.convert("RGB")
-            except (OSError, ValueError) as exc:
-                raise InputError(f"cannot read calibration photo '{photo}': {exc}") from None
+        img = load_rgb(photo)
         scale = side / min(img.size)
         w, h = max(side, round(img.width * scale)), max(side, round(img.height * scale))
-        img = img.resize((w, h), Image.Resampling.BICUBIC)
+        img = resize(img, size=(w, h))
         left, top = (w - side) // 2, (h - side) // 2
         img = img.crop((left, top, left + side, top + side))
-        out.append((np.asarray(img, np.float32).transpose(2, 0, 1) / np.float32(255.0))[None])
+        out.append(to_nchw([np.asarray(img)]))
     return out
 
 

@@ -8,22 +8,28 @@ small stylisation (S > 1) by plain resampling blurs it; with an ``upscaler`` (a 
 from ``fastnst train-sr``) it is enlarged by the network, which restores sharp edges, then resampled
 (downwards only) to the exact size. S < 1 stylises a larger copy and shrinks the result with Lanczos.
 
-Torch-free; wraps a :class:`fastnst.runtime.Stylizer` (or anything with its ``stylize`` and
-``stylize_iter``) and keeps its interface, so image batches and video frames work the same way.
+Torch-free; wraps a :class:`fastnst.runtime.Stylizer` (or any :class:`fastnst.runtime.stylizer.StylizerBase`)
+and keeps its interface, so image batches and video frames work the same way. The image makes the
+stylizer's round trip (:mod:`fastnst.runtime.roundtrip`) and gets its finish (:func:`fastnst.image.finish`);
+the stylisation itself is made, and brought back to size, in 8-bit pixels.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from fastnst import checks
 from fastnst.constants import max_image_pixels
 from fastnst.errors import ConfigError, InputError
-from fastnst.image import fit_long_side, preserve_colors, read_fitted, to_uint8
+from fastnst.image import ImageSource, finish, resize_array, to_uint8
+from fastnst.runtime.roundtrip import Item, give_back, read
+from fastnst.runtime.stylizer import MAX_BATCH, Settings
 
 MIN_STROKE_SCALE = 0.25
 MAX_STROKE_SCALE = 4.0  # beyond 4x the stylised copy is 1/16 of the pixels: too little detail left
@@ -52,19 +58,17 @@ def scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
 
 def _resize(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """HxWx3 uint8 resized to (width, height): Lanczos when shrinking, bicubic when enlarging."""
-    if (rgb.shape[1], rgb.shape[0]) == size:
-        return rgb
     shrink = size[0] * size[1] < rgb.shape[0] * rgb.shape[1]
-    method = Image.Resampling.LANCZOS if shrink else Image.Resampling.BICUBIC
-    return np.asarray(Image.fromarray(rgb, "RGB").resize(size, method))
+    return resize_array(rgb, size, Image.Resampling.LANCZOS if shrink else Image.Resampling.BICUBIC)
 
 
 class ScaledStylizer:
     """A stylizer whose strokes are ``scale`` times larger, at the same output size.
 
-    ``stylizer``: a :class:`fastnst.runtime.Stylizer` (or compatible). ``upscaler``: an optional
+    ``stylizer``: a :class:`fastnst.runtime.Stylizer` (or any StylizerBase). ``upscaler``: an optional
     :class:`fastnst.runtime.upscaler.Upscaler` used to bring back stylisations made at a smaller size
-    (``scale`` > 1). Other attributes (``device``, ``style_names``, ...) are the wrapped stylizer's.
+    (``scale`` > 1). Other attributes (``device``, ``style_names``, ``settings``, ...) are the wrapped
+    stylizer's.
     """
 
     def __init__(self, stylizer: Any, scale: float, upscaler: Any = None) -> None:
@@ -75,81 +79,50 @@ class ScaledStylizer:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    # -- one image ---------------------------------------------------------------------------------
     def back_to_size(self, styled: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """A stylisation (HxWx3 uint8) made at the scaled size, brought to (width, height)."""
         if self.upscaler is not None and styled.shape[1] < size[0]:
             styled = self.upscaler.upscale_array(styled)
         return _resize(styled, size)
 
-    def _scaled(self, rgb: np.ndarray) -> np.ndarray:
-        h, w = rgb.shape[:2]
-        return _resize(rgb, scaled_size(w, h, self.scale))
+    # -- the stylizer interface ----------------------------------------------------------------------
+    def stylize(self, image: ImageSource, strength: float = 1.0, preserve_color: bool = False,
+                max_size: int | None = None, tile: int | None = None, overlap: int | None = None,
+                style: Any = None) -> Any:
+        """As :meth:`fastnst.runtime.Stylizer.stylize`, with strokes ``scale`` times larger (same options,
+        same kinds back)."""
+        return self.render(image, self.inner.settings(strength, preserve_color, max_size, tile, overlap, style))
 
-    def _finish(self, original: np.ndarray, styled: np.ndarray, strength: float, preserve_color: bool) -> np.ndarray:
-        """Strength and colour options applied at full size (as the runtime does); uint8."""
-        if preserve_color:
-            styled = to_uint8(preserve_colors(original, styled.astype(np.float32) / 255.0))
-        if strength < 1.0:
-            mix = original.astype(np.float32) * (1.0 - strength) + styled.astype(np.float32) * strength
-            styled = np.clip(mix + 0.5, 0, 255).astype(np.uint8)
-        return styled
+    def stylize_many(self, images: Iterable[ImageSource], batch_size: int = 1, **options: Any) -> list[Any]:
+        """:meth:`stylize` for several images; a list in the same order."""
+        return list(self.stylize_iter(images, batch_size, **options))
 
-    def stylize(self, image: Any, strength: float = 1.0, preserve_color: bool = False, max_size: int | None = None,
-                tile: int | None = None, overlap: int | None = None, style: Any = None) -> Any:
-        """As :meth:`fastnst.runtime.Stylizer.stylize`, with strokes ``scale`` times larger.
-
-        Arrays (HxWx3 uint8 or float in [0, 1]) come back as arrays of the same dtype; anything else
-        (path, PIL image, bytes) as a PIL image with the alpha and ICC profile kept.
-        """
-        return next(self.stylize_iter([image], 1, strength=strength, preserve_color=preserve_color,
-                                      max_size=max_size, tile=tile, overlap=overlap, style=style))
-
-    def stylize_iter(self, images: Iterable[Any], batch_size: int = 1, *, strength: float = 1.0,
-                     preserve_color: bool = False, max_size: int | None = None, tile: int | None = None,
-                     overlap: int | None = None, style: Any = None) -> Iterator[Any]:
+    def stylize_iter(self, images: Iterable[ImageSource], batch_size: int = 1, **options: Any) -> Iterator[Any]:
         """:meth:`stylize` over a stream (e.g. video frames), ``batch_size`` scaled copies per network call."""
-        strength = float(strength)
-        if not 0.0 <= strength <= 1.0:
-            raise ConfigError(f"strength must be between 0 and 1, got {strength}")
-        items: list[tuple[np.ndarray, Any]] = []
+        batch_size = checks.whole("batch_size", batch_size, maximum=MAX_BATCH)
+        return self.render_iter(images, self.inner.settings(**options), batch_size)
 
-        def prepared() -> Iterator[np.ndarray]:
+    def render(self, image: ImageSource, settings: Settings) -> Any:
+        """:meth:`stylize` with options already checked."""
+        return next(self.render_iter([image], settings))
+
+    def render_iter(self, images: Iterable[ImageSource], settings: Settings, batch_size: int = 1) -> Iterator[Any]:
+        """:meth:`stylize_iter` with options already checked: the scaled copies are stylised by the wrapped
+        stylizer (tiles and style as ``settings`` say), brought back to size, then finished at full size."""
+        items: list[tuple[Item, np.ndarray]] = []
+
+        def scaled() -> Iterator[np.ndarray]:
             for image in images:
-                rgb, extra = _read(image, max_size)
-                items.append((rgb, extra))
-                yield self._scaled(rgb)
+                item = read(image, settings.max_size)
+                rgb = to_uint8(item.src)
+                items.append((item, rgb))
+                yield _resize(rgb, scaled_size(rgb.shape[1], rgb.shape[0], self.scale))
 
-        inner = self.inner.stylize_iter(prepared(), batch_size, tile=tile, overlap=overlap, style=style)
-        for styled in inner:
-            rgb, extra = items.pop(0)
+        plain = replace(settings, strength=1.0, preserve_color=False, max_size=None)
+        for styled in self.inner.render_iter(scaled(), plain, batch_size):
+            item, rgb = items.pop(0)
             out = self.back_to_size(to_uint8(np.asarray(styled)[..., :3]), (rgb.shape[1], rgb.shape[0]))
-            yield _give_back(self._finish(rgb, out, strength, preserve_color), extra)
-
-
-def _read(image: Any, max_size: int | None) -> tuple[np.ndarray, Any]:
-    """(HxWx3 uint8, how to give the result back) for an array, PIL image, path or bytes."""
-    if isinstance(image, np.ndarray):
-        if image.ndim != 3 or image.shape[2] < 3:
-            raise InputError(f"expected an HxWx3 image array, got shape {image.shape}")
-        rgb = to_uint8(image[..., :3])
-        if max_size is not None and max(rgb.shape[:2]) > int(max_size):
-            rgb = _resize(rgb, fit_long_side((rgb.shape[1], rgb.shape[0]), int(max_size)))
-        return rgb, ("array", image.dtype)
-    data = read_fitted(image, None if max_size is None else int(max_size))
-    return np.asarray(data.rgb), ("pil", data.alpha, data.icc_profile)
-
-
-def _give_back(rgb: np.ndarray, extra: Any) -> Any:
-    if extra[0] == "array":
-        return rgb if extra[1] == np.uint8 else rgb.astype(np.float32) / 255.0
-    out = Image.fromarray(rgb, "RGB")
-    _, alpha, icc = extra
-    if alpha is not None:
-        out.putalpha(alpha)
-    if icc:
-        out.info["icc_profile"] = icc
-    return out
+            yield give_back(finish(rgb, out, settings.strength, settings.preserve_color), item)
 
 
 def with_stroke_scale(stylizer: Any, scale: float = 1.0, sr_model: Any = None, providers: Any = None,

@@ -1,10 +1,15 @@
-"""Overlapping tiles with feathered blending, and the graph rewrite that makes tiles seamless.
+"""Tiles for any image size (the one tiler of every model kind), and the graph rewrite that makes style tiles seamless.
 
-Torch-free. A :class:`TileGrid` cuts an H×W image into tiles of ``tile`` pixels that overlap by
-``overlap`` pixels and start on multiples of the network's stride; each tile is stylised on its own
-and blended into the result with raised-cosine weights across each overlap (normalised by the
-weight sum). Only one band of rows (tile height × image width) is held in float32 at a time, so
-peak memory grows with the image width, not with its area.
+Torch-free. A :class:`TileGrid` cuts an H×W image into tiles and assembles what a network makes of
+them, one band of rows at a time (tile height × image width in float32), so peak memory grows with the
+image width, not with its area. Two layouts:
+
+- style networks: tiles of ``tile`` pixels that overlap by ``overlap`` pixels and start on multiples of
+  the network's stride; each tile is stylised on its own and blended into the result with
+  raised-cosine weights across each overlap (normalised by the weight sum);
+- purely local networks (super-resolution, :meth:`TileGrid.abutting`): tiles that abut, each run with a
+  margin of context that is cropped off afterwards, the output ``factor`` times the input's size; the
+  result equals the untiled one.
 
 Instance normalisation would make tiles disagree if each used its own statistics (a patchwork of
 slightly different tones). :class:`NormRewrite` therefore rewrites any model's
@@ -26,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from fastnst.contract import STRIDE
+from fastnst.errors import TilingUnsupported
 
 # Names of the tensors the rewrite adds (prefixed so they cannot clash with a model's own names).
 _PREFIX = "fastnst_tiling_"
@@ -36,6 +42,8 @@ OVERLAP_FRACTION = 0.125
 # Chosen: leaving the outer 30% of each overlap to the neighbouring tile cut the measured seam error
 # 15-1000x (fast preset, 128-px tiles: 1.3e-3 -> 5e-6 at 64-px overlap).
 EDGE_FRACTION = 0.3
+# Smallest tile side a user may ask for (stylize's and upscale's --tile; a style tile is at least 4 strides).
+MIN_TILE = 16
 
 
 def _spans(n: int, tile: int, overlap: int, stride: int) -> list[tuple[int, int]]:
@@ -81,6 +89,7 @@ class TileGrid:
     """Tiles of an ``height``×``width`` image: ``tile`` pixels (rounded to ``stride``), ``overlap`` pixels.
 
     ``overlap`` defaults to OVERLAP_FRACTION of the tile. Tiles start on multiples of ``stride``.
+    :meth:`abutting` makes the layout of purely local networks instead.
     """
 
     def __init__(self, height: int, width: int, tile: int, overlap: int | None = None, stride: int = STRIDE) -> None:
@@ -91,50 +100,81 @@ class TileGrid:
         self.height, self.width, self.tile, self.overlap = int(height), int(width), tile, overlap
         self.rows = _spans(self.height, tile, overlap, stride)
         self.cols = _spans(self.width, tile, overlap, stride)
-        self.wy = _weights(self.rows)
-        self.wx = _weights(self.cols)
+        self.wy: list[np.ndarray] | None = _weights(self.rows)
+        self.wx: list[np.ndarray] | None = _weights(self.cols)
+        self.margin, self.min_context, self.factor = 0, 1, 1
+
+    @classmethod
+    def abutting(cls, height: int, width: int, tile: int, margin: int, min_context: int = 1,
+                 factor: int = 1) -> TileGrid:
+        """Tiles of a purely local network: ``tile`` pixels from the origin on, not overlapping, each run with
+        ``margin`` pixels of context on every side (clipped at the border, at least ``min_context`` pixels a
+        side); the network's output is ``factor`` times its input's size. Tiled equals untiled when
+        ``margin`` covers the network's receptive field."""
+        grid = cls.__new__(cls)
+        grid.height, grid.width, grid.tile, grid.overlap = int(height), int(width), int(tile), 0
+        grid.rows = [(y, min(grid.height, y + grid.tile)) for y in range(0, grid.height, grid.tile)]
+        grid.cols = [(x, min(grid.width, x + grid.tile)) for x in range(0, grid.width, grid.tile)]
+        grid.wy = grid.wx = None  # nothing to blend: every output pixel comes from one tile
+        grid.margin, grid.min_context, grid.factor = int(margin), int(min_context), int(factor)
+        return grid
 
     def __len__(self) -> int:
         return len(self.rows) * len(self.cols)
 
-    def bands(self, src: np.ndarray, run: Callable[[np.ndarray], np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield ``(y0, rows)``: finished float32 rows ``y0 .. y0 + len(rows)`` of the blended result.
+    def _context(self, start: int, end: int, n: int) -> tuple[int, int]:
+        """The span a tile runs on: ``margin`` pixels around it, clipped at 0 and ``n``, at least
+        ``min_context`` long."""
+        lo, hi = max(0, start - self.margin), min(n, end + self.margin)
+        return max(0, min(lo, hi - self.min_context)), hi
 
-        ``src`` is the H×W×3 image; ``run`` maps an h×w×3 tile to an h×w×3 float32 result.
-        Bands come in order and cover every row exactly once; only one band is held at a time.
+    def bands(self, src: np.ndarray, run: Callable[[np.ndarray], np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(y0, rows)``: finished float32 rows ``y0 .. y0 + len(rows)`` of the assembled result.
+
+        ``src`` is the H×W×3 image; ``run`` maps an h×w×3 piece to an (f·h)×(f·w)×3 float32 result (f the
+        grid's ``factor``, 1 for style networks). Bands come in order and cover every output row exactly once;
+        only one band is held at a time.
         """
-        acc: np.ndarray | None = None  # weighted sum of rows acc_y0 .. acc_y0 + len(acc)
+        f, blend = self.factor, self.wy is not None and self.wx is not None
+        acc: np.ndarray | None = None  # weighted sum of output rows f·acc_y0 .. f·acc_y0 + len(acc)
         wsum: np.ndarray | None = None
         acc_y0 = 0
         for r, (y, y_end) in enumerate(self.rows):
-            rows = y_end - acc_y0
-            new_acc = np.zeros((rows, self.width, 3), dtype=np.float32)
-            new_w = np.zeros((rows, self.width), dtype=np.float32)
-            if acc is not None and wsum is not None:
+            rows = (y_end - acc_y0) * f
+            new_acc = np.zeros((rows, self.width * f, 3), dtype=np.float32)
+            new_w = np.zeros((rows, self.width), dtype=np.float32) if blend else None
+            if acc is not None:
                 new_acc[: acc.shape[0]] = acc
+            if wsum is not None and new_w is not None:
                 new_w[: wsum.shape[0]] = wsum
             acc, wsum = new_acc, new_w
-            off = y - acc_y0
+            off = (y - acc_y0) * f
+            cy0, cy1 = self._context(y, y_end, self.height)
             for c, (x, x_end) in enumerate(self.cols):
-                out = run(src[y:y_end, x:x_end])
-                weight = self.wy[r][:, None] * self.wx[c][None, :]
-                out *= weight[:, :, None]
-                acc[off:, x:x_end] += out
-                wsum[off:, x:x_end] += weight
+                cx0, cx1 = self._context(x, x_end, self.width)
+                out = run(src[cy0:cy1, cx0:cx1])
+                if cy0 != y or cx0 != x or cy1 != y_end or cx1 != x_end:  # the context margin is cropped off
+                    oy, ox = (y - cy0) * f, (x - cx0) * f
+                    out = out[oy:oy + (y_end - y) * f, ox:ox + (x_end - x) * f]
+                if blend and wsum is not None:
+                    weight = self.wy[r][:, None] * self.wx[c][None, :]  # type: ignore[index]
+                    out *= weight[:, :, None]
+                    acc[off:, x:x_end] += out
+                    wsum[off:, x:x_end] += weight
+                else:
+                    acc[off:, x * f:x_end * f] = out
                 del out
             done = (self.rows[r + 1][0] if r + 1 < len(self.rows) else y_end) - acc_y0
-            finished = acc[:done]
-            finished /= wsum[:done, :, None]
-            yield acc_y0, finished
-            acc, wsum = acc[done:].copy(), wsum[done:].copy()
+            finished = acc[:done * f]
+            if wsum is not None:
+                finished /= wsum[:done, :, None]
+            yield acc_y0 * f, finished
+            acc = acc[done * f:].copy()
+            wsum = wsum[done:].copy() if wsum is not None else None
             acc_y0 += done
 
 
 # ------------------------------------------------------------------------------------ graph rewrite
-
-class TilingUnsupported(Exception):
-    """The model cannot be rewritten for tiling (the runtime then says so; see Stylizer)."""
-
 
 def _onnx() -> Any:
     try:
@@ -230,7 +270,8 @@ class NormRewrite:
         opset = _opset(model)
         if opset < 5:
             raise TilingUnsupported(f"opset {opset} is too old to rewrite (needs 5 or later)")
-        norms_nodes = [n for n in model.graph.node if n.op_type == "InstanceNormalization" and n.domain in ("", "ai.onnx")]
+        norms_nodes = [n for n in model.graph.node
+                       if n.op_type == "InstanceNormalization" and n.domain in ("", "ai.onnx")]
         if not norms_nodes:
             raise TilingUnsupported("the model has no InstanceNormalization nodes")
         types = _elem_types(model)

@@ -27,7 +27,7 @@ import torch
 from pytorch_lightning.callbacks import Callback
 
 from fastnst import checks
-from fastnst.errors import ConfigError, FastNSTError, InputError, OutputExistsError, os_error
+from fastnst.errors import ConfigError, FastNSTError, os_error
 from fastnst.training.callbacks import PreviewCallback, ProgressLog
 from fastnst.training.checkpointing import CrashSafeCheckpoint, resume_hint
 from fastnst.training.config import TRAINER_DEFAULTS, RunConfig, TrainConfig
@@ -77,18 +77,16 @@ def output_folder(config: RunConfig, default: Path, ckpt_path: Path | None, file
 
     Refused (FastNSTError, nothing written) when it is a file, lies inside the data folder, or already holds
     one of ``files`` or a last.ckpt without ``resume`` or ``overwrite``."""
+    from fastnst.outputs import check_run_folder
+
     out = Path(config.out if config.out is not None else ckpt_path.parent if ckpt_path is not None else default)
     out = out.expanduser()
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out '{out}' is a file; pass a folder")
-    data_dir = Path(str(config.data)).expanduser()
-    if data_dir.is_dir() and (out.resolve() == data_dir.resolve() or data_dir.resolve() in out.resolve().parents):
-        raise InputError(f"--out '{out}' is inside the data folder '{config.data}': previews and checkpoints would "
-                         f"be written among (and read as) training images; choose another --out")
-    if ckpt_path is None and not config.overwrite and any((out / f).exists() for f in (*files, "last.ckpt")):
-        raise OutputExistsError(f"'{out}' already holds a training run; pass {resume_hint(out)} to continue it, "
-                                f"--overwrite to start again, or another --out")
-    return out
+    return check_run_folder(out, (*files, "last.ckpt"), keep=ckpt_path is not None or config.overwrite,
+                            reads=Path(str(config.data)).expanduser(),
+                            among=f"the data folder '{config.data}': previews and checkpoints would be written "
+                                  f"among (and read as) training images",
+                            held=f"'{out}' already holds a training run; pass {resume_hint(out)} to continue it, "
+                                 f"--overwrite to start again, or another --out")
 
 
 def make_loggers(out: Path, user: Any = None) -> list[Any]:

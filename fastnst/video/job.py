@@ -59,10 +59,10 @@ ProgressFn = Callable[[int, int, float], None]  # (frames done, total frames or 
 
 def check_video_output(src: Path, dst: Path, overwrite: bool = False) -> tuple[str, str]:
     """Check an output video path before any work: container/codec available, writable, not the input."""
-    from fastnst.fileio import check_output
+    from fastnst.outputs import check_target
 
     fmt_codec = container_codec(dst)
-    check_output(dst, overwrite, inputs=[src])
+    check_target(dst, overwrite, inputs=[src], known_format=False)  # the container is the video's format
     return fmt_codec
 
 

@@ -1,0 +1,171 @@
+"""One ONNX model file and its onnxruntime sessions: the one engine object of every model kind. Torch-free.
+
+A :class:`Model` opens a file once: it checks that the file exists and loads, reads its metadata and
+checks its task against :mod:`fastnst.contract` (a style model handed to the upscaler, or the reverse, is
+named as such), and holds the resolved providers and session options. It knows nothing about pixels:
+its inputs and outputs may be images or feature maps. The kinds build on it: :class:`fastnst.runtime.Stylizer`
+(image to image, padding, tiling), :class:`fastnst.runtime.upscaler.Upscaler` (super-resolution) and any later
+kind (a universal style model's encoder and decoders) add what is new about them, never a second session.
+
+Sessions: :attr:`Model.session` runs the file as stored (built when the Model is made: its signature and
+metadata come from it). :meth:`Model.variant` gives the session of a rewritten copy of the graph (graph
+rewrites for speed, the tiling statistics and tile graphs), built on first use and kept; only building a
+variant imports the ``onnx`` package. A Model holds live sessions and is not pickled: a worker process
+(e.g. of a dataset augmenter) opens its own from the path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from fastnst.contract import SR_TASK, model_task
+from fastnst.errors import ConfigError, InputError, ModelFormatError
+from fastnst.runtime.providers import (ProviderSpec, available_providers, is_auto, provider_name, resolve_providers,
+                                       session_options)
+
+log = logging.getLogger(__name__)
+
+# What writes a model of each task, and what runs it (said when a file does not load or is of another task).
+MAKERS: dict[str, str] = {"style": "fastnst export", SR_TASK: "fastnst train-sr"}
+USES: dict[str, str] = {"style": "fastnst stylize", SR_TASK: "fastnst upscale"}
+
+
+def _wrong_task(path: Path, task: str, wanted: str) -> ModelFormatError:
+    if task == SR_TASK:
+        return ModelFormatError(f"'{path}' is a super-resolution model; enlarge images with "
+                                f"'fastnst upscale --model {path} ...', or pass a {wanted} model")
+    return ModelFormatError(f"'{path}' is a {task} model, not a {wanted} model; use it with "
+                            f"'{USES.get(task, 'fastnst info')}', or pass a model from '{MAKERS.get(wanted, 'fastnst')}'")
+
+
+def decode_metadata(metadata: Mapping[str, str]) -> dict[str, Any]:
+    """Model metadata sorted by key, JSON values ('[...]', '{...}') decoded."""
+    out = {}
+    for key, value in sorted(metadata.items()):
+        try:
+            out[key] = json.loads(value) if value[:1] in "[{" else value
+        except (json.JSONDecodeError, TypeError):
+            out[key] = value
+    return out
+
+
+def signature(args: Sequence[Any]) -> list[dict[str, Any]]:
+    """onnxruntime's input/output descriptions as JSON-able dicts (name, type, shape)."""
+    return [{"name": a.name, "type": a.type, "shape": [d if isinstance(d, int) else str(d) for d in a.shape]}
+            for a in args]
+
+
+class Model:
+    """An ONNX model file with lazily built onnxruntime sessions.
+
+    ``path``: the ``.onnx`` file. ``providers``, ``threads``, ``optimization``: see
+    :func:`fastnst.runtime.providers.resolve_providers` and :func:`~fastnst.runtime.providers.session_options`.
+    ``task``: the task the caller runs ('style', 'super-resolution'; None: any), checked against the file's
+    metadata. Raises InputError for a missing file, ModelFormatError for an empty or unloadable file or
+    another task, ConfigError for unavailable providers (or an explicitly chosen one that does not start)
+    and bad options.
+    """
+
+    def __init__(self, path: str | os.PathLike, providers: ProviderSpec | Sequence[ProviderSpec] | None = None,
+                 threads: int | None = None, optimization: str | None = None, task: str | None = None) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"model '{path}' does not exist; check the path")
+        maker = MAKERS.get(task or "style", "fastnst")
+        if path.stat().st_size == 0:
+            raise ModelFormatError(f"model '{path}' is empty (0 bytes); export it again with {maker}")
+        self.path = path
+        self.optimization = optimization or "all"
+        self.options = session_options(threads, optimization)
+        self.threads: int = self.options.intra_op_num_threads  # CPU threads in use (capped at the CPUs available)
+        self.requested = providers
+        self.resolved = resolve_providers(providers)
+        self._maker = maker
+        self._variants: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self.session = self.open(str(path))
+        self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.task = model_task(self.metadata)
+        if task is not None:
+            self.expect(task)
+        self._check_providers()
+
+    def expect(self, task: str) -> None:
+        """ModelFormatError (naming the file's task and what to do) unless the file is a ``task`` model."""
+        if self.task != task:
+            raise _wrong_task(self.path, self.task, task)
+
+    # -- sessions ----------------------------------------------------------------------------------
+    def open(self, model: str | bytes, arena: bool = True) -> Any:
+        """An onnxruntime session of ``model`` (a path or serialised bytes) with this Model's providers and
+        options (``arena`` False: without the CPU memory arena, for once-per-image passes)."""
+        from fastnst.runtime.providers import ort
+
+        options = self.options if arena else session_options(self.threads, self.optimization, arena=False)
+        try:
+            return ort().InferenceSession(model, options, providers=self.resolved)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ModelFormatError(f"'{self.path}' is not an ONNX model onnxruntime can load ({first}); "
+                                   f"pass an .onnx file written by {self._maker}") from None
+
+    def _check_providers(self) -> None:
+        wanted = provider_name(self.resolved[0])
+        used = self.session.get_providers()
+        if wanted != used[0]:
+            if not is_auto(self.requested):
+                raise ConfigError(f"onnxruntime could not start {wanted} (missing libraries or device?); "
+                                  f"use --provider cpu")
+            log.info("note: %s did not start; running on %s", wanted, used[0])
+
+    @property
+    def providers(self) -> list[str]:
+        """The providers the main session actually uses, in priority order."""
+        return list(self.session.get_providers())
+
+    def run(self, feeds: Mapping[str, Any], outputs: Sequence[str] | None = None) -> list[Any]:
+        """The main session run on ``feeds`` (input name -> array: images or feature maps alike); the arrays of
+        ``outputs`` (None: every output), in that order."""
+        return self.session.run(None if outputs is None else list(outputs), dict(feeds))
+
+    def proto(self) -> Any:
+        """The file as an ``onnx.ModelProto`` (a fresh copy to rewrite; ModuleNotFoundError without ``onnx``)."""
+        import onnx
+
+        return onnx.load(str(self.path))
+
+    def replace(self, proto: Any) -> None:
+        """Run ``proto`` (a rewritten copy of the file) as the main session from now on."""
+        self.session = self.open(proto.SerializeToString())
+
+    def variant(self, key: str, build: Callable[[], Any]) -> Any:
+        """The session(s) ``build()`` makes for variant ``key``, made on first use and kept (thread-safe).
+
+        ``build`` returns anything (a session, a tuple of sessions and helpers, or False for "no such
+        variant"); it is called once per Model and key. Keys name what the variant is for ('rewritten',
+        'tiling', ...); a later kind adds its own keys.
+        """
+        with self._lock:
+            if key not in self._variants:
+                self._variants[key] = build()
+            return self._variants[key]
+
+    # -- description -------------------------------------------------------------------------------
+    def describe(self, **kind: Any) -> dict[str, Any]:
+        """The file, what a kind says about it (``kind``), its signature (inputs, optional inputs: initialisers
+        a caller may override, outputs), metadata and providers, as a JSON-able dict (``fastnst info``)."""
+        return {"model": str(self.path), "size_bytes": self.path.stat().st_size, **kind,
+                "inputs": signature(self.session.get_inputs()),
+                "optional_inputs": signature(self.session.get_overridable_initializers()),
+                "outputs": signature(self.session.get_outputs()),
+                "metadata": decode_metadata(self.metadata), "providers_available": available_providers(),
+                "providers_used": self.providers}
+
+
+__all__ = ["Model", "MAKERS", "USES", "decode_metadata", "signature"]
