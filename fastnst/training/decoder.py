@@ -11,8 +11,6 @@ resume are :func:`fastnst.training.run.run`'s, as for style and super-resolution
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import os
 from pathlib import Path
 from typing import Any
@@ -63,13 +61,6 @@ class DecoderModule(LossNetworkModule):
         vgg_weights = self.encoder.weights
         self.save_hyperparameters()
         self.hparams["decoder_config"] = self.decoder.config
-
-    @classmethod
-    def from_config(cls, config: DecoderTrainConfig) -> "DecoderModule":
-        """The module for a checked ``config``: each argument is the config field of its name."""
-        fields = {f.name for f in dataclasses.fields(config)}
-        names = [n for n in inspect.signature(cls.__init__).parameters if n in fields]
-        return cls(**{name: getattr(config, name) for name in names})
 
     # -- a run -----------------------------------------------------------------------------------------
 

@@ -15,6 +15,8 @@ and only as deep as the content layer, on the input. (Super-resolution: :mod:`fa
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import math
 import os
 from collections.abc import Sequence
@@ -94,8 +96,11 @@ class LossNetworkModule(pl.LightningModule):
 
     @classmethod
     def from_config(cls, config: Any) -> "LossNetworkModule":
-        """The module for a checked (and prepared) ``config`` of :attr:`config_class`."""
-        raise NotImplementedError
+        """The module for a checked (and prepared) ``config`` of :attr:`config_class`; by default each argument
+        of the constructor is the config field of its name."""
+        fields = {f.name for f in dataclasses.fields(config)}
+        names = [n for n in inspect.signature(cls.__init__).parameters if n in fields]
+        return cls(**{name: getattr(config, name) for name in names})
 
     def check_resume(self, path: str | os.PathLike) -> Path:
         """``path`` when it is a checkpoint this module can continue (FastNSTError otherwise)."""

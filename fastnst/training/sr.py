@@ -14,8 +14,6 @@ checkpoints, resume and export) is :func:`fastnst.training.run.run`'s, as for st
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import os
 from pathlib import Path
 from typing import Any
@@ -68,13 +66,6 @@ class SuperResolutionModule(LossNetworkModule):
         sr_config = self.net.config
         factor = self.net.factor
         self.save_hyperparameters()
-
-    @classmethod
-    def from_config(cls, config: SRTrainConfig) -> "SuperResolutionModule":
-        """The module for a checked ``config``: each argument is the config field of its name."""
-        fields = {f.name for f in dataclasses.fields(config)}
-        names = [n for n in inspect.signature(cls.__init__).parameters if n in fields]
-        return cls(**{name: getattr(config, name) for name in names})
 
     # -- a run -----------------------------------------------------------------------------------------
 
