@@ -21,6 +21,7 @@ import math
 import shutil
 import sys
 import tarfile
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -129,14 +130,15 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every time budget")
     ap.add_argument("--dry-run", action="store_true", help="a second per job on the CPU, tiny sizes")
     ap.add_argument("--only", default="", help="comma-separated job names")
+    ap.add_argument("--deadline", type=float, default=480.0, help="seconds from the start by which the last job ends")
     a = ap.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() and not a.dry_run else "cpu")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    work = a.out / "work"
-    work.mkdir(parents=True, exist_ok=True)
+    a.out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="fastnst-train-"))  # the results are packed into OUT (at most 8 files)
     log: dict[str, Any] = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
                            "torch": torch.__version__}
     t0 = time.perf_counter()
@@ -144,27 +146,39 @@ def main() -> None:
     log["photos"] = len(photos.images)
     small = a.dry_run
     size = lambda s: 32 if small else s  # noqa: E731
-    budget = lambda s: 1.0 if small else s * a.scale  # noqa: E731
+    reserve = 15.0  # seconds kept for saving and packing after a job
+
+    def budget(seconds: float) -> float:
+        left = a.deadline - (time.perf_counter() - t0) - reserve
+        return 1.0 if small else max(0.0, min(seconds * a.scale, left))
     bs = lambda b: 2 if small else b  # noqa: E731
     common = dict(data=str(a.photos), num_workers=0, trainer={"accelerator": device.type})
 
-    def save_decoder(module: Any, config: Any, steps: int) -> None:
-        module.save_weights(work / f"decoder-{config.net}-{module.decoder.layer}.safetensors", config, steps)
-
-    def decoder_job(net: str, level: int, seconds: float, batch: int, lr: float) -> None:
+    def decoder_job(net: str, level: int, seconds: float, batch: int, lr: float, width: float = 1.0,
+                    tag: str = "") -> None:
         config = DecoderTrainConfig(**common, level=level, net=net, vgg_weights=a.vgg16 if net == "vgg16" else a.vgg19,
-                                    image_size=size(256), batch_size=bs(batch), lr=lr).check()
-        fit(f"decoder-{net}-{level}", DecoderModule.from_config(config), config, photos, budget(seconds),
-            bs(batch), size(256), lr, device, log, save_decoder)
+                                    width=width, image_size=size(256), batch_size=bs(batch), lr=lr).check()
+        name = f"decoder-{tag or net}-{level}"
+
+        def save(module: Any, c: Any, steps: int) -> None:
+            module.save_weights(work / f"decoder-{tag or net}-{module.decoder.layer}.safetensors", c, steps)
+
+        fit(name, DecoderModule.from_config(config), config, photos, budget(seconds), bs(batch), size(256), lr,
+            device, log, save)
 
     def builtin_job(tag: str, style_weight: float, seconds: float) -> None:
-        styles = [str(a.paintings / s) if s.endswith(".jpg") else s for s in BUILTIN_STYLES]
+        from fastnst.styles.registry import resolve_styles
+
+        folder = work / "styles"  # each style picture under its built-in name (the network's style names)
+        folder.mkdir(exist_ok=True)
+        styles = []
+        for spec, name in zip(BUILTIN_STYLES, BUILTIN_NAMES):
+            src = Path(resolve_styles([str(a.paintings / spec) if spec.endswith(".jpg") else spec])[0])
+            styles.append(str(shutil.copyfile(src, folder / f"{name}{src.suffix}")))
         config = TrainConfig(**common, style=styles, arch="fast", style_weight=style_weight, vgg_weights=a.vgg16,
                              image_size=size(256), batch_size=bs(16), lr=1e-3).check()
         StyleTransferModule.prepare(config)
         module = StyleTransferModule.from_config(config)
-        module.transformer.style_names = list(BUILTIN_NAMES)
-        module.hparams["style_name"] = "builtin"
 
         def save(m: Any, c: Any, steps: int) -> None:
             m.save_weights(work / f"builtin-{tag}.safetensors", c, steps)
@@ -186,6 +200,7 @@ def main() -> None:
         ("decoder-vgg16-3", lambda: decoder_job("vgg16", 3, 40, 16, 5e-4)),
         ("decoder-vgg16-2", lambda: decoder_job("vgg16", 2, 20, 16, 5e-4)),
         ("decoder-vgg16-1", lambda: decoder_job("vgg16", 1, 10, 16, 5e-4)),
+        ("decoder-half-4", lambda: decoder_job("vgg16", 4, 30, 16, 5e-4, width=0.5, tag="half")),
         ("builtin-a", lambda: builtin_job("a", 0.5, 55)),
         ("builtin-b", lambda: builtin_job("b", 1.5, 55)),
         ("sr-x4", lambda: sr_job(30)),
@@ -193,7 +208,7 @@ def main() -> None:
     ]
     only = {j for j in a.only.split(",") if j}
     for name, job in jobs:
-        if only and name not in only:
+        if (only and name not in only) or budget(1.0) < 1.0:
             continue
         try:
             job()
