@@ -119,3 +119,20 @@ def max_image_pixels() -> int:
 # Largest number of video frames per network call (``fastnst stylize clip.mp4 --batch-size``, ``stylize_video``).
 # Chosen: a typo guard; 64 frames of 1080p are about 1.6 GB of float32 input already.
 MAX_VIDEO_BATCH = 64
+
+# Universal style transfer (WCT, fastnst.runtime.universal / fastnst.networks.universal).
+# Chosen: the whitening ridge relative to the covariance's mean eigenvalue (trace / C). Pictures made with
+# 1e-4, 1e-2 and 1e-1 on held-out photos and paintings look the same (1e-1 a little smoother); 1e-2 bounds
+# the smallest eigenvalue / trace at 1e-2 / C (2e-5 at relu4_1), which the float32 Newton-Schulz iteration of
+# the one-graph export resolves (1e-4 does not: rank-deficient covariances of small images, e.g. 96x64 px with
+# 96 feature pixels at relu4_1 for C = 512, then came out different from the exact path).
+WCT_RIDGE = 1e-2
+# Chosen: the colouring ridge, relative as above. A style covariance computed in float32 from fewer feature
+# pixels than channels (a small style image) has negative rounding-noise eigenvalues, on which the Newton-Schulz
+# square root diverges; 1e-3 lifts them above the noise (~1e-7 of the trace) and adds at most 3% of the RMS
+# feature in directions the style does not use (the exact path adds the same, so both give one picture).
+WCT_STYLE_RIDGE = 1e-3
+# Chosen: Newton-Schulz iterations of the one-graph export. Measured on photo features (relu1_1..relu4_1):
+# 10 iterations leave 5-21% relative error against float64 eigendecompositions, 20 leave < 1e-4; 25 keep a
+# margin for the ridge-bounded worst case (smallest eigenvalue / trace ~ 1e-2 / C: ~17 iterations).
+WCT_NS_ITERATIONS = 25

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from fastnst.constants import VGG_LAYERS
+
 # ONNX interface.
 INPUT_NAME = "image"
 OUTPUT_NAME = "stylized"
@@ -89,5 +91,55 @@ def padded_size(size: int, stride: int = STRIDE, min_size: int = MIN_SIZE) -> in
 
 
 def model_task(metadata: Mapping[str, str]) -> str:
-    """'super-resolution' or 'style' from a model's metadata."""
-    return SR_TASK if metadata.get(META_TASK) == SR_TASK else "style"
+    """'super-resolution', 'universal' or 'style' from a model's metadata."""
+    task = metadata.get(META_TASK)
+    return task if task in (SR_TASK, UNIVERSAL_TASK) else "style"
+
+
+# ------------------------------------------------------------------ the universal model's networks, as layer plans
+# One plan each for the VGG encoder and the decoders, read by the torch modules (fastnst.networks) and by the
+# torch-free runtime that builds the stage graphs from a universal model's weights (fastnst.runtime.universal),
+# so that both lay the same layers out under the same weight names.
+UNIVERSAL_LEVELS: tuple[int, ...] = (4, 3, 2, 1)  # coarse to fine
+LEVEL_LAYERS: dict[int, str] = {1: "relu1_1", 2: "relu2_1", 3: "relu3_1", 4: "relu4_1"}
+VGG_BLOCK_CHANNELS: tuple[int, ...] = (64, 128, 256, 512, 512)
+
+
+def vgg_block_convs(arch: str) -> list[int]:
+    """Convolutions per VGG block of ``arch`` (vgg16: 2, 2, 3, 3, 3; vgg19: 2, 2, 4, 4, 4)."""
+    counts: dict[int, int] = {}
+    for name in VGG_LAYERS[arch]:
+        if name.startswith("conv"):
+            counts[int(name[4])] = counts.get(int(name[4]), 0) + 1
+    return [counts[b] for b in sorted(counts)]
+
+
+def encoder_plan(arch: str, layer: str) -> list[tuple]:
+    """The VGG ``features`` modules up to ``layer``: ("conv", in, out) (3×3, zero padding 1), ("relu",),
+    ("pool",) (2×2 max); the i-th entry is ``features.i``."""
+    plan: list[tuple] = []
+    cin = 3
+    for name in VGG_LAYERS[arch][:VGG_LAYERS[arch].index(layer) + 1]:
+        if name.startswith("conv"):
+            cout = VGG_BLOCK_CHANNELS[int(name[4]) - 1]
+            plan.append(("conv", cin, cout))
+            cin = cout
+        else:
+            plan.append(("relu",) if name.startswith("relu") else ("pool",))
+    return plan
+
+
+def decoder_plan(level: int, arch: str, width: float) -> list[tuple]:
+    """A decoder's ``net`` modules: the mirror of the encoder from relu{level}_1 back to RGB. ("pad",) (reflection,
+    1 pixel), ("conv", in, out) (3×3, no padding), ("relu",), ("up",) (×2 nearest); ``width`` scales every
+    channel count but the input (the encoder's) and the output (RGB)."""
+    convs = vgg_block_convs(arch)
+    ch = [max(8, round(c * width)) for c in VGG_BLOCK_CHANNELS]
+    plan: list[tuple] = []
+    cin = VGG_BLOCK_CHANNELS[level - 1]
+    for block in range(level, 1, -1):
+        plan += [("pad",), ("conv", cin, ch[block - 2]), ("relu",), ("up",)]  # mirrors of conv{block}_1, a pool
+        cin = ch[block - 2]
+        for _ in range(convs[block - 2] - 1):  # mirrors of conv{block-1}_2 ... conv{block-1}_k
+            plan += [("pad",), ("conv", cin, cin), ("relu",)]
+    return plan + [("pad",), ("conv", cin, 3)]  # mirror of conv1_1, no activation

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from fastnst.contract import SR_TASK, model_task
+from fastnst.contract import SR_TASK, UNIVERSAL_TASK, model_task
 from fastnst.errors import ConfigError, InputError, ModelFormatError
 from fastnst.runtime.providers import (ProviderSpec, available_providers, is_auto, provider_name, resolve_providers,
                                        session_options)
@@ -32,8 +32,10 @@ from fastnst.runtime.providers import (ProviderSpec, available_providers, is_aut
 log = logging.getLogger(__name__)
 
 # What writes a model of each task, and what runs it (said when a file does not load or is of another task).
-MAKERS: dict[str, str] = {"style": "fastnst export", SR_TASK: "fastnst train-sr"}
-USES: dict[str, str] = {"style": "fastnst stylize", SR_TASK: "fastnst upscale"}
+MAKERS: dict[str, str] = {"style": "fastnst export", SR_TASK: "fastnst train-sr",
+                          UNIVERSAL_TASK: "fastnst export-universal"}
+USES: dict[str, str] = {"style": "fastnst stylize", SR_TASK: "fastnst upscale",
+                        UNIVERSAL_TASK: "fastnst stylize --universal-model"}
 
 
 def _wrong_task(path: Path, task: str, wanted: str) -> ModelFormatError:
@@ -73,7 +75,8 @@ class Model:
     """
 
     def __init__(self, path: str | os.PathLike, providers: ProviderSpec | Sequence[ProviderSpec] | None = None,
-                 threads: int | None = None, optimization: str | None = None, task: str | None = None) -> None:
+                 threads: int | None = None, optimization: str | None = None, task: str | None = None,
+                 lazy: bool = False) -> None:
         path = Path(path)
         if not path.is_file():
             raise InputError(f"model '{path}' does not exist; check the path")
@@ -89,12 +92,34 @@ class Model:
         self._maker = maker
         self._variants: dict[str, Any] = {}
         self._lock = threading.Lock()
-        self.session = self.open(str(path))
-        self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
+        self._session: Any = None
+        self._proto: Any = None
+        if lazy:  # the metadata from the file; the main session only when it is used
+            try:
+                self._proto = self.proto()
+            except Exception as exc:  # noqa: BLE001 - a truncated or foreign file
+                first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+                raise ModelFormatError(f"'{path}' is not an ONNX model ({first}); pass an .onnx file written by "
+                                       f"{maker}") from None
+            self.metadata: dict[str, str] = {p.key: p.value for p in self._proto.metadata_props}
+        else:
+            self._session = self.open(str(path))
+            self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
         self.task = model_task(self.metadata)
         if task is not None:
             self.expect(task)
-        self._check_providers()
+        if not lazy:
+            self._check_providers()
+
+    @property
+    def session(self) -> Any:
+        """The session of the file as stored (built on first use for a lazy Model)."""
+        if self._session is None:
+            with self._lock:
+                if self._session is None:
+                    self._session = self.open(str(self.path))
+                    self._check_providers()
+        return self._session
 
     def expect(self, task: str) -> None:
         """ModelFormatError (naming the file's task and what to do) unless the file is a ``task`` model."""
@@ -138,11 +163,14 @@ class Model:
         """The file as an ``onnx.ModelProto`` (a fresh copy to rewrite; ModuleNotFoundError without ``onnx``)."""
         import onnx
 
+        if self._proto is not None:  # a lazy Model read it already: hand it over once
+            proto, self._proto = self._proto, None
+            return proto
         return onnx.load(str(self.path))
 
     def replace(self, proto: Any) -> None:
         """Run ``proto`` (a rewritten copy of the file) as the main session from now on."""
-        self.session = self.open(proto.SerializeToString())
+        self._session = self.open(proto.SerializeToString())
 
     def variant(self, key: str, build: Callable[[], Any]) -> Any:
         """The session(s) ``build()`` makes for variant ``key``, made on first use and kept (thread-safe).

@@ -5,7 +5,9 @@ inverts, cut at the decoder's layer (relu{level}_1). Each step encodes content c
 the decoder to reconstruct the input: pixel loss (mean squared error) plus λ times the feature loss (mean
 squared error between the encoder's features of the output and of the input, at the same layer). The
 encoder is the normalised VGG (``--vgg-normalize rms``, unit activations) that the universal model runs, so
-the decoder learns the features it will be given. The data, Trainer, loggers, previews, checkpoints and
+the decoder learns the features it will be given. A level-1 decoder is one linear convolution: its first step
+sets it to the least-squares solution on that batch (:func:`~fastnst.networks.decoders.fit_linear`), which the
+loss then fine-tunes. The data, Trainer, loggers, previews, checkpoints and
 resume are :func:`fastnst.training.run.run`'s, as for style and super-resolution training.
 """
 
@@ -22,7 +24,7 @@ from PIL import Image
 from fastnst import image as fimage
 from fastnst.fileio import sha256_file
 from fastnst.losses import content_loss
-from fastnst.networks.decoders import LEVEL_LAYERS, Decoder, save_decoder
+from fastnst.networks.decoders import LEVEL_LAYERS, Decoder, fit_linear, save_decoder
 from fastnst.networks.vgg import VGGFeatures
 from fastnst.training.checkpointing import check_checkpoint
 from fastnst.training.config import DecoderTrainConfig
@@ -59,6 +61,7 @@ class DecoderModule(LossNetworkModule):
         self.decoder = Decoder(level, net, width)
         self.encoder = VGGFeatures((LEVEL_LAYERS[level],), net, vgg_weights, normalize=vgg_normalize)
         vgg_weights = self.encoder.weights
+        self.linear_fitted = False  # level 1: least-squares start (networks.decoders.fit_linear), once per run
         self.save_hyperparameters()
         self.hparams["decoder_config"] = self.decoder.config
 
@@ -111,7 +114,14 @@ class DecoderModule(LossNetworkModule):
     def terms(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         with torch.no_grad():
             features = self.encoder(images)[self.decoder.layer]
+        if self.decoder.level == 1 and not self.linear_fitted and self.training:  # the first step of a fresh run
+            fit_linear(self.decoder, features.float(), images.float())
+            self.linear_fitted = True
         return self.losses(self.decoder(features), images, features)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self.linear_fitted = True  # a resumed run continues its weights
 
     def preview_outputs(self, images: torch.Tensor) -> Image.Image:
         """Rows: the input, its reconstruction."""
