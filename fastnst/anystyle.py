@@ -35,6 +35,7 @@ MIN_RESOLUTION = 16
 #: Long side of a Gatys result when ``resolution`` is None: the photo's own, at most this
 #: (reference implementation: neural-style's -image_size 512; optimisation cost grows with pixels).
 GATYS_MAX_DEFAULT = 512
+METHODS = ("auto", "gatys")  # generate(method=...): auto = the built-in or universal model; gatys on request
 
 PathLike = str | os.PathLike
 
@@ -88,7 +89,7 @@ def _outputs(files: list[Path], style_name: str, output_dir: Path, format: str |
 
 def generate(input_image_path: PathLike | Sequence[PathLike], style: PathLike | None = None,
              resolution: int | None = None, output_dir: PathLike | None = None, *,
-             strength: float = 1.0, overwrite: bool = False, format: str | None = None,
+             strength: float = 1.0, overwrite: bool = False, format: str | None = None, method: str = "auto",
              iterations: int | None = None, device: str | None = None, **gatys_options: Any) -> Path | list[Path]:
     """Stylise ``input_image_path`` (an image file, a folder of images or a list of paths) and save it.
 
@@ -97,11 +98,13 @@ def generate(input_image_path: PathLike | Sequence[PathLike], style: PathLike | 
 
     ``style``: a built-in style name (default: the default built-in; feed-forward, torch-free), a
     painting from the registry (``starry_night``, ... downloaded once into the cache), a generated
-    style that is not built in, or an image file (both Gatys et al.'s optimisation, which needs the
-    ``train`` extra). ``resolution``: the output's long side in pixels (default: the photo's own;
+    style that is not built in, or an image file. ``method``: 'auto' runs built-in styles on the shipped
+    feed-forward model and style pictures on the universal model (both torch-free; seconds); 'gatys' runs Gatys
+    et al.'s optimisation on a style picture (needs the ``train`` extra; minutes on a CPU), as do Gatys'
+    own options. ``resolution``: the output's long side in pixels (default: the photo's own;
     for Gatys the photo's own but at most 512). ``output_dir``: where results go (default: the
     current folder; created if missing), named ``<photo>-<style>.<ext>`` with the photo's format
-    unless ``format`` is given. ``strength`` in [0, 1] blends the built-in style with the photo.
+    unless ``format`` is given. ``strength`` in [0, 1]: how much of the style (built-in and universal).
     Gatys only: ``iterations`` (default 500), ``device`` and any :class:`fastnst.optimize.GatysSettings`
     field (``vgg_weights=...``, ``style_weight=...``) as keywords.
 
@@ -111,20 +114,23 @@ def generate(input_image_path: PathLike | Sequence[PathLike], style: PathLike | 
     """
     from fastnst.styles import builtin, registry
 
+    if method not in METHODS:
+        from fastnst.errors import unknown_choice
+
+        raise unknown_choice("method", str(method), METHODS)
     files, many, where = _inputs(input_image_path)
     chosen = registry.lookup(builtin.DEFAULT_STYLE if style is None else style)
     resolution = checks.side("resolution", resolution, minimum=MIN_RESOLUTION, allow_none=True)
     strength = checks.number("strength", strength, 0.0, 1.0)
-    if chosen.feed_forward:
-        unused = dict(gatys_options, **{k: v for k, v in (("iterations", iterations), ("device", device))
-                                        if v is not None})
-        if unused:
-            raise ConfigError(f"{', '.join(sorted(unused))} only apply to paintings and image styles (Gatys); "
-                              f"'{chosen.name}' is a built-in feed-forward style")
-    elif strength != 1.0:
-        raise ConfigError("strength applies to built-in styles only; for a painting or image style "
-                          "lower style_weight instead")
-    settings = None if chosen.feed_forward else _gatys_settings(gatys_options)
+    gatys_asked = dict(gatys_options, **{k: v for k, v in (("iterations", iterations), ("device", device))
+                                         if v is not None})
+    use_gatys = not chosen.feed_forward and (method == "gatys" or bool(gatys_asked))
+    if chosen.feed_forward and (gatys_asked or method == "gatys"):
+        raise ConfigError(f"{', '.join(sorted(gatys_asked)) or 'method=gatys'} only apply to paintings and image "
+                          f"styles (Gatys); '{chosen.name}' is a built-in feed-forward style")
+    if use_gatys and strength != 1.0:
+        raise ConfigError("strength applies to the built-in and universal models; for Gatys lower style_weight")
+    settings = _gatys_settings(gatys_options) if use_gatys else None
     if iterations is not None:  # only reached for Gatys (checked above), so optimize is importable here
         iterations = checks.whole("iterations", iterations, maximum=MAX_ITERATIONS)
     out_dir = Path(output_dir) if output_dir is not None else Path(".")
@@ -134,8 +140,10 @@ def generate(input_image_path: PathLike | Sequence[PathLike], style: PathLike | 
     if chosen.feed_forward:
         model = builtin.model_path()  # InputError when the package lacks the model: before any output
         run = _builtin_runner(model, chosen.name, resolution, strength)
-    else:
+    elif use_gatys:
         run = _gatys_runner(chosen, resolution, iterations, device, settings)
+    else:
+        run = _universal_runner(chosen, resolution, strength)
     from fastnst.image import save_image
 
     written: list[Path] = []
@@ -147,8 +155,66 @@ def generate(input_image_path: PathLike | Sequence[PathLike], style: PathLike | 
     return written if many else written[0]
 
 
+def is_picture_style(style: Any) -> bool:
+    """Whether ``style`` is a style picture for the universal model: an image (PIL, array, bytes), encoded
+    features, (style, weight) pairs, or a spec that names pictures (a file, a painting, a generated picture, or a
+    blend of them); False for built-in style names (ConfigError/InputError for unknown names, missing files)."""
+    from fastnst.styles.registry import picture_blend
+
+    if style is None:
+        return False
+    if isinstance(style, (str, os.PathLike)):
+        return picture_blend(style) is not None
+    if isinstance(style, (list, tuple)):
+        return all(is_picture_style(s) for s, _ in style) if all(
+            isinstance(p, (list, tuple)) and len(p) == 2 for p in style) else False
+    return True  # a PIL image, an array, bytes, a file object, encoded StyleFeatures
+
+
+def stylize(image: Any, model: str | os.PathLike | Any = None, *, style: Any = None, **options: Any) -> Any:
+    """One call: stylise ``image`` and return it in the kind it was given (a PIL image for a path).
+
+    - ``fastnst.stylize("photo.jpg")``: the default built-in style (torch-free, a fraction of a second);
+    - ``style="pointillist"`` (or a blend ``"mosaic:0.5,pointillist:0.5"``): built-in styles;
+    - ``style="painting.jpg"`` / a PIL image / an array / ``[("a.jpg", 0.6), ("b.jpg", 0.4)]``: any painting,
+      through the universal model (:class:`fastnst.runtime.universal.UniversalStylizer`; torch-free, seconds);
+      ``strength``, ``style_size``, ``mask``, ``preserve_color`` as it takes them;
+    - ``model="wave.onnx"`` (a path or a Stylizer): a trained model (``style``: its style name or blend).
+
+    ``providers``, ``threads``, ``optimization`` (and ``input_range`` for trained models) choose how the model
+    runs; models are kept for the next call. Raises InputError / ConfigError."""
+    from fastnst.runtime import stylizer as runtime
+
+    if model is not None:
+        return runtime.stylize(image, model, **({"style": style} if style is not None else {}), **options)
+    if is_picture_style(style):
+        from fastnst.runtime.universal import universal_stylizer
+
+        load = {k: options.pop(k) for k in ("providers", "threads", "optimization") if k in options}
+        return universal_stylizer(options.pop("universal_model", None), **load).stylize(image, style=style, **options)
+    from fastnst.styles import builtin
+
+    return runtime.stylize(image, builtin.model_path(), style=builtin.DEFAULT_STYLE if style is None else style,
+                           **options)
+
+
 def _builtin_runner(model: Path, style_name: str, resolution: int | None, strength: float) -> Any:
     from fastnst import runtime
+
+    return _file_runner(lambda source: runtime.stylize(source, model, style=style_name, strength=strength),
+                        resolution)
+
+
+def _universal_runner(style: Style, resolution: int | None, strength: float) -> Any:
+    from fastnst.runtime.universal import universal_stylizer
+
+    stylizer = universal_stylizer()
+    settings = stylizer.settings(strength, style=style.picture())  # the style encoded once, for every photo
+    return _file_runner(lambda source: stylizer.render(source, settings), resolution)
+
+
+def _file_runner(stylize_one: Any, resolution: int | None) -> Any:
+    """A photo file -> (RGB PIL image, alpha, ICC) through ``stylize_one`` (a PIL image or path in, PIL out)."""
     from fastnst.image import fit_long_side, read_image, resize
 
     def run(path: Path) -> tuple[Any, Any, Any]:
@@ -163,7 +229,7 @@ def _builtin_runner(model: Path, style_name: str, resolution: int | None, streng
                 source.putalpha(data.alpha.resize(source.size))
             if data.icc_profile:
                 source.info["icc_profile"] = data.icc_profile
-        out = runtime.stylize(source, model, style=style_name, strength=strength)
+        out = stylize_one(source)
         alpha = out.getchannel("A") if out.mode == "RGBA" else None
         return (out.convert("RGB") if alpha is not None else out), alpha, out.info.get("icc_profile")
     return run

@@ -60,9 +60,10 @@ class StylizeOptions(FileOptions):
     model: str | None = option(None, ".onnx model (onnxruntime) or .safetensors/.ckpt weights from fastnst train "
                                "(torch); default: the built-in styles shipped with fastnst (see fastnst styles)",
                                short="-m")
-    style: str | None = option(None, "multi-style models: a style name, an index, or a blend such as "
-                               "'wave:0.7,mosaic:0.3' (default: the first style; without --model, the default "
-                               "built-in style)", metavar="NAME|INDEX|NAME:W,NAME:W")
+    style: str | None = option(None, "a built-in style, a style picture (any painting: runs the universal model), "
+                               "or a blend such as 'mosaic:0.7,pointillist:0.3' or 'a.jpg:0.6,b.jpg:0.4'; with "
+                               "--model: the model's style name, index or blend (default: the first style; "
+                               "without --model, the default built-in style)", metavar="NAME|PICTURE|A:W,B:W")
     strength: float = option(1.0, "0 = original, 1 = fully stylised", low=0.0, high=1.0)
     preserve_color: bool = option(False, "keep the photo's colours, take the style's luminance")
     tile: int | None = option(None, "tile size in pixels (default: 1024-px tiles above 1.6 Mpx; 0 = never tile)")
@@ -79,6 +80,12 @@ class StylizeOptions(FileOptions):
     in_place: bool = option(False, "allow an output to be its own input (replaced atomically once stylised); "
                             "never another input")
     json: bool = option(False, "one JSON object per image on stdout")
+    style_size: int = option(512, "a style picture (universal model): its long side in pixels; larger gives "
+                             "finer strokes", low=16, high=4096)
+    mask: str | None = option(None, "a style picture (universal model): an image whose white part takes the style "
+                              "and black part keeps the photo (resized to each photo)")
+    universal_model: str | None = option(None, "the universal model for style pictures (default: the one shipped "
+                                         "with fastnst)")
     stroke_scale: float = option(1.0, "strokes S times larger (S > 1) or smaller (S < 1) at the same output size",
                                  low=MIN_STROKE_SCALE, high=MAX_STROKE_SCALE, metavar="S")
     sr_model: str | None = option(None, "with --stroke-scale > 1: a 'fastnst train-sr' .onnx model that brings the "
@@ -253,6 +260,11 @@ def stylize_files(inputs: Sequence[str], options: StylizeOptions | None = None, 
         raise ConfigError("--json writes to stdout, and so does -o -; use one of them")
     items = expand_inputs(inputs)
     style_spec = opts.style
+    pictures = _style_pictures(opts)
+    if pictures is not None:  # any painting: the universal model, torch-free
+        return _stylize_universal(items, opts, pictures, max_size, tile, on_item, progress)
+    if opts.mask is not None or opts.universal_model is not None:
+        raise ConfigError("--mask and --universal-model go with a style picture (--style painting.jpg)")
     if opts.model is None:  # the built-in multi-style model; its default style unless --style says otherwise
         from fastnst.styles import builtin
 
@@ -281,8 +293,57 @@ def stylize_files(inputs: Sequence[str], options: StylizeOptions | None = None, 
     return Report([_summary("stylised", done, failed, len(items), seconds, stylizer.device, where)], done, failed)
 
 
+def _style_pictures(opts: StylizeOptions) -> list[tuple[Path, float]] | None:
+    """The style pictures (files; paintings fetched, generated pictures made) and weights of ``--style`` when it
+    names pictures for the universal model, else None (a built-in style, or --model's own styles)."""
+    if opts.model is not None or opts.style is None:
+        return None
+    from fastnst.styles.registry import picture_blend
+
+    looked = picture_blend(opts.style)
+    if looked is None:
+        return None
+    if opts.stroke_scale != 1.0 or opts.sr_model is not None:
+        raise ConfigError("--stroke-scale applies to built-in and trained style models; for a style picture, "
+                          "--style-size sets the stroke size (smaller: larger strokes)")
+    return [(style.picture(), weight) for style, weight in looked]
+
+
+def _stylize_universal(items: list[Item], opts: StylizeOptions, pictures: list[tuple[Path, float]],
+                       max_size: int | None, tile: int | None, on_item: OnItem | None,
+                       progress: ProgressFn | None) -> Report:
+    """``fastnst stylize --style picture.jpg``: the universal model, the style(s) encoded once for every input."""
+    from fastnst.runtime.providers import parse_provider
+    from fastnst.runtime.universal import UniversalStylizer
+    from fastnst.video import is_video_path
+
+    providers: Any = [parse_provider(p) for p in opts.provider] if opts.provider else (opts.device or "auto")
+    style = pictures if len(pictures) > 1 else pictures[0][0]
+    if len(items) == 1 and is_video_path(items[0].name):
+        if opts.mask is not None:
+            raise ConfigError("--mask applies to images, not to videos")
+
+        def make() -> Any:
+            return UniversalStylizer(opts.universal_model, providers, opts.threads, opts.optimization)
+
+        return _stylize_video(items[0], opts, make, style, on_item, progress,
+                              extra={"style_size": opts.style_size})
+    mode, outputs = plan_outputs(items, opts)
+    stylizer = UniversalStylizer(opts.universal_model, providers, opts.threads, opts.optimization)
+    settings = stylizer.settings(opts.strength, opts.preserve_color, max_size, tile, style=style,
+                                 style_size=opts.style_size, mask=opts.mask)  # the styles encoded here, once
+
+    def work(source: Any) -> Any:
+        return stylizer.render(source, settings)
+
+    done, failed, seconds, _ = run_files(items, mode, outputs, opts, work, stylizer.device, on_item, progress)
+    where = "stdout" if mode == "stdout" else str(outputs[0] if mode == "file" else Path(opts.output))
+    return Report([_summary("stylised", done, failed, len(items), seconds, stylizer.device, where)], done, failed)
+
+
 def _stylize_video(item: Item, opts: StylizeOptions, make_stylizer: Callable[[], Any], style: Any,
-                   on_item: OnItem | None, progress: ProgressFn | None) -> Report:
+                   on_item: OnItem | None, progress: ProgressFn | None, extra: dict[str, Any] | None = None
+                   ) -> Report:
     from fastnst.video import DEFAULT_BATCH, DEFAULT_DEFLICKER, check_video_output, probe, stylize_video
 
     if item.problem:
@@ -301,6 +362,7 @@ def _stylize_video(item: Item, opts: StylizeOptions, make_stylizer: Callable[[],
     options: dict[str, Any] = {"strength": opts.strength, "preserve_color": opts.preserve_color, "tile": opts.tile}
     if style is not None:
         options["style"] = style
+    options.update(extra or {})
     frames = None if progress is None else (lambda d, t, fps: progress(d, t, f"frames {fps:.1f} frames/s"))
     t0 = time.perf_counter()
     result = stylize_video(src, dst, stylizer, batch_size=opts.batch_size or DEFAULT_BATCH, deflicker=deflicker,

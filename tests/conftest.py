@@ -86,3 +86,25 @@ def plain_onnx(net, path, metadata=None):
         entry.key, entry.value = key, str(value)
     onnx.save_model(model, str(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_universal(tmp_path_factory):
+    """(universal .onnx, vgg .safetensors, [decoder files]) of a tiny random universal model (VGG16 cut at relu4_1,
+    decoders of width 1/8), exported and verified once per run."""
+    from safetensors.torch import save_file
+
+    from fastnst.fileio import sha256_file
+    from fastnst.networks.decoders import Decoder, save_decoder
+    from fastnst.networks.vgg import VGGFeatures
+    from fastnst.training.universal import export_universal
+
+    folder = tmp_path_factory.mktemp("tiny-universal")
+    vgg = VGGFeatures(["relu4_1"], arch="vgg16", weights="random")
+    vgg_path = folder / "vgg16-cut.safetensors"
+    save_file({f"features.{k}": v.contiguous() for k, v in vgg.features.state_dict().items()}, str(vgg_path))
+    record = {"arch": "vgg16", "normalize": "rms", "weights": vgg_path.name, "sha256": sha256_file(vgg_path)}
+    torch.manual_seed(5)
+    decoders = [save_decoder(folder / f"decoder-{level}.safetensors", Decoder(level, "vgg16", 0.125).eval(), record,
+                             {"steps": 1}) for level in (1, 2, 3, 4)]
+    return export_universal(decoders, vgg_path, folder / "universal.onnx"), vgg_path, decoders

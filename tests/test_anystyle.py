@@ -144,8 +144,10 @@ def test_image_path_style_runs_gatys(env):
     assert out.name == "a-style.png" and Image.open(out).size == (32, 24)
     with pytest.raises(ConfigError, match="unknown generate\\(\\) option 'style_weigth'"):
         fastnst.generate("photos/a.png", style="style.png", output_dir="out", style_weigth=1.0)
-    with pytest.raises(ConfigError, match="strength applies to built-in styles only"):
-        fastnst.generate("photos/a.png", style="style.png", output_dir="out", strength=0.5)
+    with pytest.raises(ConfigError, match="strength applies to the built-in and universal models"):
+        fastnst.generate("photos/a.png", style="style.png", output_dir="out", strength=0.5, method="gatys")
+    with pytest.raises(ConfigError, match="unknown method 'gatsy'"):
+        fastnst.generate("photos/a.png", style="style.png", output_dir="out", method="gatsy")
 
 
 def test_painting_from_a_prefilled_cache_runs_gatys(env):

@@ -58,6 +58,12 @@ class Style:
         """Whether the style runs on the shipped multi-style model (torch-free, a fraction of a second)."""
         return self.kind == BUILTIN
 
+    @property
+    def universal(self) -> bool:
+        """Whether the style is a picture (a file, a painting, a generated picture): the universal model (and
+        Gatys, and training) take it."""
+        return self.kind != BUILTIN
+
     def picture(self, root: str | os.PathLike | None = None) -> Path:
         """The style picture file: the file as given, a painting's cached download (fetched now if needed) or a
         generated picture (made now if needed). ``root`` replaces the cache folder.
@@ -137,6 +143,30 @@ def lookup(spec: StyleSpec, *, picture: bool = False) -> Style:
         raise InputError(f"style image '{spec}' does not exist; check the path, or give a style name such as "
                          f"{examples}")
     raise unknown_style(spec, picture)
+
+
+def picture_blend(spec: StyleSpec) -> list[tuple[Style, float]] | None:
+    """The style pictures (and weights) that ``spec`` names for the universal model, or None when it names
+    built-in styles (``mosaic``, ``mosaic:0.5,pointillist:0.5``) for the shipped feed-forward model.
+
+    ``spec``: one style (a file, a painting, a generated picture) or a blend ``a.jpg:0.6,b.jpg:0.4``. A blend
+    of built-in styles with pictures is refused (ConfigError: they run on different models); unknown names
+    and missing files as :func:`lookup` says."""
+    from fastnst.runtime.universal import parse_style_blend
+
+    text = os.fspath(spec)
+    parts = [(text, 1.0)] if Path(text).exists() else parse_style_blend(text)
+    looked = []
+    for part, weight in parts:
+        if part.lstrip("-").isdigit():  # a built-in style's index
+            looked.append((Style(BUILTIN, part), weight))
+        else:
+            looked.append((lookup(part), weight))
+    kinds = {style.universal for style, _ in looked}
+    if len(kinds) > 1:
+        raise ConfigError(f"'{text}' mixes built-in styles with style pictures; blend built-in styles with built-in "
+                          f"styles, or pictures with pictures")
+    return looked if kinds == {True} else None
 
 
 def resolve_style(spec: StyleSpec, root: str | os.PathLike | None = None) -> Path:
