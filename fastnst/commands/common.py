@@ -14,13 +14,15 @@ import json
 import sys
 import time
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
 from fastnst.errors import ConfigError
 from fastnst.options import base_type, check_value, field_types, flag_name
 
-PROGRESS_MIN_IMAGES = 5  # chosen: below this a summary line is enough when stderr is not a terminal
+QUIET_SECONDS = 2.0  # chosen: a job shorter than this needs no progress in a log, its summary line says it all
+LOG_EVERY = 5.0  # chosen: off a terminal one progress line every few seconds (a 500-iteration Gatys: ~100 lines)
+TTY_EVERY = 0.1  # chosen: a live bar redrawn at most ten times a second
 
 
 class Parser(argparse.ArgumentParser):
@@ -97,32 +99,61 @@ def chosen(args: argparse.Namespace, cls: type) -> dict[str, Any]:
     return {k: v for k, v in vars(args).items() if k in names and v is not None}
 
 
-class Progress:
-    """Progress on stderr: a live bar on a terminal, else a plain line per ~10% (never ``\\r`` in logs).
+def duration(seconds: float) -> str:
+    """A duration for people: '8 s', '3 min 05 s', '1 h 02 min'."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
-    ``update(done, total, text)`` after each unit of work; ``close()`` at the end. Shown only when
-    ``total >= min_total`` (or on a terminal).
+
+class Progress:
+    """The one progress display of fastnst (stderr), fed by the library's progress callbacks: ``update(done,
+    total, text)`` after each unit of work (``done`` may be fractional), ``close()`` at the end.
+
+    On a terminal a live bar (``\\r``, at most :data:`TTY_EVERY` apart) with the elapsed time and an ETA. Off a
+    terminal (a log) plain lines, never ``\\r``: the first once the job has run :data:`QUIET_SECONDS` (quick jobs
+    print nothing), then one every ``every`` seconds (:data:`LOG_EVERY`), and the last unit's line when any was
+    shown. The ETA is the mean time per unit so far times the units left.
     """
 
-    def __init__(self, label: str = "", stream: Any = None, min_total: int = 1) -> None:
-        self.label, self.stream = label, stream or sys.stderr
+    def __init__(self, label: str = "", stream: Any = None, every: float | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.label, self.stream, self.clock = label, stream or sys.stderr, clock
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.min_total, self.start, self._decile, self._open = min_total, time.perf_counter(), -1, False
+        self.every = (TTY_EVERY if self.tty else LOG_EVERY) if every is None else every
+        self.start, self._last, self._open, self.lines = clock(), None, False, 0
 
-    def update(self, done: int, total: int, text: str = "") -> None:
-        if total <= 0 or (not self.tty and total < self.min_total):
+    def line(self, done: float, total: int, text: str = "") -> str:
+        """What ``update`` shows, without the bar: 'label 3/10 text | 12 s, ETA 28 s'."""
+        elapsed = self.clock() - self.start
+        frac = min(1.0, max(0.0, done / total))
+        count = f"{int(done)}/{total}"
+        head = " ".join(p for p in (self.label, count, text) if p)
+        if frac >= 1:
+            return f"{head} | {duration(elapsed)}"
+        eta = f"ETA {duration(elapsed / frac - elapsed)}" if frac > 0 else "ETA unknown"
+        return f"{head} | {duration(elapsed)}, {eta}"
+
+    def update(self, done: float, total: int, text: str = "") -> None:
+        if total <= 0:
             return
-        frac = min(1.0, done / total)
-        elapsed = time.perf_counter() - self.start
-        eta = elapsed / max(frac, 1e-9) - elapsed
-        line = f"{self.label}{' ' if self.label else ''}{done}/{total} {text}".rstrip()
+        now, finished = self.clock(), done >= total
         if self.tty:
-            bar = "#" * int(frac * 20)
-            self.stream.write(f"\r\033[K[{bar:<20}] {line} | {elapsed:.1f} s, {eta:.0f} s left")
+            if self._last is not None and now - self._last < self.every and not finished:
+                return
+            bar = "#" * int(min(1.0, done / total) * 20)
+            self.stream.write(f"\r\033[K[{bar:<20}] {self.line(done, total, text)}")
             self._open = True
-        elif int(frac * 10) > self._decile or done == total:
-            self._decile = int(frac * 10)
-            self.stream.write(f"{line} ({elapsed:.1f} s)\n")
+        else:
+            due = (now - self.start >= QUIET_SECONDS) if self._last is None else (now - self._last >= self.every)
+            if not (due or (finished and self.lines)):
+                return
+            self.stream.write(self.line(done, total, text) + "\n")
+            self.lines += 1
+        self._last = now
         self.stream.flush()
 
     def close(self) -> None:
@@ -134,7 +165,7 @@ class Progress:
 
 def run_batch(function: Any, options: Any, inputs: list[str], as_json: bool = False) -> int:
     """Call a fastnst.batch function with a progress display; print per-file errors (and JSON), then the summary."""
-    progress = Progress("", min_total=PROGRESS_MIN_IMAGES)
+    progress = Progress("")
 
     def show(record: dict[str, Any]) -> None:
         if "data" in record:

@@ -38,7 +38,8 @@ from fastnst.runtime.providers import ProviderSpec, short_name
 from fastnst.runtime.rewrite import polyphase_upsampling, speed_up
 from fastnst.runtime.roundtrip import Canvas, Item, give_back, read
 from fastnst.runtime.session import Model
-from fastnst.runtime.tiling import MIN_TILE, NormRewrite, TileGrid, make_dynamic, plain_graph
+from fastnst.runtime.tiling import (MIN_TILE, NormRewrite, ProgressFn, TileGrid, make_dynamic, plain_graph,
+                                    reporting)
 
 log = logging.getLogger(__name__)
 
@@ -226,23 +227,25 @@ class StylizerBase:
         batch_size = checks.whole("batch_size", batch_size, maximum=MAX_BATCH)
         return self.render_iter(images, self.settings(**options), batch_size)
 
-    def render(self, image: ImageSource, settings: Settings) -> Any:
-        """:meth:`stylize` with options already checked (:class:`Settings`)."""
-        return next(self.render_iter([image], settings))
+    def render(self, image: ImageSource, settings: Settings, progress: ProgressFn | None = None) -> Any:
+        """:meth:`stylize` with options already checked (:class:`Settings`); a tiled image reports (tiles done,
+        tiles, 'tiles') to ``progress`` after each tile."""
+        return next(self.render_iter([image], settings, progress=progress))
 
-    def render_iter(self, images: Iterable[ImageSource], settings: Settings, batch_size: int = 1) -> Iterator[Any]:
+    def render_iter(self, images: Iterable[ImageSource], settings: Settings, batch_size: int = 1,
+                    progress: ProgressFn | None = None) -> Iterator[Any]:
         """:meth:`stylize_iter` with options already checked (:class:`Settings`, ``batch_size``)."""
         pending: list[Item] = []
         for image in images:
             pending.append(read(image, settings.max_size))
             if len(pending) >= batch_size:
-                yield from self._render_batch(pending, settings)
+                yield from self._render_batch(pending, settings, progress)
                 pending = []
         if pending:
-            yield from self._render_batch(pending, settings)
+            yield from self._render_batch(pending, settings, progress)
 
     # -- rendering -------------------------------------------------------------------------------
-    def _render_batch(self, items: list[Item], s: Settings) -> Iterator[Any]:
+    def _render_batch(self, items: list[Item], s: Settings, progress: ProgressFn | None = None) -> Iterator[Any]:
         styled: list[np.ndarray | None] = [None] * len(items)
         if s.strength > 0:
             plain = [i for i, it in enumerate(items) if not self._tile_size(it.src, s.tile)]
@@ -253,7 +256,7 @@ class StylizerBase:
                 for i, out in zip(idx, self.run_batch([items[i].src for i in idx], s.style)):
                     styled[i] = out
         for i, item in enumerate(items):
-            yield self._render(item, styled[i], s)
+            yield self._render(item, styled[i], s, progress)
             items[i] = styled[i] = None  # type: ignore[call-overload]  # free as we go
 
     def _tile_size(self, src: np.ndarray, tile: int | None) -> int:
@@ -265,7 +268,7 @@ class StylizerBase:
                           "leave --tile out (automatic tiling) or pass --tile 1024")
         return size
 
-    def _render(self, item: Item, styled: np.ndarray | None, s: Settings) -> Any:
+    def _render(self, item: Item, styled: np.ndarray | None, s: Settings, progress: ProgressFn | None = None) -> Any:
         src = item.src
         h, w = src.shape[:2]
         tile_size = self._tile_size(src, s.tile) if s.strength > 0 else 0
@@ -280,7 +283,8 @@ class StylizerBase:
                 tile_size = 0
         if tile_size:
             canvas = Canvas(item, w, h)
-            for y0, band in TileGrid(h, w, tile_size, s.overlap, self.stride).bands(src, run):
+            grid = TileGrid(h, w, tile_size, s.overlap, self.stride)
+            for y0, band in grid.bands(src, reporting(run, len(grid), progress)):
                 canvas.put(y0, finish(src[y0:y0 + band.shape[0]], band, s.strength, s.preserve_color))
                 del band
             return canvas.give_back()
