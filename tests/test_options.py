@@ -115,7 +115,7 @@ def test_progress_on_a_terminal_redraws_one_line_with_an_eta():
     bar.close()
     text = tty.getvalue()
     assert text.startswith("\r") and text.endswith("\n") and text.count("\n") == 1
-    assert "images 1/3 | 4 s, ETA 8 s" in text and "images 2/3 tile 1/2 | 8 s, ETA 2 s" in text
+    assert "images 1/3 | 4 s, ETA 8 s" in text and "images 2/3 tile 1/2 | 8 s, ETA 1 s" in text
 
 
 def test_progress_stays_quiet_for_quick_jobs_in_logs():

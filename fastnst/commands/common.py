@@ -116,7 +116,8 @@ class Progress:
     On a terminal a live bar (``\\r``, at most :data:`TTY_EVERY` apart) with the elapsed time and an ETA. Off a
     terminal (a log) plain lines, never ``\\r``: the first once the job has run :data:`QUIET_SECONDS` (quick jobs
     print nothing), then one every ``every`` seconds (:data:`LOG_EVERY`), and the last unit's line when any was
-    shown. The ETA is the mean time per unit so far times the units left.
+    shown. The ETA is the mean time per unit since the first report (set-up such as loading a network is not
+    a unit) times the units left.
     """
 
     def __init__(self, label: str = "", stream: Any = None, every: float | None = None,
@@ -125,22 +126,29 @@ class Progress:
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.every = (TTY_EVERY if self.tty else LOG_EVERY) if every is None else every
         self.start, self._last, self._open, self.lines = clock(), None, False, 0
+        self._first: tuple[float, float] | None = None  # (time, units done) at the first report
 
     def line(self, done: float, total: int, text: str = "") -> str:
         """What ``update`` shows, without the bar: 'label 3/10 text | 12 s, ETA 28 s'."""
-        elapsed = self.clock() - self.start
+        now = self.clock()
+        elapsed = now - self.start
         frac = min(1.0, max(0.0, done / total))
         count = f"{int(done)}/{total}"
         head = " ".join(p for p in (self.label, count, text) if p)
         if frac >= 1:
             return f"{head} | {duration(elapsed)}"
-        eta = f"ETA {duration(elapsed / frac - elapsed)}" if frac > 0 else "ETA unknown"
-        return f"{head} | {duration(elapsed)}, {eta}"
+        if self._first is not None and done > self._first[1] and now > self._first[0]:
+            left = (now - self._first[0]) / (done - self._first[1]) * (total - done)
+        else:
+            left = elapsed / frac - elapsed if frac > 0 else None
+        return f"{head} | {duration(elapsed)}, {'ETA unknown' if left is None else 'ETA ' + duration(left)}"
 
     def update(self, done: float, total: int, text: str = "") -> None:
         if total <= 0:
             return
         now, finished = self.clock(), done >= total
+        if self._first is None:
+            self._first = (now, done)
         if self.tty:
             if self._last is not None and now - self._last < self.every and not finished:
                 return
