@@ -75,6 +75,16 @@ def resolve_weights(weights: str | os.PathLike | None) -> str:
     return str(path.resolve())
 
 
+def check_weights(weights: str | os.PathLike | None, arch: str = "vgg16") -> str:
+    """``weights`` resolved (:func:`resolve_weights`) and, unless 'random', loaded once into a VGG of ``arch``:
+    for a job that must know they work before it creates anything (``fastnst demo``). Raises
+    WeightsUnavailableError or ConfigError as building the loss network would."""
+    resolved = resolve_weights(weights)
+    if resolved != "random":
+        VGGFeatures(VGG_LAYERS[check_arch(arch)][0], arch, resolved)
+    return resolved
+
+
 def _make_features(arch: str, pooling: str) -> nn.Sequential:
     layers: list[nn.Module] = []
     in_ch = 3
