@@ -57,6 +57,10 @@ class ModelFormatError(FastNSTError):
     """A model file of the wrong kind (not ONNX / not a fastnst checkpoint / wrong signature)."""
 
 
+class UnsafePickleError(ModelFormatError):
+    """A PyTorch file that only a full unpickle (which can run code) would load: fastnst never loads it."""
+
+
 class ExportError(FastNSTError):
     """ONNX export or its verification failed; no file was written."""
 

@@ -27,7 +27,7 @@ from torch import nn
 
 from fastnst.constants import (DEFAULT_VGG_NORMALIZE, IMAGENET_MEAN, IMAGENET_STD, VGG_ARCHS, VGG_LAYERS,
                                VGG_NORMALIZE_CHOICES, VGG_POOLINGS, VGG_WEIGHT_CHOICES, VGG_WEIGHTS_ENV)
-from fastnst.errors import ConfigError, WeightsUnavailableError, unknown_choice
+from fastnst.errors import ConfigError, UnsafePickleError, WeightsUnavailableError, unknown_choice
 from fastnst.networks import winograd
 
 _RANDOM_SEED = 0  # chosen: a fixed seed makes weights="random" reproducible across runs and processes
@@ -137,8 +137,10 @@ def _file_state_dict(path: str, arch: str) -> dict[str, torch.Tensor]:
                 raise ConfigError(f"'{path}' holds {recorded.upper()} weights, not {arch.upper()}; "
                                   f"use them with --net {recorded} or pass {arch.upper()} weights")
         else:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
-    except ConfigError:
+            from fastnst.fileio import load_weights_only
+
+            sd = load_weights_only(path, "VGG weights")
+    except (ConfigError, UnsafePickleError):
         raise
     except Exception as exc:
         raise WeightsUnavailableError(
