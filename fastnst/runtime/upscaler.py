@@ -100,8 +100,8 @@ class Upscaler:
         out_w, out_h = width * self.factor, height * self.factor
         cap = max_image_pixels()
         if out_w * out_h > cap:
-            raise InputError(f"the output would be {out_w}x{out_h} = {out_w * out_h / 1e6:.0f} Mpx, above the cap of "
-                             f"{cap / 1e6:.0f} Mpx; downscale the input (--max-size) or raise FASTNST_MAX_PIXELS")
+            raise InputError(f"the output would be {out_w}x{out_h} = {out_w * out_h:,} pixels, above the cap of "
+                             f"{cap:,}; downscale the input (--max-size) or raise FASTNST_MAX_PIXELS")
         return out_w, out_h
 
     # -- up-sampling -----------------------------------------------------------------------------
