@@ -172,7 +172,7 @@ def test_progress_without_a_terminal_is_plain_log_lines(setup, capsys, caplog):
         assert main(argv) == 0
     captured = capsys.readouterr()  # neither stream is a terminal here: no progress bar (Lightning's is on stdout)
     assert "\r" not in captured.out + captured.err and captured.out.startswith("previews:")
-    assert any(r.getMessage().startswith("step 2  loss") for r in caplog.records)
+    assert any(r.getMessage().startswith("step 2/2  loss") for r in caplog.records)
 
 
 class _Code:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
 from fastnst.errors import ConfigError
-from fastnst.options import base_type, check_value, field_types, flag_name
+from fastnst.options import base_type, check_value, duration, field_types, flag_name
 
 QUIET_SECONDS = 2.0  # chosen: a job shorter than this needs no progress in a log, its summary line says it all
 LOG_EVERY = 5.0  # chosen: off a terminal one progress line every few seconds (a 500-iteration Gatys: ~100 lines)
@@ -97,16 +97,6 @@ def chosen(args: argparse.Namespace, cls: type) -> dict[str, Any]:
     """The fields of ``cls`` the user set on the command line (unset flags keep the dataclass default)."""
     names = {f.name for f in dataclasses.fields(cls)}
     return {k: v for k, v in vars(args).items() if k in names and v is not None}
-
-
-def duration(seconds: float) -> str:
-    """A duration for people: '8 s', '3 min 05 s', '1 h 02 min'."""
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 class Progress:
