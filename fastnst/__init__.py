@@ -1,7 +1,8 @@
 """fastnst: fast neural style transfer.
 
-Train Johnson et al.'s feed-forward networks (``fastnst.train``), apply them with onnxruntime alone
-(``fastnst.Stylizer``), and run the optimisation methods of Gatys et al. (``fastnst.gatys`` and its
+Stylise a photo with a built-in style in one call (``fastnst.stylize("photo.jpg")``, torch-free; the
+built-in styles' model is the file ``fastnst.BUILTIN_MODEL``), train Johnson et al.'s feed-forward
+networks (``fastnst.train``), apply them with onnxruntime alone (``fastnst.Stylizer``), and run the optimisation methods of Gatys et al. (``fastnst.gatys`` and its
 relatives); ``fastnst.generate`` puts any style onto photos in one call. Importing this package is cheap:
 the public names load their modules on first use.
 """
@@ -28,6 +29,7 @@ _LAZY = {
     "score": "fastnst.optimize",
     "generate": "fastnst.anystyle",
     "FastNSTError": "fastnst.errors",
+    "BUILTIN_MODEL": "fastnst.constants",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

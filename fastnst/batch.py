@@ -1,7 +1,12 @@
 """Apply a model to files: ``fastnst stylize`` and ``fastnst upscale`` as library functions. Torch-free.
 
-Inputs are image files, folders, globs or ``-`` (standard input); the output is a file (one input), a
-folder (created if missing) or ``-`` (standard output), planned by :func:`fastnst.outputs.plan`. Folder
+Inputs are image files, folders, globs, videos or ``-`` (standard input); the output is a file (one input), a
+folder (created if missing) or ``-`` (standard output), planned by :func:`fastnst.outputs.plan`; without an
+output each result goes next to its input under a name that says the style (:func:`fastnst.outputs.beside`:
+``photo.jpg`` -> ``photo.mosaic.jpg``). Media are routed by what the files hold: videos (and audio files,
+which are refused as such) go to :mod:`fastnst.video`, one after another, images to the engine. An output
+folder below a folder input is never read as input, and ``skip_existing`` leaves the results of an earlier,
+interrupted run in place. Folder
 policy: a folder input is searched with its sub-folders, hidden files and folders skipped
 (:func:`fastnst.image.find_images`), and its sub-folders are mirrored in the output folder
 (``photos/2024/a.jpg -o out/`` writes ``out/2024/a.jpg``). Every option is checked once, here, before the
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import glob
 import io
+import logging
 import os
 import sys
 import time
@@ -27,11 +33,12 @@ from typing import Any
 from fastnst import checks
 from fastnst.errors import ConfigError, FastNSTError, InputError
 from fastnst.options import check_options, option
-from fastnst.outputs import check_format, check_target, plan
+from fastnst.outputs import beside, check_format, check_target, plan
 from fastnst.runtime.providers import DEVICES, OPTIMIZATION_LEVELS
 from fastnst.runtime.strokes import MAX_STROKE_SCALE, MIN_STROKE_SCALE
 from fastnst.runtime.tiling import MIN_TILE
 
+log = logging.getLogger(__name__)
 OnItem = Callable[[dict[str, Any]], None]
 ProgressFn = Callable[[int, int, str], None]
 MAX_UPSCALE_TILE = 4096  # upscale's input tiles (x8 makes 32768-px output tiles)
@@ -43,14 +50,16 @@ MAX_DEFLICKER = 0.95
 class FileOptions:
     """Options of every command that turns image files into image files."""
 
-    output: str = option("", "output file (one input), folder (several; created if missing), or - for stdout",
-                         short="-o")
+    output: str | None = option(None, "output file (one input), folder (several; created if missing), or - for "
+                                "stdout (default: next to each input, named after it and the style: photo.mosaic.jpg)",
+                                short="-o")
     max_size: int | None = option(None, "downscale so the longer side is at most N pixels", low=1)
     threads: int | None = option(None, "CPU threads (default: physical cores; capped at the CPUs this process "
                                  "may use)", low=1)
     format: str | None = option(None, "output format for folders and stdout: jpg, png, webp, ...")
     quality: int = option(95, "JPEG/WebP quality", low=1, high=100)
     overwrite: bool = option(False, "replace existing output files")
+    skip_existing: bool = option(False, "leave inputs whose output exists (resume an interrupted batch)")
 
 
 @dataclass
@@ -60,10 +69,9 @@ class StylizeOptions(FileOptions):
     model: str | None = option(None, ".onnx model (onnxruntime) or .safetensors/.ckpt weights from fastnst train "
                                "(torch); default: the built-in styles shipped with fastnst (see fastnst styles)",
                                short="-m")
-    style: str | None = option(None, "a built-in style, a style picture (any painting: runs the universal model), "
-                               "or a blend such as 'mosaic:0.7,pointillist:0.3' or 'a.jpg:0.6,b.jpg:0.4'; with "
-                               "--model: the model's style name, index or blend (default: the first style; "
-                               "without --model, the default built-in style)", metavar="NAME|PICTURE|A:W,B:W")
+    style: str | None = option(None, "multi-style models: a style name, an index, or a blend such as "
+                               "'wave:0.7,mosaic:0.3' (default: the first style; without --model, the default "
+                               "built-in style)", metavar="NAME|INDEX|NAME:W,NAME:W")
     strength: float = option(1.0, "0 = original, 1 = fully stylised", low=0.0, high=1.0)
     preserve_color: bool = option(False, "keep the photo's colours, take the style's luminance")
     tile: int | None = option(None, "tile size in pixels (default: 1024-px tiles above 1.6 Mpx; 0 = never tile)")
@@ -134,10 +142,15 @@ class Report:
     failed: int = 0
 
 
-def expand_inputs(items: Sequence[str]) -> list[Item]:
+def expand_inputs(items: Sequence[str], exclude: Path | None = None) -> list[Item]:
     """One :class:`Item` per input image, in order: files, folders (searched with their sub-folders),
-    globs and ``-``; what cannot be found becomes an Item with its ``problem``."""
+    globs and ``-``; what cannot be found becomes an Item with its ``problem``. Files that folders and globs
+    find inside the folder ``exclude`` (the output folder) are left out: a run never reads its own results."""
     from fastnst.image import find_images
+    from fastnst.outputs import is_inside
+
+    def own(p: Path) -> bool:
+        return exclude is not None and is_inside(p, exclude)
 
     out: list[Item] = []
     for item in items:
@@ -147,26 +160,45 @@ def expand_inputs(items: Sequence[str]) -> list[Item]:
         path = Path(item).expanduser()
         if path.is_dir():
             try:
-                out += [Item(str(p), p, None, p.relative_to(path)) for p in find_images(path)]
+                found = find_images(path)
             except InputError as exc:
                 out.append(Item(item, path, str(exc)))
+                continue
+            kept = [p for p in found if not own(p)]
+            if len(kept) < len(found):
+                log.info("not reading the output folder '%s' as input (%d files)", exclude, len(found) - len(kept))
+            out += [Item(str(p), p, None, p.relative_to(path)) for p in kept] or [
+                Item(item, path, f"folder '{item}' has no images outside the output folder '{exclude}'")]
         elif path.exists():
             out.append(Item(item, path))
         elif glob.has_magic(item):
-            files = [Path(m) for m in sorted(glob.glob(os.path.expanduser(item), recursive=True)) if Path(m).is_file()]
+            files = [Path(m) for m in sorted(glob.glob(os.path.expanduser(item), recursive=True))
+                     if Path(m).is_file() and not own(Path(m))]
             out += [Item(str(p), p) for p in files] or [Item(item, None, f"'{item}' matches no files")]
         else:
             out.append(Item(item, path, f"'{item}' does not exist; check the path"))
     return out
 
 
-def plan_outputs(items: list[Item], opts: FileOptions) -> tuple[str, list[Path | None]]:
-    """('file' | 'folder' | 'stdout', one output path per item (None for stdout)), checked before any work
-    (:func:`fastnst.outputs.plan`)."""
+def output_folder(opts: FileOptions) -> Path | None:
+    """The folder results may be written into (an ``-o`` that is or will be a folder); None for stdout or none."""
+    if not opts.output or opts.output == "-":
+        return None
+    out = Path(opts.output).expanduser()
+    return out if out.is_dir() or opts.output.endswith(("/", os.sep)) or not out.suffix else None
+
+
+def plan_outputs(items: list[Item], opts: FileOptions, label: str = "") -> tuple[str, list[Path | None]]:
+    """('file' | 'folder' | 'stdout' | 'beside', one output path per item (None for stdout)), checked before any
+    work (:func:`fastnst.outputs.plan`; without ``-o``, :func:`fastnst.outputs.beside` with ``label``)."""
     if opts.output != "-" and len(items) == 1 and items[0].problem:
         raise InputError(items[0].problem)
-    planned = plan(items, opts.output, format=opts.format, overwrite=opts.overwrite,
-                   in_place=getattr(opts, "in_place", False))
+    keep = opts.overwrite or opts.skip_existing  # with skip_existing an existing result is left, per item
+    if opts.output is None:
+        planned = beside(items, label, format=opts.format, overwrite=keep)
+    else:
+        planned = plan(items, opts.output, format=opts.format, overwrite=keep,
+                       in_place=getattr(opts, "in_place", False))
     return planned.mode, planned.paths
 
 
@@ -175,24 +207,41 @@ def _check_common(opts: FileOptions, inputs: Sequence[str]) -> int | None:
     check_options(opts)
     max_size = checks.side("--max-size", opts.max_size, allow_none=True)  # bounded by the pixel cap (fastnst.checks)
     check_format(opts.format)  # unsupported format: InputError now, not per image
-    if not opts.output.strip():
-        raise ConfigError("-o/--output is empty; give a file or folder name, or - for stdout")
+    if opts.output is not None and not opts.output.strip():
+        raise ConfigError("-o/--output is empty; give a file or folder name, or - for stdout (or leave -o out to "
+                          "write next to each input)")
     if list(inputs).count("-") > 1:
         raise ConfigError("stdin (-) can be read only once")
+    if opts.skip_existing and opts.overwrite:
+        raise ConfigError("--skip-existing leaves existing outputs and --overwrite replaces them; give one of them")
+    if opts.skip_existing and getattr(opts, "in_place", False):
+        raise ConfigError("--skip-existing with --in-place would skip every input (each output exists: it is the "
+                          "input); give one of them")
     return max_size
 
 
 def run_files(items: list[Item], mode: str, outputs: list[Path | None], opts: FileOptions,
-              work: Callable[[Any], Any], device: str, on_item: OnItem | None = None,
-              progress: ProgressFn | None = None) -> tuple[int, int, float, Any]:
-    """Run ``work`` (source -> PIL image) on every item and write its result; (done, failed, seconds, last size).
+              work: Callable[[Any, Any], Any], device: str, on_item: OnItem | None = None,
+              progress: ProgressFn | None = None) -> tuple[int, int, float, Any, int]:
+    """Run ``work`` (source, tile progress -> PIL image) on every item and write its result; (done, failed,
+    seconds, last size, skipped).
 
-    A single item's error is raised; in a batch it is reported through ``on_item`` and the batch goes on.
+    A single item's error is raised; in a batch it is reported through ``on_item`` and the batch goes on. With
+    ``skip_existing`` an item whose output exists is left (reported with ``skipped``). ``progress`` gets the
+    images done (fractions within a tiled image) or, for one image, its tiles.
     """
     from fastnst.fileio import same_file
     from fastnst.image import encode_image, save_image
 
-    single, done, failed, last, start = len(items) == 1, 0, 0, None, time.perf_counter()
+    single, done, failed, skipped, last, start = len(items) == 1, 0, 0, 0, None, time.perf_counter()
+
+    def tiles(i: int) -> ProgressFn | None:
+        if progress is None:
+            return None
+        if single:
+            return progress
+        return lambda d, t, text: progress(i + d / t, len(items), f"images (tile {int(d)}/{t})")
+
     for i, (item, out_path) in enumerate(zip(items, outputs)):
         t0 = time.perf_counter()
         try:
@@ -200,13 +249,19 @@ def run_files(items: list[Item], mode: str, outputs: list[Path | None], opts: Fi
                 raise InputError(item.problem)
             own = getattr(opts, "in_place", False) and item.path is not None and out_path is not None and \
                 same_file(item.path, out_path)
+            if opts.skip_existing and out_path is not None and out_path.exists():
+                skipped += 1
+                record: dict[str, Any] = {"input": item.name, "output": str(out_path), "skipped": "output exists"}
+                if on_item is not None:
+                    on_item(record)
+                continue
             if out_path is not None and out_path.parent.exists():  # a new mirrored sub-folder holds nothing yet
                 check_target(out_path, opts.overwrite or own, known_format=False)  # before the work, per image
-            image = work(item.source())
+            image = work(item.source(), tiles(i))
             alpha = image.getchannel("A") if image.mode == "RGBA" else None
             rgb = image.convert("RGB") if alpha is not None else image
             icc = image.info.get("icc_profile")
-            record: dict[str, Any] = {"input": item.name, "output": str(out_path) if out_path else "-"}
+            record = {"input": item.name, "output": str(out_path) if out_path else "-"}
             if out_path is None:
                 record["data"] = encode_image(rgb, opts.format or "png", alpha=alpha, icc_profile=icc,
                                               quality=opts.quality)
@@ -226,12 +281,27 @@ def run_files(items: list[Item], mode: str, outputs: list[Path | None], opts: Fi
             on_item(record)
         if progress is not None and not single:
             progress(i + 1, len(items), "images")
-    return done, failed, time.perf_counter() - start, last
+    return done, failed, time.perf_counter() - start, last, skipped
+
+
+def _where(mode: str, outputs: list[Path | None], opts: FileOptions) -> str:
+    """Where a run's results went, for its summary line (the name itself for one result)."""
+    if mode == "stdout":
+        return "stdout"
+    if len(outputs) == 1 or mode == "file":
+        return str(outputs[0])
+    if mode == "beside":
+        folders = sorted({str(p.parent) for p in outputs if p is not None})
+        names = sorted({p.name for p in outputs if p is not None})
+        return f"{folders[0]}/ ({len(outputs)} files)" if len(folders) == 1 else \
+            f"next to the inputs ({names[0]}, ...)"
+    return str(Path(opts.output or "."))
 
 
 def _summary(verb: str, done: int, failed: int, total: int, seconds: float, device: str, where: str,
-             what: str = "") -> str:
+             what: str = "", skipped: int = 0) -> str:
     return (f"{verb} {done} of {total} image{'s' if total != 1 else ''}{what} in {seconds:.1f} s on {device}"
+            + (f"; {skipped} skipped (output exists)" if skipped else "")
             + (f"; {failed} failed" if failed else "") + f" -> {where}")
 
 
@@ -248,9 +318,33 @@ def _load_stylizer(opts: StylizeOptions, model_path: Path) -> Any:
     return with_stroke_scale(model, opts.stroke_scale, opts.sr_model, providers, opts.threads)
 
 
+def style_label(stylizer: Any, style: Any) -> str:
+    """What names a result of ``stylizer`` with checked blend weights ``style`` (None: the model's default): the
+    style names blended ('mosaic', 'mosaic+halftone'), else the model's style name or file name."""
+    names = list(getattr(stylizer, "style_names", []) or [])
+    if names:
+        if style is None:
+            default = getattr(stylizer, "default_style", None)
+            return str(default) if default in names else names[0]
+        return "+".join(n for n, w in zip(names, style) if float(w) > 0)
+    meta = getattr(stylizer, "metadata", {}) or {}
+    return str(meta.get("style_name") or Path(str(getattr(stylizer, "path", "styled"))).stem)
+
+
+def split_media(items: list[Item]) -> tuple[list[Item], list[Item]]:
+    """(images, videos): files that hold video or audio (by suffix, or by content when the suffix is not an
+    image's) go to the video reader, which says when one has no video stream."""
+    from fastnst.image import IMAGE_EXTENSIONS
+    from fastnst.video.io import is_media_file
+
+    videos = [it for it in items if it.path is not None and not it.problem and it.path.is_file()
+              and is_media_file(it.path, IMAGE_EXTENSIONS)]
+    return [it for it in items if it not in videos], videos
+
+
 def stylize_files(inputs: Sequence[str], options: StylizeOptions | None = None, *, on_item: OnItem | None = None,
                   progress: ProgressFn | None = None) -> Report:
-    """``fastnst stylize``: stylise ``inputs`` (or one video) as :class:`StylizeOptions` say; see the module."""
+    """``fastnst stylize``: stylise ``inputs`` (images and videos) as :class:`StylizeOptions` say; see the module."""
     opts = options or StylizeOptions()
     max_size = _check_common(opts, inputs)
     tile = checks.tile(opts.tile, minimum=MIN_TILE)
@@ -258,39 +352,65 @@ def stylize_files(inputs: Sequence[str], options: StylizeOptions | None = None, 
         raise ConfigError("--device is a shorthand for --provider; give one of them")
     if opts.output == "-" and opts.json:
         raise ConfigError("--json writes to stdout, and so does -o -; use one of them")
-    items = expand_inputs(inputs)
+    items, videos = split_media(expand_inputs(inputs, exclude=output_folder(opts)))
     style_spec = opts.style
-    pictures = _style_pictures(opts)
-    if pictures is not None:  # any painting: the universal model, torch-free
-        return _stylize_universal(items, opts, pictures, max_size, tile, on_item, progress)
-    if opts.mask is not None or opts.universal_model is not None:
+    pictures = _style_pictures(opts)  # style pictures: the universal model, torch-free
+    if pictures is None and (opts.mask is not None or opts.universal_model is not None):
         raise ConfigError("--mask and --universal-model go with a style picture (--style painting.jpg)")
-    if opts.model is None:  # the built-in multi-style model; its default style unless --style says otherwise
+    if pictures is not None and videos and opts.mask is not None:
+        raise ConfigError("--mask applies to images, not to videos")
+    model_path: Path | None = None
+    if pictures is None and opts.model is None:  # the built-in multi-style model; its default style unless --style says otherwise
         from fastnst.styles import builtin
 
         model_path = builtin.model_path()
         style_spec = builtin.DEFAULT_STYLE if style_spec is None else style_spec
-    else:
+    elif pictures is None:
         model_path = Path(opts.model).expanduser()
-    from fastnst.video import is_video_path
+    if videos:
+        _check_videos(videos, items, opts)
+    mode, outputs = plan_outputs(items, opts) if items and opts.output is not None else ("beside", [])
+    extra: dict[str, Any] = {}
+    if pictures is not None:  # the style pictures encoded here, once for every input
+        stylizer = _load_universal(opts)
+        style_spec = pictures if len(pictures) > 1 else pictures[0][0]
+        settings = stylizer.settings(opts.strength, opts.preserve_color, max_size, tile, style=style_spec,
+                                     style_size=opts.style_size, mask=opts.mask)
+        label = "+".join(path.stem for path, _ in pictures)
+        extra = {"style_size": opts.style_size}
+    else:
+        assert model_path is not None
+        stylizer = _load_stylizer(opts, model_path)
+        from fastnst.runtime.blend import parse_style
+        from fastnst.runtime.stylizer import Settings
 
-    if len(items) == 1 and is_video_path(items[0].name):  # a video: frames in batches, flicker reduction
-        return _stylize_video(items[0], opts, lambda: _load_stylizer(opts, model_path), style_spec, on_item, progress)
-    mode, outputs = plan_outputs(items, opts)
-    stylizer = _load_stylizer(opts, model_path)
-    from fastnst.runtime.blend import parse_style
-    from fastnst.runtime.stylizer import Settings
+        # checked above, once; the style parsed for this model (a bad --style fails before any image is read)
+        settings = Settings(strength=float(opts.strength), preserve_color=bool(opts.preserve_color),
+                            max_size=max_size, tile=tile, style=parse_style(style_spec, stylizer.style_names))
+        label = style_label(stylizer, settings.style)
+    if items and opts.output is None:
+        mode, outputs = plan_outputs(items, opts, label)
+    report = Report()
+    targets = [_video_target(video, opts, label, len(videos) + len(items)) for video in videos]
+    for video, target in zip(videos, targets):  # every video's output checked before the first one runs
+        if not (opts.skip_existing and target.exists()):
+            from fastnst.video import check_video_output
 
-    # checked above, once; the style parsed for this model (a bad --style fails before any image is read)
-    settings = Settings(strength=float(opts.strength), preserve_color=bool(opts.preserve_color), max_size=max_size,
-                        tile=tile, style=parse_style(style_spec, stylizer.style_names))
+            check_video_output(Path(video.name).expanduser(), target, opts.overwrite)
+    for video, target in zip(videos, targets):
+        _stylize_video(video, target, opts, stylizer, style_spec, on_item, progress, report, extra)
+    if not items:
+        return report
 
-    def work(source: Any) -> Any:
-        return stylizer.render(source, settings)
+    def work(source: Any, tiles: ProgressFn | None) -> Any:
+        return stylizer.render(source, settings, progress=tiles)
 
-    done, failed, seconds, _ = run_files(items, mode, outputs, opts, work, stylizer.device, on_item, progress)
-    where = "stdout" if mode == "stdout" else str(outputs[0] if mode == "file" else Path(opts.output))
-    return Report([_summary("stylised", done, failed, len(items), seconds, stylizer.device, where)], done, failed)
+    done, failed, seconds, _, skipped = run_files(items, mode, outputs, opts, work, stylizer.device, on_item,
+                                                  progress)
+    report.lines.append(_summary("stylised", done, failed, len(items), seconds, stylizer.device,
+                                 _where(mode, outputs, opts), skipped=skipped))
+    report.done, report.failed = report.done + done, report.failed + failed
+    return report
 
 
 def _style_pictures(opts: StylizeOptions) -> list[tuple[Path, float]] | None:
@@ -309,56 +429,62 @@ def _style_pictures(opts: StylizeOptions) -> list[tuple[Path, float]] | None:
     return [(style.picture(), weight) for style, weight in looked]
 
 
-def _stylize_universal(items: list[Item], opts: StylizeOptions, pictures: list[tuple[Path, float]],
-                       max_size: int | None, tile: int | None, on_item: OnItem | None,
-                       progress: ProgressFn | None) -> Report:
-    """``fastnst stylize --style picture.jpg``: the universal model, the style(s) encoded once for every input."""
+def _load_universal(opts: StylizeOptions) -> Any:
     from fastnst.runtime.providers import parse_provider
     from fastnst.runtime.universal import UniversalStylizer
-    from fastnst.video import is_video_path
 
     providers: Any = [parse_provider(p) for p in opts.provider] if opts.provider else (opts.device or "auto")
-    style = pictures if len(pictures) > 1 else pictures[0][0]
-    if len(items) == 1 and is_video_path(items[0].name):
-        if opts.mask is not None:
-            raise ConfigError("--mask applies to images, not to videos")
-
-        def make() -> Any:
-            return UniversalStylizer(opts.universal_model, providers, opts.threads, opts.optimization)
-
-        return _stylize_video(items[0], opts, make, style, on_item, progress,
-                              extra={"style_size": opts.style_size})
-    mode, outputs = plan_outputs(items, opts)
-    stylizer = UniversalStylizer(opts.universal_model, providers, opts.threads, opts.optimization)
-    settings = stylizer.settings(opts.strength, opts.preserve_color, max_size, tile, style=style,
-                                 style_size=opts.style_size, mask=opts.mask)  # the styles encoded here, once
-
-    def work(source: Any) -> Any:
-        return stylizer.render(source, settings)
-
-    done, failed, seconds, _ = run_files(items, mode, outputs, opts, work, stylizer.device, on_item, progress)
-    where = "stdout" if mode == "stdout" else str(outputs[0] if mode == "file" else Path(opts.output))
-    return Report([_summary("stylised", done, failed, len(items), seconds, stylizer.device, where)], done, failed)
+    return UniversalStylizer(opts.universal_model, providers, opts.threads, opts.optimization)
 
 
-def _stylize_video(item: Item, opts: StylizeOptions, make_stylizer: Callable[[], Any], style: Any,
-                   on_item: OnItem | None, progress: ProgressFn | None, extra: dict[str, Any] | None = None
-                   ) -> Report:
-    from fastnst.video import DEFAULT_BATCH, DEFAULT_DEFLICKER, check_video_output, probe, stylize_video
-
-    if item.problem:
-        raise InputError(item.problem)
+def _check_videos(videos: list[Item], images: list[Item], opts: StylizeOptions) -> None:
+    """What a run with videos cannot do, said before any work."""
+    if getattr(opts, "in_place", False):
+        raise ConfigError("--in-place replaces images; a video is written to a new file (-o out.mp4, or leave -o "
+                          "out to write it next to the input)")
     if opts.output == "-":
         raise ConfigError("a video cannot be written to stdout; give an output file such as -o out.mp4")
     if opts.max_size is not None:
         raise ConfigError("--max-size applies to images; resize the video first (e.g. ffmpeg -vf scale=-2:720)")
+    count = len(videos) + len(images)
+    if opts.output is not None and count > 1:
+        out = Path(opts.output).expanduser()
+        if out.exists() and not out.is_dir() or (out.suffix and not out.exists() and not opts.output.endswith("/")):
+            raise InputError(f"output '{out}' is a file, but {count} inputs need a folder")
+    for video in videos:
+        from fastnst.video import probe
+
+        probe(video.path)  # unreadable, audio only, no video stream: one line before any work
+
+
+def _video_target(video: Item, opts: StylizeOptions, label: str, count: int) -> Path:
+    """Where a video's result goes: ``-o`` (a file for one input, else a folder, created), or next to it."""
+    from fastnst.outputs import ensure_folder, label_name
+    from fastnst.video.io import CONTAINERS
+
+    src = Path(video.name).expanduser()
+    suffix = src.suffix.lower() if src.suffix.lower() in CONTAINERS else ".mp4"
+    if opts.output is None:
+        return src.with_name(f"{src.stem}.{label_name(label)}{suffix}")
+    dst = Path(opts.output).expanduser()
+    if dst.is_dir() or count > 1:
+        ensure_folder(dst)
+        return dst / (src.stem + suffix)
+    return dst
+
+
+def _stylize_video(item: Item, dst: Path, opts: StylizeOptions, stylizer: Any, style: Any,
+                   on_item: OnItem | None, progress: ProgressFn | None, report: Report,
+                   extra: dict[str, Any] | None = None) -> None:
+    from fastnst.video import DEFAULT_BATCH, DEFAULT_DEFLICKER, check_video_output, probe, stylize_video
+
     deflicker = DEFAULT_DEFLICKER if opts.deflicker is None else float(opts.deflicker)
-    src, dst = Path(item.name).expanduser(), Path(opts.output).expanduser()
-    if dst.is_dir():
-        dst = dst / (src.stem + ".mp4")
-    info = probe(src)  # unreadable / audio-only / no video: one line before any work
+    src = Path(item.name).expanduser()
+    if opts.skip_existing and dst.exists():
+        report.lines.append(f"skipped {src}: output {dst} exists")
+        return
+    info = probe(src)
     check_video_output(src, dst, opts.overwrite)
-    stylizer = make_stylizer()
     options: dict[str, Any] = {"strength": opts.strength, "preserve_color": opts.preserve_color, "tile": opts.tile}
     if style is not None:
         options["style"] = style
@@ -380,12 +506,14 @@ def _stylize_video(item: Item, opts: StylizeOptions, make_stylizer: Callable[[],
     if on_item is not None:
         on_item({"input": str(src), "output": str(dst), "frames": result.frames, "fps": float(result.fps),
                  "seconds": round(seconds, 3), "flicker_before": before, "flicker": after})
-    return Report(lines, 1, 0)
+    report.lines += lines
+    report.done += 1
 
 
 def upscale_files(inputs: Sequence[str], options: UpscaleOptions, *, on_item: OnItem | None = None,
                   progress: ProgressFn | None = None) -> Report:
-    """``fastnst upscale``: enlarge ``inputs`` with a super-resolution model as :class:`UpscaleOptions` say."""
+    """``fastnst upscale``: enlarge ``inputs`` with a super-resolution model as :class:`UpscaleOptions` say
+    (without ``-o``: ``photo.x4.png`` next to each input)."""
     from fastnst.contract import SR_FACTORS
     from fastnst.runtime.upscaler import Upscaler
 
@@ -400,20 +528,24 @@ def upscale_files(inputs: Sequence[str], options: UpscaleOptions, *, on_item: On
         raise ConfigError("fastnst upscale reads and writes files; stdin/stdout (-) is not supported")
     if not opts.model:
         raise ConfigError("--model is required: an .onnx model written by fastnst train-sr")
-    items = expand_inputs(inputs)
-    mode, outputs = plan_outputs(items, opts)
+    items = expand_inputs(inputs, exclude=output_folder(opts))
+    if opts.output is not None:
+        mode, outputs = plan_outputs(items, opts)
     upscaler = Upscaler(Path(opts.model).expanduser(), providers=opts.device, threads=opts.threads)
     upscaler.check_factor(opts.factor)  # factor mismatch: before any work
+    if opts.output is None:
+        mode, outputs = plan_outputs(items, opts, f"x{upscaler.factor}")
 
-    def work(source: Any) -> Any:
-        return upscaler.render(source, tile=opts.tile, max_size=max_size)
+    def work(source: Any, tiles: ProgressFn | None) -> Any:
+        return upscaler.render(source, tile=opts.tile, max_size=max_size, progress=tiles)
 
-    done, failed, seconds, last = run_files(items, mode, outputs, opts, work, upscaler.device, on_item, progress)
-    where = str(outputs[0]) if mode == "file" else opts.output
-    line = _summary("enlarged", done, failed, len(items), seconds, upscaler.device, where, f" x{upscaler.factor}")
+    done, failed, seconds, last, skipped = run_files(items, mode, outputs, opts, work, upscaler.device, on_item,
+                                                     progress)
+    line = _summary("enlarged", done, failed, len(items), seconds, upscaler.device, _where(mode, outputs, opts),
+                    f" x{upscaler.factor}", skipped)
     size = f" ({last[0]}x{last[1]})" if len(items) == 1 and last else ""
     return Report([line + size], done, failed)
 
 
-__all__ = ["FileOptions", "StylizeOptions", "UpscaleOptions", "Item", "Report", "expand_inputs", "plan_outputs",
-           "run_files", "stylize_files", "upscale_files"]
+__all__ = ["FileOptions", "StylizeOptions", "UpscaleOptions", "Item", "Report", "expand_inputs", "output_folder",
+           "plan_outputs", "run_files", "split_media", "style_label", "stylize_files", "upscale_files"]

@@ -24,7 +24,7 @@ train-sr  train_sr:main          train a x4/x8 super-resolution network (percept
 train-decoder  train_decoder:main  train a decoder of the universal (any-painting) style model
 upscale   upscale:main           enlarge images with a trained super-resolution model
 export    models:main_export     export trained weights to a verified ONNX model
-stylize   stylize:main           stylise images or a video with a built-in style or a trained model
+stylize   stylize:main           stylise images or videos with a built-in style or a trained model (or: stylise)
 info      models:main_info       show a model's metadata and signature
 styles    styles:main            list the built-in styles, or show a photo in each (--sheet)
 demo      demo:main              train, export and stylise the bundled demo images
@@ -38,6 +38,10 @@ vgg       vgg:main               import VGG loss-network weights (ONNX, Keras, C
 COMMANDS: dict[str, tuple[str, str, str]] = {
     name: (f"fastnst.commands.{target.split(':')[0]}", target.split(":")[1], help_)
     for name, target, help_ in (line.split(maxsplit=2) for line in _TABLE.strip().splitlines())}
+
+
+# other spellings of a command: accepted, not listed
+ALIASES = {"stylise": "stylize"}
 
 
 def _usage() -> str:
@@ -71,7 +75,7 @@ def _run(args: list[str]) -> int:
     if args[0] == "--version":
         print(f"fastnst {__version__}")
         return 0
-    command, rest = args[0], args[1:]
+    command, rest = ALIASES.get(args[0], args[0]), args[1:]
     if command not in COMMANDS:
         return _error(f"unknown command '{command}'{did_you_mean(command, COMMANDS)}; "
                       f"run 'fastnst --help' for the list")

@@ -13,6 +13,11 @@ VERSION = "0.1.0"
 
 # fastnst's bundled photos and style pictures (licences in assets/ATTRIBUTION.md)
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
+#: The built-in styles' model shipped in the package (public as ``fastnst.BUILTIN_MODEL``): one multi-style
+#: ONNX file that ``fastnst stylize``, ``fastnst.stylize`` and ``Stylizer()`` use when no model is given.
+BUILTIN_MODEL = Path(__file__).resolve().parent / "styles" / "models" / "builtin.onnx"
+#: Its style when none is asked for (``fastnst styles`` lists them all).
+BUILTIN_DEFAULT_STYLE = "mosaic"
 
 # ImageNet statistics used to train torchvision's VGG weights (torchvision docs).
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)

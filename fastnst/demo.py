@@ -90,6 +90,9 @@ def run_demo(options: DemoOptions | None = None) -> DemoResult:
                                 f"'{out}' holds other files; pass --overwrite or another --out")
     if not out.parent.exists():
         raise InputError(f"cannot create '{out}': '{out.parent}' does not exist")
+    from fastnst.networks.vgg import check_weights
+
+    check_weights(opts.vgg_weights, "vgg16")  # missing or unreadable VGG weights: before anything is created
 
     from fastnst.image import save_image
     from fastnst.models import verified_error

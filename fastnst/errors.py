@@ -57,6 +57,10 @@ class ModelFormatError(FastNSTError):
     """A model file of the wrong kind (not ONNX / not a fastnst checkpoint / wrong signature)."""
 
 
+class UnsafePickleError(ModelFormatError):
+    """A PyTorch file that only a full unpickle (which can run code) would load: fastnst never loads it."""
+
+
 class ExportError(FastNSTError):
     """ONNX export or its verification failed; no file was written."""
 
@@ -115,7 +119,12 @@ def os_error(exc: OSError, path: str | os.PathLike | None = None, action: str = 
     Other errors keep their message (``strerror``) on the same single line.
     """
     where = f"'{path}'" if path is not None else (f"'{exc.filename}'" if exc.filename else "the output")
-    folder = f"'{os.path.dirname(os.fspath(path)) or '.'}'" if path is not None else "the output folder"
+    if path is None:
+        folder = "the output folder"
+    elif os.path.isdir(path):  # writing into a folder (a training run's --out): that folder, not its parent
+        folder = f"'{os.fspath(path)}'"
+    else:
+        folder = f"'{os.path.dirname(os.fspath(path)) or '.'}'"
     if exc.errno in _NO_SPACE:
         return OutputError(f"cannot {action} {where}: no space left on the device; free some space or "
                            f"choose an output on another disk (nothing partial was kept)")

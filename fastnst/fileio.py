@@ -21,8 +21,10 @@ import secrets
 import socket
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
-from fastnst.errors import InputError, ModelFormatError, OutputError, OutputExistsError, os_error
+from fastnst.errors import (InputError, ModelFormatError, OutputError, OutputExistsError, UnsafePickleError,
+                            os_error)
 
 # Temporary files of fastnst: ".<target name>.fastnst-<pid>-<host>-<random>.tmp[<suffix>]".
 _TEMP_MARK = "fastnst"
@@ -220,6 +222,74 @@ def read_safetensors(path: str | os.PathLike, hint: str, framework: str = "pt") 
     except Exception as exc:
         detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise ModelFormatError(f"'{path}' is not a readable safetensors file ({detail}); {hint}") from None
+
+
+def load_weights_only(path: str | os.PathLike, what: str = "file") -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, with torch's warnings kept quiet (e.g. its pickle
+    protocol warning); torch is imported here.
+
+    A PyTorch file or pickle that the weights-only unpickler refuses (it holds Python objects, perhaps code) raises
+    UnsafePickleError: one line saying that it is not a weights-only checkpoint and will not be loaded. Any
+    other failure (a truncated zip, a file that is no PyTorch file) is raised as torch raised it, for the
+    caller to describe.
+    """
+    import pickle
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return torch.load(str(path), map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            with open(path, "rb") as f:
+                head = f.read(4)
+            if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):  # neither torch.save's zip nor a pickle
+                raise
+            found = re.search(r"unsupported GLOBAL (\S+)", str(exc))
+            name = found.group(1) if found else _foreign_global(Path(path))
+            calls = f" (it calls {name})" if name else ""
+            raise UnsafePickleError(
+                f"{what} '{path}' is not a weights-only checkpoint: only a full unpickle, which can run code in the "
+                f"file, would load it{calls}, so fastnst will not load it; pass a file written by fastnst (or "
+                f".safetensors weights)") from None
+
+
+_SAFE_GLOBALS = ("torch.", "collections.", "_codecs.")  # what a plain tensor file refers to
+
+
+def _foreign_global(path: Path, limit: int = 100_000) -> str | None:
+    """The first callable a pickle (or torch.save's zip) names outside torch and collections, found by reading its
+    opcodes (nothing is executed); None when there is none or the file cannot be read that way."""
+    import pickletools
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                name = next((n for n in z.namelist() if n.endswith("data.pkl")), None)
+                data = z.read(name) if name else b""
+        else:
+            with open(path, "rb") as f:
+                data = f.read(64 << 20)
+        strings: list[str] = []
+        for i, (op, arg, _) in enumerate(pickletools.genops(data)):
+            if i > limit:
+                break
+            if op.name == "GLOBAL":
+                found = str(arg).replace(" ", ".")
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                found = f"{strings[-2]}.{strings[-1]}"
+            else:
+                if isinstance(arg, str):
+                    strings.append(arg)
+                continue
+            if not found.startswith(_SAFE_GLOBALS):
+                return found
+    except Exception:  # noqa: BLE001 - a damaged pickle: the message stays without the name
+        return None
+    return None
 
 
 def sha256_file(path: str | os.PathLike) -> str:

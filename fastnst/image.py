@@ -123,23 +123,49 @@ def _open(source: ImageSource, name: str, max_pixels: int, max_size: int | None 
     if max_size is not None and max(img.size) >= 2 * max_size and img.mode not in ("P", "PA", "1"):
         # Box-reduce by a whole factor right after decoding (still >= max_size): later conversions and
         # the final resize then work on a small image, not on copies of the full canvas.
-        info = dict(img.info)
-        try:
-            img = img.reduce(max(img.size) // max_size)
-            img.info.update(info)
-        except ValueError:  # modes reduce() does not take (16-bit gray): resized later as before
-            pass
+        img = _reduce(img, max(img.size) // max_size)
     return img
 
 
+# Bytes per pixel of Pillow's storage of a decoded image, by mode (multi-band 8-bit modes take 4 bytes).
+_STORAGE_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2, "I": 4, "F": 4}
+_RGB_BYTES = 4  # an RGB image in Pillow
+_STRIP_ROWS = 256  # rows converted or reduced at a time: a strip's copy, not the whole canvas's
+
+
+def decode_bytes(img: Image.Image) -> int:
+    """Peak bytes of decoding ``img`` (an opened, not yet loaded image) and making it RGB: Pillow's storage of its
+    mode (channels and bit depth: 1 byte for L and P, 2 for 16-bit gray, 4 for RGB, RGBA, CMYK and 32-bit gray)
+    plus one RGB copy and, with alpha, the alpha channel."""
+    storage = _STORAGE_BYTES.get(img.mode, 4)
+    alpha = 1 if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info else 0
+    return img.width * img.height * (storage + _RGB_BYTES + alpha)
+
+
+def _reduce(img: Image.Image, factor: int) -> Image.Image:
+    """``img.reduce(factor)`` strip by strip (the same pixels): Pillow reduces an image with alpha through a
+    premultiplied copy of the whole canvas, twice the memory of the decode itself. Modes reduce() does not take
+    (16-bit gray) come back as they are, for :func:`_high_bit_to_l` to convert strip by strip."""
+    info = dict(img.info)
+    rows = factor * max(1, _STRIP_ROWS // factor)
+    try:
+        out = Image.new(img.mode, (-(-img.width // factor), -(-img.height // factor)))
+        for y in range(0, img.height, rows):
+            out.paste(img.crop((0, y, img.width, min(img.height, y + rows))).reduce(factor), (0, y // factor))
+    except ValueError:  # modes reduce() does not take: resized later as before
+        return img
+    out.info.update(info)
+    return out
+
+
 def _check_decode_memory(img: Image.Image, name: str) -> None:
-    """Refuse to decode an image whose pixels alone would not fit in the memory available."""
+    """Refuse to decode an image whose pixels (by mode: channels and bit depth, :func:`decode_bytes`) would not
+    fit in the memory available."""
     from fastnst import checks
 
-    need = img.width * img.height * max(1, len(img.getbands())) * (4 if img.mode in ("I", "F") else 1) * 2
     try:
-        checks.memory(need, f"decoding '{name}' ({img.width}x{img.height})",
-                      "downscale the file first (--max-size reduces JPEG decoding only)")
+        checks.memory(decode_bytes(img), f"decoding '{name}' ({img.width}x{img.height}, {img.mode})",
+                      "downscale the file first (--max-size decodes JPEGs at a reduced size)")
     except InputError:
         raise
     except Exception as exc:  # ResourceError -> InputError for callers that skip unreadable images
@@ -162,15 +188,21 @@ def _from_array(arr: np.ndarray, name: str) -> Image.Image:
 
 
 def _high_bit_to_l(img: Image.Image) -> Image.Image:
-    """16/32-bit integer or float grayscale to 8-bit L."""
-    arr = np.asarray(img)
+    """16/32-bit integer or float grayscale to 8-bit L, strip by strip (a float copy of the whole canvas would
+    take 8 bytes a pixel)."""
+    out = np.empty((img.height, img.width), np.uint8)
+    scale = 1.0
     if img.mode == "F":
-        arr = arr.astype(np.float64)
-        scale = 255.0 if float(np.nanmax(arr, initial=0.0)) <= 1.0 else 1.0
-        out = np.clip(np.nan_to_num(arr) * scale, 0, 255)
-    else:  # I;16*, I: 16-bit data (PNG stores 16-bit gray as I / I;16)
-        out = np.clip(arr.astype(np.float64) / 257.0, 0, 255)
-    return Image.fromarray((out + 0.5).astype(np.uint8), "L")
+        top = img.getextrema()[1]
+        scale = 255.0 if top is not None and np.isfinite(top) and top <= 1.0 else 1.0
+    for y in range(0, img.height, _STRIP_ROWS):
+        arr = np.asarray(img.crop((0, y, img.width, min(img.height, y + _STRIP_ROWS)))).astype(np.float64)
+        if img.mode == "F":
+            strip = np.clip(np.nan_to_num(arr) * scale, 0, 255)
+        else:  # I;16*, I: 16-bit data (PNG stores 16-bit gray as I / I;16)
+            strip = np.clip(arr / 257.0, 0, 255)
+        out[y:y + strip.shape[0]] = (strip + 0.5).astype(np.uint8)
+    return Image.fromarray(out, "L")
 
 
 def read_image(source: ImageSource, max_pixels: int | None = None, max_size: int | None = None) -> ImageData:

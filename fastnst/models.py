@@ -137,15 +137,18 @@ class ExportOptions:
 
 
 def _web_line(folder: Path, model: Path) -> str:
-    return (f"wrote {folder}/ (page, {model.name}, onnxruntime-web); serve it with: "
-            f"python -m http.server -d {folder}")
+    from fastnst.web import site_size
+
+    return (f"wrote {folder}/ (page, {model.name}, onnxruntime-web; {site_size(folder) / 1e6:.0f} MB); serve it "
+            f"with: python -m http.server -d {folder}")
 
 
 def export_model(weights: str | os.PathLike, options: ExportOptions | None = None) -> list[str]:
     """Export ``weights`` as :class:`ExportOptions` say; returns the lines that say what was written.
 
     With ``web`` and an ``.onnx`` model only the page is written. Problems with the options, the
-    weights, onnxruntime-web or a size fail before torch is imported or anything is written.
+    weights, the output's name, onnxruntime-web or the page's folder (a file it would replace without
+    ``overwrite``) fail before torch is imported or anything is written.
     """
     opts = check_options(options or ExportOptions())
     weights = Path(weights).expanduser()
@@ -155,15 +158,13 @@ def export_model(weights: str | os.PathLike, options: ExportOptions | None = Non
         raise InputError(f"weights '{weights}' do not exist; check the path")
     if opts.output is not None and not opts.output.strip():
         raise ConfigError("-o/--output is empty; give a file name such as wave.onnx (or leave -o out)")
-    if opts.web is not None:
-        from fastnst.web import find_ort_dist, write_web
+    if opts.web is not None and weights.suffix.lower() == ".onnx":  # an exported model: only the page is written
+        from fastnst.web import write_web
 
-        find_ort_dist(opts.ort_dist, Path(opts.web).expanduser())  # missing onnxruntime-web: fail before work
-        if weights.suffix.lower() == ".onnx":  # an exported model: only the page is written
-            if opts.output or opts.io != "float" or opts.fp16 or opts.static:
-                raise ConfigError("with an .onnx model, --web copies it as it is; -o, --io, --fp16 and --static "
-                                  "apply to weights")
-            return [_web_line(write_web(opts.web, [weights], opts.ort_dist, overwrite=opts.overwrite), weights)]
+        if opts.output or opts.io != "float" or opts.fp16 or opts.static:
+            raise ConfigError("with an .onnx model, --web copies it as it is; -o, --io, --fp16 and --static "
+                              "apply to weights")
+        return [_web_line(write_web(opts.web, [weights], opts.ort_dist, overwrite=opts.overwrite), weights)]
     static_size(opts.static)  # a bad size fails before torch is imported
     if opts.output is None:
         suffix = "-uint8" if opts.io == "uint8" else "-fp16" if opts.fp16 else ""
@@ -171,6 +172,13 @@ def export_model(weights: str | os.PathLike, options: ExportOptions | None = Non
         output = weights.with_name(weights.stem + suffix + ".onnx")
     else:
         output = Path(opts.output).expanduser()
+        if output.suffix.lower() not in ONNX_SUFFIXES:
+            raise ConfigError(f"-o '{output}' must end in .onnx (fastnst export writes an ONNX model); "
+                              f"for example -o {output.with_suffix('.onnx').name}")
+    if opts.web is not None:  # the page's folder checked now: a file it would replace fails before the export
+        from fastnst.web import plan_web
+
+        plan_web(opts.web, [output], opts.ort_dist, overwrite=opts.overwrite)
     from fastnst.training.export import export_onnx
 
     t0 = time.perf_counter()

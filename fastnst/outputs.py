@@ -12,7 +12,10 @@ Every job that writes plans its outputs here, before any work, so that the rules
 - **never onto an input**: an output that is one of the inputs (same file, hard link) is refused, unless it is
   its own input and ``in_place`` says so; a run folder inside the folder it reads is refused;
 - **exists/overwrite**: an existing output is refused unless ``overwrite`` (at planning time, or just before
-  each result of a batch, whose other results still go on).
+  each result of a batch, whose other results still go on);
+- **no -o**: results go next to their inputs under a name that says what made them (:func:`beside`:
+  ``photo.jpg`` -> ``photo.mosaic.jpg``, a folder ``photos/`` -> ``photos.mosaic/``), never replacing anything
+  unasked.
 
 :func:`plan` is ``fastnst stylize``/``upscale``'s ``-o``; :func:`folder_targets` names results in a folder;
 :func:`check_target` checks one output file; :func:`check_run_folder` a folder a job fills (a training run).
@@ -22,6 +25,7 @@ The checks of single files are :mod:`fastnst.fileio`'s; the formats :mod:`fastns
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +38,7 @@ from fastnst.image import SAVE_FORMATS, output_format
 STDOUT = "-"
 DEFAULT_SUFFIX = ".png"  # the format of results whose input has none fastnst writes (stdin, .gif, ...)
 NAME = "{stem}{suffix}"  # a result's name in an output folder
+BESIDE = "{stem}.{label}{suffix}"  # a result's name next to its input (no -o): photo.mosaic.jpg
 
 
 @dataclass
@@ -151,6 +156,54 @@ def plan(sources: Sequence[Source], output: str, *, format: str | None = None, o
     return Plan("folder", list(paths))
 
 
+def label_name(label: str) -> str:
+    """``label`` made safe as part of a file name: letters, digits, '_', '+' and '-' (others become '_')."""
+    return re.sub(r"[^\w+-]+", "_", str(label)).strip("_") or "styled"
+
+
+def beside_root(source: Source) -> Path | None:
+    """The folder a source was found in (None for a file named directly)."""
+    if source.path is None or source.relative is None:
+        return None
+    parts = source.path.parts
+    return Path(*parts[:len(parts) - len(source.relative.parts)])
+
+
+def beside(sources: Sequence[Source], label: str, *, format: str | None = None, overwrite: bool = False) -> Plan:
+    """Where results go without ``-o``: next to each input, named after it and ``label`` (what made them, e.g. the
+    style): ``photo.jpg`` -> ``photo.mosaic.jpg``; the images of a folder ``photos/`` into the sibling folder
+    ``photos.mosaic/`` (its layout mirrored), so that a later run over ``photos/`` never reads them.
+
+    Checked before any work: standard input (it needs ``-o``), formats, collisions, never onto an input, and for
+    one source its output's existence (``overwrite``); a batch's existing results are checked per result.
+    """
+    label = label_name(label)
+    paths: list[Path | None] = []
+    seen: dict[Path, str] = {}
+    for source in sources:
+        if source.path is None:
+            raise ConfigError("standard input (-) has no name to write next to; give -o FILE, or -o - for "
+                              "standard output")
+        suffix = suffix_for(source.path, format)
+        output_format(f"x{suffix}")
+        root = beside_root(source)
+        if root is None:
+            target = source.path.parent / BESIDE.format(stem=source.path.stem, label=label, suffix=suffix)
+        else:
+            whole = root.resolve() if not root.name else root
+            target = whole.parent / f"{whole.name}.{label}" / source.relative.parent / \
+                NAME.format(stem=source.path.stem, suffix=suffix)  # type: ignore[union-attr]
+        if target in seen:
+            raise ConfigError(f"'{source.name}' and '{seen[target]}' would both be written to '{target}'; "
+                              f"run them separately or give -o")
+        seen[target] = source.name
+        paths.append(target)
+    check_batch_outputs([(s.path, p) for s, p in zip(sources, paths)])
+    if len(sources) == 1:
+        check_output(paths[0], overwrite, inputs=[sources[0].path])  # type: ignore[arg-type]
+    return Plan("beside", paths)
+
+
 def is_inside(path: Path, folder: Path) -> bool:
     """Whether ``path`` is the existing folder ``folder`` or lies below it (links resolved)."""
     if not folder.is_dir():
@@ -173,5 +226,6 @@ def check_run_folder(folder: Path, marks: Sequence[str], *, keep: bool, held: st
     return folder
 
 
-__all__ = ["Source", "Plan", "STDOUT", "DEFAULT_SUFFIX", "NAME", "check_format", "suffix_for", "folder_targets",
-           "ensure_folder", "check_target", "plan", "is_inside", "check_run_folder"]
+__all__ = ["Source", "Plan", "STDOUT", "DEFAULT_SUFFIX", "NAME", "BESIDE", "check_format", "suffix_for",
+           "folder_targets", "ensure_folder", "check_target", "plan", "beside", "beside_root", "label_name",
+           "is_inside", "check_run_folder"]

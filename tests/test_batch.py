@@ -3,6 +3,8 @@ goes on past a bad image, the same pixels as the Python API."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -101,3 +103,20 @@ def test_upscale_files(sr_model, photos, tmp_path):
             upscale_files([str(photos / "a.png")], UpscaleOptions(**{"model": str(sr_model), "output": str(target),
                                                                      **opts}))
         assert not target.exists()
+
+
+def test_a_single_tiled_image_reports_its_tiles(style_model, tmp_path):
+    """A single large tiled image (6000x4000: 85 s) showed nothing until it ended."""
+    photo = tmp_path / "big.png"
+    synthetic_rgb(96, 64).save(photo)
+    seen: list[tuple] = []
+    stylize_files([str(photo)], StylizeOptions(model=str(style_model), output=str(tmp_path / "o.png"), tile=32),
+                  progress=lambda d, t, text: seen.append((d, t, text)))
+    total = seen[0][1]
+    assert total >= 6 and seen == [(i, total, "tiles") for i in range(1, total + 1)]
+    seen.clear()  # in a batch: images, with the fraction of a tiled image done
+    shutil.copyfile(photo, tmp_path / "big2.png")
+    stylize_files([str(photo), str(tmp_path / "big2.png")], StylizeOptions(model=str(style_model), output=str(tmp_path / "two"),
+                                                           tile=32, overwrite=True),
+                  progress=lambda d, t, text: seen.append((d, t, text)))
+    assert seen[-1] == (2, 2, "images") and any(0 < d < 1 and "tile" in text for d, _, text in seen)

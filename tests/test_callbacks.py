@@ -73,6 +73,7 @@ def test_progress_lines_every_n_steps_and_at_the_last(caplog):
         log.on_train_batch_end(_trainer(step=12, rank_zero=False, max_steps=12), None, {"loss": torch.tensor(1.0)},
                                None, 0)
     lines = [r.getMessage() for r in caplog.records]
-    assert [ln.split("  (")[0] for ln in lines] == ["step 4  loss 2", "step 8  loss 4", "step 10  loss 5"]
-    assert all(ln.endswith(" s)") and "\r" not in ln for ln in lines)
+    assert [ln.split("  (")[0] for ln in lines] == ["step 4/10  loss 2", "step 8/10  loss 4", "step 10/10  loss 5"]
+    assert all(", ETA " in ln for ln in lines[:2]) and lines[-1].endswith(" s)")  # the ETA of the steps left
+    assert all("\r" not in ln for ln in lines)
     assert ProgressLog(every=0).every == 1  # a run shorter than 10 steps still logs each step

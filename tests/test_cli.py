@@ -19,9 +19,9 @@ def test_version_and_help(capsys):
 
 
 def test_unknown_command(capsys):
-    assert cli.main(["stylise"]) == 2
+    assert cli.main(["stylze"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["fastnst: error: unknown command 'stylise' (did you mean 'stylize'?); "
+    assert err == ["fastnst: error: unknown command 'stylze' (did you mean 'stylize'?); "
                    "run 'fastnst --help' for the list"]
 
 

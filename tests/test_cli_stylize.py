@@ -141,7 +141,7 @@ def test_bad_models(models, photos, tmp_path, capsys):
     evil = tmp_path / "evil.ckpt"
     with open(evil, "wb") as f:
         pickle.dump({"state_dict": {}, "x": Evil()}, f)
-    for model, expect in ((txt, "unknown kind"), (garbage, "not an ONNX model"), (evil, "weights only"),
+    for model, expect in ((txt, "unknown kind"), (garbage, "not an ONNX model"), (evil, "not a weights-only checkpoint"),
                           (tmp_path / "missing.onnx", "does not exist")):
         assert cli.main(["stylize", "--model", str(model), photo, "-o", out]) == 2
         err = _err_lines(capsys)
@@ -190,3 +190,79 @@ def test_demo_offline(tmp_path, capsys):
                                       p.name.replace("-hubble", "")).size for p in stylized)
     assert "ONNX model" in capsys.readouterr().out
     assert cli.main(["demo", "--vgg-weights", "random", "--out", str(out)]) == 2  # no silent overwrite
+
+
+# ------------------------------------------------------------------ habits of other tools (issue 21)
+
+def test_without_o_the_result_goes_next_to_the_input_named_after_the_style(tmp_path, capsys):
+    """-o was required; now `fastnst stylize photo.jpg` writes photo.mosaic.jpg (the default built-in style), says
+    the name, and never replaces anything unasked."""
+    photo = tmp_path / "photo.jpg"
+    synthetic_rgb(48, 40).save(photo)
+    assert cli.main(["stylize", str(photo)]) == 0
+    out = tmp_path / "photo.mosaic.jpg"
+    assert Image.open(out).size == (48, 40) and str(out) in _err_lines(capsys)[-1]
+    before = out.read_bytes()
+    assert cli.main(["stylize", str(photo)]) == 2  # a second run keeps the first result
+    assert "exists" in _err_lines(capsys)[-1] and out.read_bytes() == before
+    assert cli.main(["stylize", str(photo), "--style", "pointillist:0.5,halftone:0.5", "--format", "png"]) == 0
+    assert (tmp_path / "photo.halftone+pointillist.png").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "photo.halftone+pointillist.png", "photo.jpg", "photo.mosaic.jpg"]
+
+
+def test_without_o_a_folder_goes_to_a_sibling_folder_and_a_rerun_does_not_read_it(models, photos, tmp_path, capsys):
+    assert cli.main(["stylize", "--model", str(models[0]), str(photos)]) == 2  # c.jpg is not an image
+    out = tmp_path / "in.tiny"  # the model's style name
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "b.png"]
+    capsys.readouterr()
+    assert cli.main(["stylize", "--model", str(models[0]), str(photos), "--skip-existing"]) == 2
+    last = _err_lines(capsys)[-1]
+    assert "stylised 0 of 3 images" in last and "2 skipped" in last and "1 failed" in last
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "in.tiny"]
+
+
+def test_stdin_needs_o(models, photos, capsys):
+    assert cli.main(["stylize", "--model", str(models[0]), "-"]) == 2
+    assert "-o" in _err_lines(capsys)[-1]
+
+
+def test_stylise_is_stylize(tmp_path):
+    """The README said 'stylise', the CLI knew only 'stylize'."""
+    photo = tmp_path / "photo.png"
+    synthetic_rgb(40, 32).save(photo)
+    assert cli.main(["stylise", str(photo), "-o", str(tmp_path / "a.png")]) == 0
+    assert cli.main(["stylize", str(photo), "-o", str(tmp_path / "b.png")]) == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")), np.asarray(Image.open(tmp_path / "b.png")))
+
+
+def test_an_output_folder_inside_the_input_folder_is_never_read_as_input(models, tmp_path, capsys):
+    """`stylize in/ -o in/sub/` worked once; the next run took in/sub/* as inputs and failed entirely."""
+    src = tmp_path / "in"
+    src.mkdir()
+    synthetic_rgb(40, 30).save(src / "a.png")
+    synthetic_rgb(36, 28, seed=1).save(src / "b.png")
+    args = ["stylize", "--model", str(models[0]), str(src), "-o", str(src / "sub")]
+    assert cli.main(args) == 0
+    assert cli.main(args + ["--overwrite"]) == 0
+    assert "stylised 2 of 2 images" in _err_lines(capsys)[-1]
+    assert sorted(p.relative_to(src).as_posix() for p in src.rglob("*.png")) == ["a.png", "b.png", "sub/a.png",
+                                                                                   "sub/b.png"]
+
+
+def test_skip_existing_resumes_an_interrupted_batch(models, tmp_path, capsys):
+    """A rerun after an interrupted folder run reported one 'exists' error per finished file."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for i in range(3):
+        synthetic_rgb(30 + i, 24, seed=i).save(src / f"p{i}.png")
+    assert cli.main(["stylize", "--model", str(models[0]), str(src), "-o", str(out)]) == 0
+    (out / "p1.png").unlink()  # the run was interrupted before p1
+    kept = (out / "p0.png").stat().st_mtime_ns
+    capsys.readouterr()
+    assert cli.main(["stylize", "--model", str(models[0]), str(src), "-o", str(out), "--skip-existing"]) == 0
+    last = _err_lines(capsys)[-1]
+    assert "stylised 1 of 3 images" in last and "2 skipped (output exists)" in last and "error" not in last
+    assert (out / "p1.png").is_file() and (out / "p0.png").stat().st_mtime_ns == kept
+    assert cli.main(["stylize", "--model", str(models[0]), str(src), "-o", str(out), "--skip-existing",
+                     "--overwrite"]) == 2

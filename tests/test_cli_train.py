@@ -172,4 +172,47 @@ def test_progress_without_a_terminal_is_plain_log_lines(setup, capsys, caplog):
         assert main(argv) == 0
     captured = capsys.readouterr()  # neither stream is a terminal here: no progress bar (Lightning's is on stdout)
     assert "\r" not in captured.out + captured.err and captured.out.startswith("previews:")
-    assert any(r.getMessage().startswith("step 2  loss") for r in caplog.records)
+    assert any(r.getMessage().startswith("step 2/2  loss") for r in caplog.records)
+
+
+class _Code:
+    """Unpickling this would run a command (it is only ever written here, never loaded)."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo this must never run",))
+
+
+def test_a_pickle_that_carries_code_is_named_as_such(setup, capsys):
+    """--resume with a code-carrying pickle was reported as 'truncated or corrupt (an interrupted write or a full
+    disk) ... start again with --overwrite'; torch's message was cut before its warning; its UserWarning about the
+    pickle protocol leaked two lines."""
+    import pickle
+
+    torch.save({"state_dict": _Code()}, "code.ckpt")
+    with open("plain.ckpt", "wb") as f:
+        pickle.dump({"state_dict": {}}, f, protocol=4)
+    for name, calls in (("code.ckpt", " (it calls posix.system)"), ("plain.ckpt", "")):
+        code = main(["train", "--style", "wave.png", "--data", "photos", *TINY, "--resume", name])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1, err
+        assert f"--resume '{name}' is not a weights-only checkpoint: only a full unpickle, which can run code in " \
+               f"the file, would load it{calls}, so" in err
+        assert "will not load it" in err and "truncated" not in err and "Re-running" not in err
+    for argv in (["export", "code.ckpt"], ["stylize", "--model", "code.ckpt", "wave.png", "-o", "o.png"],
+                 ["gatys", "wave.png", "--style", "wave.png", "-o", "g.png", "--vgg-weights", "code.ckpt"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "is not a weights-only checkpoint" in err and "posix.system" in err, err
+
+
+def test_resume_and_vgg_weights_are_checked_before_the_data_is_scanned(setup, capsys):
+    """--resume and --vgg-weights were checked after the data folder had been scanned (its warnings first)."""
+    (setup / "photos" / "broken.jpg").write_bytes(b"not a jpeg")  # the scan warns about it
+    (setup / "vgg.safetensors").write_bytes(b"not weights either")
+    for extra in (["--resume", "wave.png"], ["--vgg-weights", "vgg.safetensors"]):
+        argv = ["train", "--style", "wave.png", "--data", "photos", *TINY, *extra]
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and "skipping" not in err, err

@@ -179,3 +179,21 @@ def test_parquet_struct_column_without_feature_metadata_is_detected(tmp_path):
     pq.write_table(pa.table({"photo": column, "n": [1, 2]}), tmp_path / "s.parquet")
     dm = fdata.ContentDataModule(str(tmp_path / "s.parquet"), image_size=16, num_workers=0, num_previews=1).check()
     assert dm.previews.shape == (1, 3, 16, 16) and dm.preview_names == ["row 0 (0.png)"]
+
+
+def test_a_bad_parquet_file_is_one_line_naming_it(tmp_path, capfd):
+    """A bad parquet file let pyarrow's (datasets') own stderr line through before fastnst's."""
+    from fastnst.cli import main
+
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    _parquet(folder / "good.parquet", [synthetic_rgb(20, 20)])
+    (folder / "bad.parquet").write_bytes(b"PAR1 not parquet at all PAR1")
+    synthetic_rgb(24, 24, seed=3).save(tmp_path / "wave.png")
+    capfd.readouterr()  # datasets' own progress bar while writing the good file
+    code = main(["train", "--style", str(tmp_path / "wave.png"), "--data", str(folder), "--vgg-weights", "random",
+                 "--export", "false", "--out", str(tmp_path / "run")])
+    err = capfd.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"'{folder / 'bad.parquet'}' is not a readable parquet file" in err
+    assert not (tmp_path / "run").exists()

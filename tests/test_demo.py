@@ -35,6 +35,19 @@ def test_the_demo_refuses_what_it_would_overwrite_before_any_work(tmp_path, monk
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
 
 
+def test_the_demo_checks_the_vgg_weights_before_it_creates_its_folder(tmp_path, monkeypatch):
+    """A failed `fastnst demo` (no VGG weights) left fastnst-demo/ behind."""
+    from fastnst.errors import WeightsUnavailableError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "vgg.safetensors").write_bytes(b"not weights")
+    for weights, error in ((str(tmp_path / "missing.pth"), WeightsUnavailableError),
+                           (str(tmp_path / "vgg.safetensors"), Exception)):
+        with pytest.raises(error):
+            demo.run_demo(demo.DemoOptions(vgg_weights=weights))
+        assert not (tmp_path / "fastnst-demo").exists()
+
+
 def test_the_pipeline_trains_then_stylises_every_photo(tmp_path, monkeypatch, tiny_model):
     import fastnst.training.run
     from fastnst.training.run import TrainResult

@@ -249,6 +249,13 @@ def test_training_into_a_locked_folder_is_one_line(run_setup, locked_folder, cap
     _one_line_error(capsys, args + ["--out", locked_folder / "run", "--steps", "1"], "cannot create the output folder")
 
 
+def test_training_into_an_immutable_out_names_that_folder(run_setup, locked_folder, capsys):
+    """`train --out DIR` on an immutable DIR blamed '.' instead of DIR."""
+    args, _ = run_setup
+    line = _one_line_error(capsys, args + ["--out", locked_folder, "--steps", "1"], "permission denied")
+    assert f"is '{locked_folder}' read-only" in line and "is '.'" not in line
+
+
 @pytest.mark.parametrize("extra, words", [
     (["--image-size", "100000"], "at most 16,384"),
     (["--image-size", "8000"], "needs about"),

@@ -239,3 +239,53 @@ def test_colours_for_pixels_and_drawing():
     assert image.drawing_colour(pal[1]) == (255, 128, 0)
     assert image.drawing_colour(pal[1], 0.5) == (127, 64, 0)  # scaled, rounded down
     assert image.drawing_colour(np.array([1.3, -0.1, 0.2])) == (255, 0, 51)  # clipped to [0, 1] first
+
+
+def _png16(path, arr, colour_type):
+    """A 16-bit PNG written by hand (Pillow writes no 16-bit RGBA)."""
+    import struct
+    import zlib
+
+    h, w = arr.shape[:2]
+    raw = b"".join(b"\x00" + arr[y].astype(">u2").tobytes() for y in range(h))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_decoding_memory_is_what_the_mode_costs(tmp_path):
+    """A 16000² 16-bit RGBA PNG of 8.9 MB with --max-size 64 peaked at 2.07 GB (8 bytes a pixel: a premultiplied
+    copy of the whole canvas), 16-bit gray at 22 bytes a pixel (float copies); the estimate ignored the mode."""
+    n = 2000
+    rgba = _png16(tmp_path / "rgba16.png", np.zeros((n, n, 4), np.uint16), 6)
+    gray = _png16(tmp_path / "gray16.png", np.zeros((n, n), np.uint16), 0)
+    code = ("import resource, sys\nfrom fastnst.image import read_image\n"
+            "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "read_image(sys.argv[1], max_size=64)\n"
+            "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024 / %d)" % (n * n))
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    for path in (rgba, gray):
+        res = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env,
+                             timeout=120)
+        assert res.returncode == 0, res.stderr
+        per_pixel = float(res.stdout)
+        with Image.open(path) as opened:
+            assert per_pixel <= image.decode_bytes(opened) / n ** 2 + 0.5, (path.name, per_pixel)
+        assert per_pixel < 7, (path.name, per_pixel)  # was 8.2 and 22 bytes a pixel
+    with Image.open(rgba) as a, Image.open(gray) as g:
+        assert image.decode_bytes(a) == n * n * 9 and image.decode_bytes(g) == n * n * 6
+
+
+def test_reduced_decoding_is_the_same_pixels_strip_by_strip():
+    img = synthetic_rgb(301, 517, seed=4).convert("RGBA")
+    img.putalpha(Image.fromarray((np.arange(301 * 517) % 251).reshape(517, 301).astype(np.uint8)))
+    for factor in (2, 3, 7):
+        assert np.array_equal(np.asarray(image._reduce(img, factor)), np.asarray(img.reduce(factor)))
+    gray = Image.fromarray((np.arange(300 * 310) * 7 % 65536).reshape(310, 300).astype(np.uint16))
+    expected = np.clip(np.asarray(gray).astype(np.float64) / 257.0 + 0.5, 0, 255.5).astype(np.uint8)
+    assert np.array_equal(np.asarray(image._high_bit_to_l(gray)), expected)

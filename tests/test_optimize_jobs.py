@@ -71,6 +71,23 @@ def test_invert_job_writes_one_file_per_layer_and_a_grid(files):
     assert set(report.summary()["layers"]) == {"relu1_2", "relu2_1"} and "relu2_1: feature loss" in report.text()
 
 
+def test_ctrl_c_keeps_the_current_image(files):
+    """Ctrl-C during Gatys left nothing (without --save-every) and said so only as 'nothing was saved'."""
+    job = GatysJob(content=str(files / "c.png"), style=[str(files / "s.png")], output=str(files / "g.png"),
+                   size=32, iterations=10, vgg_weights="random")
+
+    def interrupt(step):
+        if step.iteration == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(OptimizationInterrupted, match="after 3 of 10 iterations; kept the current image as "
+                                                      ".*g-interrupted-0003.png$"):
+        run_job(job, interrupt)
+    assert Image.open(files / "g-interrupted-0003.png").size == (32, 21) and not (files / "g.png").exists()
+    with pytest.raises(OptimizationInterrupted, match="g-interrupted-0003-2.png"):  # never replaced unasked
+        run_job(job, interrupt)
+
+
 def test_ctrl_c_names_the_last_intermediate_image(files):
     job = TextureJob(style=[str(files / "s.png")], output=str(files / "t.png"), size="32", iterations=10,
                      save_every=2, vgg_weights="random")

@@ -79,24 +79,51 @@ class FakeStream(io.StringIO):
         return self.tty
 
 
-def test_progress_writes_no_carriage_returns_when_not_a_terminal():
-    log = FakeStream(tty=False)
-    bar = Progress("images", stream=log)
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_progress_in_a_log_is_a_line_every_few_seconds_with_an_eta():
+    """Off a terminal: no \\r, nothing for the first seconds, then one line every LOG_EVERY seconds with an
+    ETA, and the last one (a 500-iteration Gatys printed a line per 10% without ETA: minutes apart)."""
+    from fastnst.commands.common import LOG_EVERY, QUIET_SECONDS
+
+    log, clock = FakeStream(tty=False), Clock()
+    bar = Progress("gatys", stream=log, clock=clock)
     for i in range(1, 101):
-        bar.update(i, 100)
+        clock.now = i * 0.5  # half a second per unit: 50 s in all
+        bar.update(i, 100, "loss 1.0")
     bar.close()
     lines = log.getvalue().splitlines()
-    assert "\r" not in log.getvalue() and 10 <= len(lines) <= 11 and lines[-1].startswith("images 100/100")
-    tty = FakeStream(tty=True)
-    bar = Progress("images", stream=tty)
-    bar.update(1, 2)
+    assert "\r" not in log.getvalue()
+    assert lines[0].startswith(f"gatys {int(QUIET_SECONDS / 0.5)}/100 loss 1.0 | 2 s, ETA 48 s")
+    assert len(lines) == 1 + int((50 - QUIET_SECONDS) / LOG_EVERY) + 1 and lines[-1] == "gatys 100/100 loss 1.0 | 50 s"
+    assert all("ETA" in line for line in lines[:-1])
+
+
+def test_progress_on_a_terminal_redraws_one_line_with_an_eta():
+    tty, clock = FakeStream(tty=True), Clock()
+    bar = Progress("images", stream=tty, clock=clock)
+    clock.now = 4.0
+    bar.update(1, 3)
+    clock.now = 8.0
+    bar.update(2.5, 3, "tile 1/2")  # fractional units: a tiled image half done
     bar.close()
-    assert tty.getvalue().startswith("\r") and tty.getvalue().endswith("\n")
+    text = tty.getvalue()
+    assert text.startswith("\r") and text.endswith("\n") and text.count("\n") == 1
+    assert "images 1/3 | 4 s, ETA 8 s" in text and "images 2/3 tile 1/2 | 8 s, ETA 1 s" in text
 
 
-def test_progress_stays_quiet_for_small_jobs_in_logs():
-    log = FakeStream(tty=False)
-    Progress(stream=log, min_total=5).update(1, 2)
+def test_progress_stays_quiet_for_quick_jobs_in_logs():
+    log, clock = FakeStream(tty=False), Clock()
+    bar = Progress(stream=log, clock=clock)
+    for i in range(1, 6):
+        clock.now = i * 0.1
+        bar.update(i, 5)
     assert log.getvalue() == ""
 
 

@@ -99,6 +99,26 @@ def test_default_style_equals_naming_it(tmp_path, photo, capsys):
     assert np.array_equal(pa, pb) and np.abs(pa - pc).mean() > 1
 
 
+def test_python_api_uses_the_builtin_styles_without_a_model(photo):
+    """`fastnst.stylize("photo.jpg")` and `Stylizer()` raised TypeError (missing 'model'); the built-in model's
+    path was private (fastnst.styles.builtin.MODEL_PATH)."""
+    import fastnst
+    from fastnst.runtime import Stylizer
+
+    assert fastnst.BUILTIN_MODEL == builtin.MODEL_PATH and fastnst.BUILTIN_MODEL.is_file()
+    default = fastnst.stylize(str(photo))
+    assert isinstance(default, Image.Image) and default.size == Image.open(photo).size
+    named = fastnst.stylize(str(photo), fastnst.BUILTIN_MODEL, style=builtin.DEFAULT_STYLE)
+    assert np.array_equal(np.asarray(default), np.asarray(named))
+    array = np.asarray(Image.open(photo).convert("RGB"))
+    pointillist = fastnst.stylize(array, style="pointillist")
+    assert pointillist.shape == array.shape and pointillist.dtype == np.uint8
+    assert np.abs(pointillist.astype(np.float32) - np.asarray(default, np.float32)).mean() > 1
+    stylizer = Stylizer()
+    assert stylizer.style_names == builtin.names()
+    assert np.array_equal(stylizer.stylize(array), np.asarray(default))
+
+
 @pytest.mark.parametrize("style", ["mosiac", "99", "mosaic:-1", "mosaic:0,halftone:0"])
 def test_bad_builtin_style_exits_2_and_writes_nothing(tmp_path, photo, capsys, style):
     out = tmp_path / "out.png"

@@ -64,6 +64,9 @@ def test_checks_before_work(up, monkeypatch):
     monkeypatch.setenv("FASTNST_MAX_PIXELS", str(50 * 50))
     with pytest.raises(InputError, match="above the cap"):
         up.check_size(30, 30)
+    monkeypatch.setenv("FASTNST_MAX_PIXELS", "10000")  # said '480x320 = 0 Mpx, above the cap of 0 Mpx'
+    with pytest.raises(InputError, match=r"480x320 = 153,600 pixels, above the cap of 10,000;"):
+        up.check_size(480 // up.factor, 320 // up.factor)
 
 
 def test_a_style_model_is_named_as_such(tiny_model):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from fastnst.constants import VGG16_LAYERS, VGG19_LAYERS
-from fastnst.errors import ConfigError, WeightsUnavailableError
+from fastnst.errors import UnsafePickleError, ConfigError, WeightsUnavailableError
 from fastnst.networks import vgg as vgg_mod
 from fastnst.networks.vgg import VGGFeatures, check_layers, resolve_weights
 
@@ -115,7 +115,7 @@ def test_bad_weights_files(tmp_path):
     evil = tmp_path / "evil.pth"
     with open(evil, "wb") as f:
         pickle.dump({"x": Evil()}, f)
-    with pytest.raises(WeightsUnavailableError, match="cannot read VGG weights"):
+    with pytest.raises(UnsafePickleError, match="is not a weights-only checkpoint.* calls builtins.print"):
         VGGFeatures(["relu1_1"], weights=str(evil))
 
 

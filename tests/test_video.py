@@ -96,6 +96,45 @@ def test_bad_videos(model, clip, tmp_path, capsys):
     assert existing.read_bytes() == b"precious"
 
 
+def _audio_only(path):
+    with av.open(str(path), "w", format="mp4") as out:
+        aus = out.add_stream("aac", rate=16000)
+        aus.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt", layout="mono")
+        frame.sample_rate, frame.pts = 16000, 0
+        for packet in list(aus.encode(frame)) + list(aus.encode()):
+            out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("name", ["audio_only.m4a", "sound"])  # by suffix, and by content (no suffix)
+def test_media_are_routed_by_content_and_the_answer_fits_the_question(model, tmp_path, capsys, name):
+    """`audio_only.m4a -o v.mp4` said "unsupported output format '.mp4'"."""
+    src = _audio_only(tmp_path / name)
+    assert cli.main(["stylize", "--model", str(model), str(src), "-o", str(tmp_path / "v.mp4")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has no video stream (audio)" in err
+    assert not (tmp_path / "v.mp4").exists()
+
+
+def test_two_videos_into_a_folder_and_next_to_their_inputs(model, tmp_path, capsys):
+    """Two videos into a folder said "'good.mp4' is not an image Pillow can read"."""
+    a = write_clip(tmp_path / "a.mp4", panning_frames(3))
+    b = write_clip(tmp_path / "b.mkv", panning_frames(3, seed=1), audio=False)
+    assert cli.main(["stylize", "--model", str(model), str(a), str(b), "-o", str(tmp_path / "out")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mp4", "b.mkv"]
+    assert len(list(read_frames(tmp_path / "out" / "b.mkv"))) == 3
+    assert cli.main(["stylize", "--model", str(model), str(a)]) == 0  # no -o: next to it, named after the style
+    assert probe(tmp_path / "a.tiny.mp4").has_audio and "a.tiny.mp4" in capsys.readouterr().err
+
+
+def test_in_place_on_a_video_says_why(model, clip, capsys):
+    """--in-place on a video was refused with "(even with --overwrite)": the answer to another question."""
+    assert cli.main(["stylize", "--model", str(model), str(clip), "-o", str(clip), "--in-place"]) == 2
+    err = capsys.readouterr().err
+    assert "--in-place replaces images" in err and "even with" not in err
+
+
 def test_batch_size_is_checked_against_the_one_bound(model, clip, tmp_path):
     stylizer = Stylizer(model)
     for bad in (0, MAX_VIDEO_BATCH + 1, 2.0, True):

@@ -124,6 +124,91 @@ def test_page_matches_python_onnxruntime(tmp_path):
     assert np.abs(got - ref[0].transpose(1, 2, 0)).max() <= 1e-4
 
 
+def fake_ort_dist(folder: Path) -> Path:
+    """An onnxruntime-web dist folder as npm installs it: the script names the build it loads (jsep), and three
+    other WebAssembly builds lie beside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ort.min.js").write_text('let i="ort-wasm-simd-threaded.jsep.mjs";')
+    for variant in ("", ".jsep", ".asyncify", ".jspi"):
+        (folder / f"ort-wasm-simd-threaded{variant}.mjs").write_text(f"// loader{variant}")
+        (folder / f"ort-wasm-simd-threaded{variant}.wasm").write_bytes(b"\0asm" + variant.encode())
+    return folder
+
+
+@pytest.fixture
+def web_setup(tmp_path, monkeypatch):
+    """(fake onnxruntime-web dist, a real small model) with the working folder in tmp_path."""
+    from fastnst.styles.builtin import MODEL_PATH
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FASTNST_ORT_WEB", raising=False)
+    model = tmp_path / "builtin.onnx"
+    shutil.copyfile(MODEL_PATH, model)
+    return fake_ort_dist(tmp_path / "dist"), model
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("existing", ["app.js", "models.json", "builtin.onnx", "ort/ort.min.js",
+                                      "ort/ort-wasm-simd-threaded.jsep.wasm"])
+def test_web_never_replaces_a_users_file(web_setup, tmp_path, capsys, existing):
+    """Data loss: export --web replaced app.js, models.json, a same-named model and ort/* in DIR without
+    --overwrite (it refused only when DIR/index.html existed). Now the file is named and nothing is written."""
+    dist, model = web_setup
+    site = tmp_path / "site"
+    (site / existing).parent.mkdir(parents=True, exist_ok=True)
+    (site / existing).write_bytes(b"the user's own file")
+    before = _tree(site)
+    assert cli.main(["export", str(model), "--web", str(site), "--ort-dist", str(dist)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"'{site / existing}' exists" in err and "--overwrite" in err
+    assert _tree(site) == before
+
+
+def test_web_into_the_current_folder_keeps_its_files(web_setup, tmp_path, capsys):
+    """`--web .` wrote the page into the current folder over the user's app.js."""
+    dist, model = web_setup
+    (tmp_path / "app.js").write_text("my app")
+    assert cli.main(["export", str(model), "--web", ".", "--ort-dist", str(dist)]) == 2
+    assert "app.js' exists" in capsys.readouterr().err
+    assert (tmp_path / "app.js").read_text() == "my app"
+    assert not (tmp_path / "index.html").exists() and not (tmp_path / "ort").exists()
+
+
+def test_web_overwrite_replaces_only_the_pages_files(web_setup, tmp_path):
+    dist, model = web_setup
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "app.js").write_text("old page")
+    (site / "notes.txt").write_text("mine")
+    assert cli.main(["export", str(model), "--web", str(site), "--ort-dist", str(dist), "--overwrite"]) == 0
+    assert (site / "app.js").read_text() != "old page" and (site / "notes.txt").read_text() == "mine"
+    assert json.loads((site / "models.json").read_text())[0]["styles"][0] == "mosaic"
+    # a model that already is the page's copy is not a file the page replaces
+    assert cli.main(["export", str(site / "builtin.onnx"), "--web", str(site), "--ort-dist", str(dist),
+                     "--overwrite"]) == 0
+
+
+def test_web_copies_only_the_webassembly_build_the_page_loads(web_setup, tmp_path):
+    """The written site was 89 MB: every wasm variant of the npm package was copied, the page loads one."""
+    dist, model = web_setup
+    site = tmp_path / "site"
+    assert cli.main(["export", str(model), "--web", str(site), "--ort-dist", str(dist)]) == 0
+    assert sorted(p.name for p in (site / "ort").iterdir()) == [
+        "ort-wasm-simd-threaded.jsep.mjs", "ort-wasm-simd-threaded.jsep.wasm", "ort.min.js"]
+    assert (site / "ort" / "ort.min.js").read_bytes() == (dist / "ort.min.js").read_bytes()
+
+
+def test_export_refuses_an_unknown_output_suffix(tiny_model, tmp_path, capsys):
+    """`fastnst export w.safetensors -o e.txt` wrote an ONNX file named .txt."""
+    _, weights = tiny_model
+    assert cli.main(["export", str(weights), "-o", str(tmp_path / "e.txt")]) == 2
+    assert "must end in .onnx" in capsys.readouterr().err
+    assert not (tmp_path / "e.txt").exists()
+
+
 def test_web_needs_onnxruntime_web(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("FASTNST_ORT_WEB", raising=False)

@@ -14,13 +14,15 @@ import json
 import sys
 import time
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
 from fastnst.errors import ConfigError
-from fastnst.options import base_type, check_value, field_types, flag_name
+from fastnst.options import base_type, check_value, duration, field_types, flag_name
 
-PROGRESS_MIN_IMAGES = 5  # chosen: below this a summary line is enough when stderr is not a terminal
+QUIET_SECONDS = 2.0  # chosen: a job shorter than this needs no progress in a log, its summary line says it all
+LOG_EVERY = 5.0  # chosen: off a terminal one progress line every few seconds (a 500-iteration Gatys: ~100 lines)
+TTY_EVERY = 0.1  # chosen: a live bar redrawn at most ten times a second
 
 
 class Parser(argparse.ArgumentParser):
@@ -98,31 +100,58 @@ def chosen(args: argparse.Namespace, cls: type) -> dict[str, Any]:
 
 
 class Progress:
-    """Progress on stderr: a live bar on a terminal, else a plain line per ~10% (never ``\\r`` in logs).
+    """The one progress display of fastnst (stderr), fed by the library's progress callbacks: ``update(done,
+    total, text)`` after each unit of work (``done`` may be fractional), ``close()`` at the end.
 
-    ``update(done, total, text)`` after each unit of work; ``close()`` at the end. Shown only when
-    ``total >= min_total`` (or on a terminal).
+    On a terminal a live bar (``\\r``, at most :data:`TTY_EVERY` apart) with the elapsed time and an ETA. Off a
+    terminal (a log) plain lines, never ``\\r``: the first once the job has run :data:`QUIET_SECONDS` (quick jobs
+    print nothing), then one every ``every`` seconds (:data:`LOG_EVERY`), and the last unit's line when any was
+    shown. The ETA is the mean time per unit since the first report (set-up such as loading a network is not
+    a unit) times the units left.
     """
 
-    def __init__(self, label: str = "", stream: Any = None, min_total: int = 1) -> None:
-        self.label, self.stream = label, stream or sys.stderr
+    def __init__(self, label: str = "", stream: Any = None, every: float | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.label, self.stream, self.clock = label, stream or sys.stderr, clock
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.min_total, self.start, self._decile, self._open = min_total, time.perf_counter(), -1, False
+        self.every = (TTY_EVERY if self.tty else LOG_EVERY) if every is None else every
+        self.start, self._last, self._open, self.lines = clock(), None, False, 0
+        self._first: tuple[float, float] | None = None  # (time, units done) at the first report
 
-    def update(self, done: int, total: int, text: str = "") -> None:
-        if total <= 0 or (not self.tty and total < self.min_total):
+    def line(self, done: float, total: int, text: str = "") -> str:
+        """What ``update`` shows, without the bar: 'label 3/10 text | 12 s, ETA 28 s'."""
+        now = self.clock()
+        elapsed = now - self.start
+        frac = min(1.0, max(0.0, done / total))
+        count = f"{int(done)}/{total}"
+        head = " ".join(p for p in (self.label, count, text) if p)
+        if frac >= 1:
+            return f"{head} | {duration(elapsed)}"
+        if self._first is not None and done > self._first[1] and now > self._first[0]:
+            left = (now - self._first[0]) / (done - self._first[1]) * (total - done)
+        else:
+            left = elapsed / frac - elapsed if frac > 0 else None
+        return f"{head} | {duration(elapsed)}, {'ETA unknown' if left is None else 'ETA ' + duration(left)}"
+
+    def update(self, done: float, total: int, text: str = "") -> None:
+        if total <= 0:
             return
-        frac = min(1.0, done / total)
-        elapsed = time.perf_counter() - self.start
-        eta = elapsed / max(frac, 1e-9) - elapsed
-        line = f"{self.label}{' ' if self.label else ''}{done}/{total} {text}".rstrip()
+        now, finished = self.clock(), done >= total
+        if self._first is None:
+            self._first = (now, done)
         if self.tty:
-            bar = "#" * int(frac * 20)
-            self.stream.write(f"\r\033[K[{bar:<20}] {line} | {elapsed:.1f} s, {eta:.0f} s left")
+            if self._last is not None and now - self._last < self.every and not finished:
+                return
+            bar = "#" * int(min(1.0, done / total) * 20)
+            self.stream.write(f"\r\033[K[{bar:<20}] {self.line(done, total, text)}")
             self._open = True
-        elif int(frac * 10) > self._decile or done == total:
-            self._decile = int(frac * 10)
-            self.stream.write(f"{line} ({elapsed:.1f} s)\n")
+        else:
+            due = (now - self.start >= QUIET_SECONDS) if self._last is None else (now - self._last >= self.every)
+            if not (due or (finished and self.lines)):
+                return
+            self.stream.write(self.line(done, total, text) + "\n")
+            self.lines += 1
+        self._last = now
         self.stream.flush()
 
     def close(self) -> None:
@@ -134,7 +163,7 @@ class Progress:
 
 def run_batch(function: Any, options: Any, inputs: list[str], as_json: bool = False) -> int:
     """Call a fastnst.batch function with a progress display; print per-file errors (and JSON), then the summary."""
-    progress = Progress("", min_total=PROGRESS_MIN_IMAGES)
+    progress = Progress("")
 
     def show(record: dict[str, Any]) -> None:
         if "data" in record:

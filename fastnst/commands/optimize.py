@@ -2,18 +2,21 @@
 
 Flags come from the job dataclasses of :mod:`fastnst.optimize.jobs`. Each step the library reports
 (:class:`fastnst.optimize.Step`) goes to the one progress display (stderr), the summary to
-stdout (``--json`` for a machine-readable one); Ctrl-C exits with 130 after naming the last
-intermediate image. Errors raise FastNSTError, which :mod:`fastnst.cli` turns into one line and exit 2.
+stdout (``--json`` for a machine-readable one); Ctrl-C or SIGTERM keeps the current image (named
+``OUT-interrupted-NNNN``), says so and exits with 130. ``gatys`` takes its content image positionally too
+(``fastnst gatys photo.jpg --style s.jpg``), ``invert`` and ``dream`` their image. Errors raise FastNSTError, which :mod:`fastnst.cli` turns into one line and exit 2.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from fastnst.commands.common import Parser, Progress, add_options, chosen
-from fastnst.errors import OptimizationInterrupted
+from fastnst.errors import ConfigError, OptimizationInterrupted
 
 EXIT_INTERRUPTED = 130
 
@@ -23,23 +26,40 @@ def _main(task: str, argv: list[str]) -> int:
 
     cls = O.JOBS[task]
     p = Parser(prog=f"fastnst {task}", description=cls.DESCRIPTION)
+    if cls.POSITIONAL:  # `fastnst gatys photo.jpg --style s.jpg`, as `fastnst stylize photo.jpg` (the flag stays)
+        p.add_argument("positional", nargs="?", metavar=cls.POSITIONAL.upper(),
+                       help=f"the {cls.POSITIONAL} image (or --{cls.POSITIONAL})")
     add_options(p, cls, skip=cls.SKIP, **cls.CLI)
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     args = p.parse_args(argv)
+    options = chosen(args, cls)
+    given = getattr(args, "positional", None)
+    if given is not None:
+        if options.get(cls.POSITIONAL) not in (None, given):
+            raise ConfigError(f"two {cls.POSITIONAL} images: '{given}' and --{cls.POSITIONAL} "
+                              f"'{options[cls.POSITIONAL]}'; give one")
+        options[cls.POSITIONAL] = given
     progress = Progress(task)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # kill PID: keep the current image, as Ctrl-C does
     try:
-        report = O.run_job(cls(**chosen(args, cls)), lambda s: progress.update(s.iteration, s.total, s.text()))
+        report = O.run_job(cls(**options), lambda s: progress.update(s.iteration, s.total, s.text()))
     except OptimizationInterrupted as exc:
         progress.close()
         print(f"fastnst: {exc}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     progress.close()
     print(json.dumps(report.summary(), indent=2) if args.json else report.text())
     return 0
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main_gatys(argv: list[str]) -> int:
-    """``fastnst gatys --content C --style S [--style S2 ...] -o OUT``."""
+    """``fastnst gatys CONTENT --style S [--style S2 ...] -o OUT`` (or ``--content C``)."""
     return _main("gatys", argv)
 
 

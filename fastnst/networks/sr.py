@@ -23,7 +23,7 @@ from torch import nn
 
 from fastnst.constants import SR_NORMS, SR_SKIPS
 from fastnst.contract import META_FACTOR, META_SR_CONFIG, META_TASK, SR_FACTORS, SR_TASK
-from fastnst.errors import ConfigError, InputError, ModelFormatError, unknown_choice
+from fastnst.errors import ConfigError, InputError, ModelFormatError, UnsafePickleError, unknown_choice
 from fastnst.networks.transformer import ConvLayer
 
 # Paper (supplementary, super-resolution network): 64 channels, 4 residual blocks.
@@ -147,7 +147,9 @@ def is_sr_file(path: str | os.PathLike) -> bool:
         return False
     try:
         if path.suffix.lower() == ".ckpt":
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            from fastnst.fileio import load_weights_only
+
+            ckpt = load_weights_only(path)
             return isinstance(ckpt, dict) and "sr_config" in (ckpt.get("hyper_parameters") or {})
         from safetensors import safe_open
 
@@ -182,8 +184,12 @@ def load_sr(path: str | os.PathLike) -> tuple[SRNet, dict[str, str]]:
     if not path.is_file():
         raise InputError(f"model '{path}' does not exist; check the path")
     if path.suffix.lower() == ".ckpt":
+        from fastnst.fileio import load_weights_only
+
         try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            ckpt = load_weights_only(path, "model")
+        except UnsafePickleError:
+            raise
         except Exception:
             raise ModelFormatError(f"'{path}' is not a checkpoint that loads safely (weights only)") from None
         hparams = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}

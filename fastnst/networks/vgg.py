@@ -27,7 +27,7 @@ from torch import nn
 
 from fastnst.constants import (DEFAULT_VGG_NORMALIZE, IMAGENET_MEAN, IMAGENET_STD, VGG_ARCHS, VGG_LAYERS,
                                VGG_NORMALIZE_CHOICES, VGG_POOLINGS, VGG_WEIGHT_CHOICES, VGG_WEIGHTS_ENV)
-from fastnst.errors import ConfigError, WeightsUnavailableError, unknown_choice
+from fastnst.errors import ConfigError, UnsafePickleError, WeightsUnavailableError, unknown_choice
 from fastnst.networks import winograd
 
 _RANDOM_SEED = 0  # chosen: a fixed seed makes weights="random" reproducible across runs and processes
@@ -73,6 +73,16 @@ def resolve_weights(weights: str | os.PathLike | None) -> str:
             f"VGG weights file '{weights}' does not exist; pass --vgg-weights imagenet|random|PATH "
             f"or set {VGG_WEIGHTS_ENV} to an existing file")
     return str(path.resolve())
+
+
+def check_weights(weights: str | os.PathLike | None, arch: str = "vgg16") -> str:
+    """``weights`` resolved (:func:`resolve_weights`) and, unless 'random', loaded once into a VGG of ``arch``:
+    for a job that must know they work before it creates anything (``fastnst demo``). Raises
+    WeightsUnavailableError or ConfigError as building the loss network would."""
+    resolved = resolve_weights(weights)
+    if resolved != "random":
+        VGGFeatures(VGG_LAYERS[check_arch(arch)][0], arch, resolved)
+    return resolved
 
 
 def _make_features(arch: str, pooling: str) -> nn.Sequential:
@@ -127,8 +137,10 @@ def _file_state_dict(path: str, arch: str) -> dict[str, torch.Tensor]:
                 raise ConfigError(f"'{path}' holds {recorded.upper()} weights, not {arch.upper()}; "
                                   f"use them with --net {recorded} or pass {arch.upper()} weights")
         else:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
-    except ConfigError:
+            from fastnst.fileio import load_weights_only
+
+            sd = load_weights_only(path, "VGG weights")
+    except (ConfigError, UnsafePickleError):
         raise
     except Exception as exc:
         raise WeightsUnavailableError(

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from fastnst.constants import IMAGENET_MEAN, IMAGENET_STD, VGG_LAYERS
-from fastnst.errors import ConfigError, InputError, ModelFormatError, unknown_choice
+from fastnst.errors import ConfigError, InputError, ModelFormatError, UnsafePickleError, unknown_choice
 from fastnst.fileio import atomic_output, check_output, read_safetensors, sha256_file
 
 CONVENTIONS = ("caffe", "torchvision")
@@ -188,9 +188,12 @@ def _read_onnx(path: Path) -> ImportedVGG:
 
 
 def _torch_load(path: Path) -> Any:
-    import torch
+    from fastnst.fileio import load_weights_only
+
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
+        return load_weights_only(path, "VGG weights")
+    except UnsafePickleError:
+        raise
     except Exception as exc:
         raise ModelFormatError(f"'{path}' is not a VGG weights file fastnst can read ({type(exc).__name__}; only "
                                f"plain tensor files are unpickled, weights_only); pass an .onnx model, a VGG state "

@@ -214,7 +214,9 @@ def normalize_vgg(vgg: nn.Module, images: str | os.PathLike | None = None, size:
     stats: dict[str, torch.Tensor] | None = None
     if use_cache and path.is_file():
         try:
-            cached = torch.load(path, map_location="cpu", weights_only=True)
+            from fastnst.fileio import load_weights_only
+
+            cached = load_weights_only(path)
             if isinstance(cached, dict) and needed <= set(cached):
                 stats = cached
         except Exception:  # a corrupt cache file is recomputed

@@ -21,7 +21,7 @@ from PIL import Image
 
 from fastnst import checks
 from fastnst.constants import VGG_NORMALIZE_CHOICES
-from fastnst.errors import ConfigError, InputError, OptimizationInterrupted
+from fastnst.errors import ConfigError, FastNSTError, InputError, OptimizationInterrupted
 from fastnst.image import load_rgb
 from fastnst.networks.vgg import check_layers
 from fastnst.optimize.deepdream import dream_result
@@ -78,6 +78,8 @@ class RunOptions:
     CLI: ClassVar[dict[str, dict[str, Any]]] = {"output": {"required": True},
                                                 "vgg_normalize": {"nargs": "?", "const": "mean"}}
     SKIP: ClassVar[tuple[str, ...]] = ()
+    #: The field the command also takes as its positional argument (``fastnst gatys photo.jpg``), or "".
+    POSITIONAL: ClassVar[str] = ""
 
     def inputs(self) -> list[Any]:
         """The input files (outputs must not replace them)."""
@@ -87,6 +89,17 @@ class RunOptions:
         """The files the job writes (checked before any work)."""
         return [Path(self.output)]
 
+    def interrupted(self, iteration: int) -> Path:
+        """Where the current image goes when the job is interrupted after ``iteration`` iterations: beside the
+        output, named as such (``out-interrupted-0123.png``; a free name, nothing is replaced)."""
+        out = Path(self.output)
+        path = out.with_name(f"{out.stem}-interrupted-{iteration:04d}{out.suffix}")
+        n = 2
+        while path.exists() and not self.overwrite:
+            path = out.with_name(f"{out.stem}-interrupted-{iteration:04d}-{n}{out.suffix}")
+            n += 1
+        return path
+
     def check(self) -> None:
         """Everything that can be checked before any work: options, sizes, memory, outputs."""
         from fastnst.outputs import check_target
@@ -95,8 +108,9 @@ class RunOptions:
         if not str(self.output).strip():
             raise ConfigError("-o/--output is empty; give an image file name such as out.png")
         for f in dataclasses.fields(self):
-            if self.CLI.get(f.name, {}).get("required") and not getattr(self, f.name):
-                raise ConfigError(f"{flag_name(f)} is missing; give the {f.metadata['help'].split(' (')[0]}")
+            if (self.CLI.get(f.name, {}).get("required") or f.name == self.POSITIONAL) and not getattr(self, f.name):
+                either = f" (fastnst {self.TASK} FILE or {flag_name(f)} FILE)" if f.name == self.POSITIONAL else ""
+                raise ConfigError(f"{flag_name(f)} is missing; give the {f.metadata['help'].split(' (')[0]}{either}")
         for target in self.targets():  # out.xyz: refused now, not after the optimisation
             check_target(target, self.overwrite, inputs=[i for i in self.inputs() if isinstance(i, (str, os.PathLike))
                                                           and str(i) not in INIT_CHOICES])
@@ -181,7 +195,7 @@ class GatysJob(StyleJobOptions):
 
     TASK: ClassVar[str] = "gatys"
     DESCRIPTION: ClassVar[str] = "Style transfer by optimising the image (Gatys et al. 2016)."
-    CLI: ClassVar[dict[str, dict[str, Any]]] = {**StyleJobOptions.CLI, "content": {"required": True}}
+    POSITIONAL: ClassVar[str] = "content"
 
     def inputs(self) -> list[Any]:
         return [self.content, *super().inputs()]
@@ -222,7 +236,7 @@ class ImageJobOptions(RunOptions, NetworkSettings):
                                           "already), mean (Gatys' normalised VGG; the bare flag; implied by "
                                           "--normalize-images) or rms", choices=VGG_NORMALIZE_CHOICES)
 
-    CLI: ClassVar[dict[str, dict[str, Any]]] = {**RunOptions.CLI, "image": {"required": True}}
+    POSITIONAL: ClassVar[str] = "image"
 
     def inputs(self) -> list[Any]:
         return [self.image]
@@ -347,8 +361,10 @@ class JobReport:
 def run_job(job: RunOptions, callback: ProgressCallback | None = None) -> JobReport:
     """Check ``job`` (a :data:`JOBS` class) before any work, run it and write its images.
 
-    ``save_every`` intermediate images are written as the optimisation goes. Ctrl-C raises
-    :class:`OptimizationInterrupted` saying which intermediate image is the last.
+    ``save_every`` intermediate images are written as the optimisation goes. Ctrl-C (KeyboardInterrupt; the
+    command turns SIGTERM into one too) keeps the current image, written whole as
+    :meth:`RunOptions.interrupted`, and raises :class:`OptimizationInterrupted` saying where it is (and which
+    intermediate image is the last).
     """
     from fastnst.image import save_image
 
@@ -358,8 +374,10 @@ def run_job(job: RunOptions, callback: ProgressCallback | None = None) -> JobRep
         torch.set_num_threads(cpus)
     saved: list[Path] = []
     every = getattr(job, "save_every", 0)
+    last: list[Step] = []  # the latest step: its image is the current one
 
     def step(p: Step) -> bool:
+        last[:] = [p]
         stop = bool(callback(p)) if callback is not None else False
         if every and p.iteration % every == 0:
             path = job.intermediate(p.iteration)  # type: ignore[attr-defined]
@@ -370,11 +388,25 @@ def run_job(job: RunOptions, callback: ProgressCallback | None = None) -> JobRep
     try:
         results = job.execute(step)
     except KeyboardInterrupt:
-        raise OptimizationInterrupted(f"interrupted; the last intermediate image is {saved[-1]}" if saved else
-                                      "interrupted before any image was saved (use --save-every N to keep "
-                                      "intermediate images)") from None
+        raise OptimizationInterrupted(_interrupted(job, last[0] if last else None, saved)) from None
     written = []
     for path, image in job.images(results):
         save_image(image, path, overwrite=job.overwrite)
         written.append(str(path))
     return JobReport(job.TASK, written, results, [str(s) for s in saved])
+
+
+def _interrupted(job: RunOptions, last: Step | None, saved: list[Path]) -> str:
+    """Keep the current image of an interrupted job (whole, under a name that says so); what to tell the user."""
+    from fastnst.image import save_image
+
+    later = f"; the last intermediate image is {saved[-1]}" if saved else ""
+    if last is None:
+        return "interrupted before the first iteration; nothing was written" + later
+    path = job.interrupted(last.iteration)
+    try:
+        save_image(last.image(), path, overwrite=job.overwrite)
+    except (FastNSTError, KeyboardInterrupt) as exc:  # a second Ctrl-C, a full disk: say so, lose nothing else
+        return (f"interrupted after {last.iteration} of {last.total} iterations; the current image could not be "
+                f"kept ({exc or 'interrupted again'}){later}")
+    return f"interrupted after {last.iteration} of {last.total} iterations; kept the current image as {path}{later}"

@@ -102,11 +102,12 @@ class ScaledStylizer:
         batch_size = checks.whole("batch_size", batch_size, maximum=MAX_BATCH)
         return self.render_iter(images, self.inner.settings(**options), batch_size)
 
-    def render(self, image: ImageSource, settings: Settings) -> Any:
-        """:meth:`stylize` with options already checked."""
-        return next(self.render_iter([image], settings))
+    def render(self, image: ImageSource, settings: Settings, progress: Any = None) -> Any:
+        """:meth:`stylize` with options already checked (``progress``: tiles, as the wrapped stylizer reports)."""
+        return next(self.render_iter([image], settings, progress=progress))
 
-    def render_iter(self, images: Iterable[ImageSource], settings: Settings, batch_size: int = 1) -> Iterator[Any]:
+    def render_iter(self, images: Iterable[ImageSource], settings: Settings, batch_size: int = 1,
+                    progress: Any = None) -> Iterator[Any]:
         """:meth:`stylize_iter` with options already checked: the scaled copies are stylised by the wrapped
         stylizer (tiles and style as ``settings`` say), brought back to size, then finished at full size."""
         items: list[tuple[Item, np.ndarray]] = []
@@ -119,7 +120,7 @@ class ScaledStylizer:
                 yield _resize(rgb, scaled_size(rgb.shape[1], rgb.shape[0], self.scale))
 
         plain = replace(settings, strength=1.0, preserve_color=False, max_size=None)
-        for styled in self.inner.render_iter(scaled(), plain, batch_size):
+        for styled in self.inner.render_iter(scaled(), plain, batch_size, progress=progress):
             item, rgb = items.pop(0)
             out = self.back_to_size(to_uint8(np.asarray(styled)[..., :3]), (rgb.shape[1], rgb.shape[0]))
             yield give_back(finish(rgb, out, settings.strength, settings.preserve_color), item)

@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from fastnst import checks
+from fastnst.constants import BUILTIN_DEFAULT_STYLE, BUILTIN_MODEL
 from fastnst.contract import (INPUT_RANGES, LEGACY_INPUTS, META_ARCH, META_INPUT_RANGE, META_STYLES, OUTPUT_NAME,
                               STYLE_NAME, geometry, padded_size)
 from fastnst.errors import ConfigError, InputError, ModelFormatError, TilingUnsupported
@@ -37,7 +38,8 @@ from fastnst.runtime.providers import ProviderSpec, short_name
 from fastnst.runtime.rewrite import polyphase_upsampling, speed_up
 from fastnst.runtime.roundtrip import Canvas, Item, give_back, read
 from fastnst.runtime.session import Model
-from fastnst.runtime.tiling import MIN_TILE, NormRewrite, TileGrid, make_dynamic, plain_graph
+from fastnst.runtime.tiling import (MIN_TILE, NormRewrite, ProgressFn, TileGrid, make_dynamic, plain_graph,
+                                    reporting)
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,7 @@ class StylizerBase:
         self.io_kind, self.input_range = "float", 1.0
         self.static_size: tuple[int, int] | None = None
         self.style_names: list[str] = []
+        self.default_style: StyleSpec = None  # the style of a multi-style model when none is asked for (None: first)
         self.tiling_note = ""
 
     @property
@@ -193,7 +196,7 @@ class StylizerBase:
                         max_size=checks.side("max_size", max_size, allow_none=True),
                         tile=checks.tile(tile, minimum=MIN_TILE, name="tile"),
                         overlap=checks.whole("overlap", overlap, minimum=0, allow_none=True),
-                        style=parse_style(style, self.style_names))
+                        style=parse_style(self.default_style if style is None else style, self.style_names))
 
     def stylize(self, image: ImageSource, strength: float = 1.0, preserve_color: bool = False,
                 max_size: int | None = None, tile: int | None = None, overlap: int | None = None,
@@ -224,23 +227,25 @@ class StylizerBase:
         batch_size = checks.whole("batch_size", batch_size, maximum=MAX_BATCH)
         return self.render_iter(images, self.settings(**options), batch_size)
 
-    def render(self, image: ImageSource, settings: Settings) -> Any:
-        """:meth:`stylize` with options already checked (:class:`Settings`)."""
-        return next(self.render_iter([image], settings))
+    def render(self, image: ImageSource, settings: Settings, progress: ProgressFn | None = None) -> Any:
+        """:meth:`stylize` with options already checked (:class:`Settings`); a tiled image reports (tiles done,
+        tiles, 'tiles') to ``progress`` after each tile."""
+        return next(self.render_iter([image], settings, progress=progress))
 
-    def render_iter(self, images: Iterable[ImageSource], settings: Settings, batch_size: int = 1) -> Iterator[Any]:
+    def render_iter(self, images: Iterable[ImageSource], settings: Settings, batch_size: int = 1,
+                    progress: ProgressFn | None = None) -> Iterator[Any]:
         """:meth:`stylize_iter` with options already checked (:class:`Settings`, ``batch_size``)."""
         pending: list[Item] = []
         for image in images:
             pending.append(read(image, settings.max_size))
             if len(pending) >= batch_size:
-                yield from self._render_batch(pending, settings)
+                yield from self._render_batch(pending, settings, progress)
                 pending = []
         if pending:
-            yield from self._render_batch(pending, settings)
+            yield from self._render_batch(pending, settings, progress)
 
     # -- rendering -------------------------------------------------------------------------------
-    def _render_batch(self, items: list[Item], s: Settings) -> Iterator[Any]:
+    def _render_batch(self, items: list[Item], s: Settings, progress: ProgressFn | None = None) -> Iterator[Any]:
         styled: list[np.ndarray | None] = [None] * len(items)
         if s.strength > 0:
             plain = [i for i, it in enumerate(items) if not self._tile_size(it.src, s.tile)]
@@ -251,7 +256,7 @@ class StylizerBase:
                 for i, out in zip(idx, self.run_batch([items[i].src for i in idx], s.style)):
                     styled[i] = out
         for i, item in enumerate(items):
-            yield self._render(item, styled[i], s)
+            yield self._render(item, styled[i], s, progress)
             items[i] = styled[i] = None  # type: ignore[call-overload]  # free as we go
 
     def _tile_size(self, src: np.ndarray, tile: int | None) -> int:
@@ -263,7 +268,7 @@ class StylizerBase:
                           "leave --tile out (automatic tiling) or pass --tile 1024")
         return size
 
-    def _render(self, item: Item, styled: np.ndarray | None, s: Settings) -> Any:
+    def _render(self, item: Item, styled: np.ndarray | None, s: Settings, progress: ProgressFn | None = None) -> Any:
         src = item.src
         h, w = src.shape[:2]
         tile_size = self._tile_size(src, s.tile) if s.strength > 0 else 0
@@ -278,7 +283,8 @@ class StylizerBase:
                 tile_size = 0
         if tile_size:
             canvas = Canvas(item, w, h)
-            for y0, band in TileGrid(h, w, tile_size, s.overlap, self.stride).bands(src, run):
+            grid = TileGrid(h, w, tile_size, s.overlap, self.stride)
+            for y0, band in grid.bands(src, reporting(run, len(grid), progress)):
                 canvas.put(y0, finish(src[y0:y0 + band.shape[0]], band, s.strength, s.preserve_color))
                 del band
             return canvas.give_back()
@@ -298,7 +304,9 @@ class Stylizer(StylizerBase):
     ``model_path``: an ``.onnx`` file written by ``fastnst export`` (float or uint8 convention, one
     or several styles), or a third-party model with one image input (N, 3, H, W) and one image
     output, e.g. the ONNX model zoo's fast_neural_style models (``input_range=255``); or such a file
-    already opened as a :class:`fastnst.runtime.session.Model`.
+    already opened as a :class:`fastnst.runtime.session.Model`. None (the default): the built-in styles'
+    model shipped with fastnst (``fastnst.BUILTIN_MODEL``; ``style="pointillist"`` picks one of its styles,
+    the default is ``mosaic``).
     ``providers``: 'auto' (default: TensorRT, CUDA, DirectML, CoreML, OpenVINO, whichever is
     installed first, then CPU), a name, a ``(name, options)`` pair or a list of them (see
     :func:`fastnst.runtime.providers.resolve_providers`). ``threads``: intra-op CPU threads (default:
@@ -311,9 +319,11 @@ class Stylizer(StylizerBase):
     image-to-image model or a super-resolution model, ConfigError for unavailable providers or bad options.
     """
 
-    def __init__(self, model_path: str | os.PathLike | Model,
+    def __init__(self, model_path: str | os.PathLike | Model | None = None,
                  providers: ProviderSpec | Sequence[ProviderSpec] | None = None, threads: int | None = None,
                  optimization: str | None = None, input_range: float | None = None) -> None:
+        if model_path is None:
+            model_path = builtin_model()
         if isinstance(model_path, Model):  # an opened file (its providers and threads are already chosen)
             self.model = model_path
             self.model.expect("style")
@@ -322,6 +332,8 @@ class Stylizer(StylizerBase):
         super().__init__(self.model.path, self.model.metadata)
         self._check_signature()
         self.input_range = self._input_range(input_range)
+        if self.style_names and self.path.resolve() == BUILTIN_MODEL.resolve():
+            self.default_style = BUILTIN_DEFAULT_STYLE
         self.legacy = bool({i.name for i in self.session.get_overridable_initializers()} & set(LEGACY_INPUTS))
         # fixed-size third-party models and old fastnst models with tiling inputs: rewrite when onnx is here
         if self.static_size or self.legacy:
@@ -501,6 +513,15 @@ class Stylizer(StylizerBase):
         return info
 
 
+def builtin_model() -> Path:
+    """The built-in styles' model shipped with fastnst (``fastnst.BUILTIN_MODEL``); InputError when the package
+    was installed without it."""
+    if not BUILTIN_MODEL.is_file():
+        raise InputError(f"the built-in style model is missing ({BUILTIN_MODEL}); reinstall fastnst, "
+                         f"or pass the path of a trained model")
+    return BUILTIN_MODEL
+
+
 def _fit(w: int, h: int, pixels: int) -> tuple[int, int]:
     """(width, height) scaled down to at most ``pixels`` pixels, aspect kept."""
     scale = min(1.0, (pixels / float(w * h)) ** 0.5)
@@ -511,14 +532,20 @@ _CACHE: dict[tuple[str, float, str], Stylizer] = {}
 _CACHE_SIZE = 4  # chosen: a few models in an app; each holds its weights and an onnxruntime session
 
 
-def stylize(image: ImageSource, model: str | os.PathLike | Stylizer, **options: Any) -> Any:
-    """One call: stylise ``image`` with ``model`` (a path or a Stylizer) and return it in the kind it
-    was given (see :meth:`Stylizer.stylize`). ``providers``, ``threads``, ``input_range`` and ``optimization``
-    go to the Stylizer (kept for the next call with the same model); the other options to ``stylize``."""
+def stylize(image: ImageSource, model: str | os.PathLike | Stylizer | None = None, **options: Any) -> Any:
+    """One call: stylise ``image`` with ``model`` (a path or a Stylizer; None: the built-in styles, see
+    ``fastnst styles``) and return it in the kind it was given (see :meth:`Stylizer.stylize`).
+
+        fastnst.stylize("photo.jpg").save("out.jpg")                      # the default built-in style
+        fastnst.stylize(array, style="pointillist")                       # another built-in style
+        fastnst.stylize("photo.jpg", "wave.onnx", strength=0.8)           # a trained model
+
+    ``providers``, ``threads``, ``input_range`` and ``optimization`` go to the Stylizer (kept for the next call
+    with the same model); the other options (``style``, ``strength``, ...) to :meth:`Stylizer.stylize`."""
     if isinstance(model, Stylizer):
         return model.stylize(image, **options)
     load = {k: options.pop(k) for k in ("providers", "threads", "input_range", "optimization") if k in options}
-    path = Path(model)
+    path = builtin_model() if model is None else Path(model)
     key = (str(path.resolve()), path.stat().st_mtime if path.exists() else 0.0, repr(sorted(load.items())))
     stylizer = _CACHE.get(key)
     if stylizer is None:
@@ -529,5 +556,5 @@ def stylize(image: ImageSource, model: str | os.PathLike | Stylizer, **options: 
     return stylizer.stylize(image, **options)
 
 
-__all__ = ["Settings", "StylizerBase", "Stylizer", "stylize", "REWRITE_PIXELS", "AUTO_TILE_PIXELS", "DEFAULT_TILE",
+__all__ = ["Settings", "StylizerBase", "Stylizer", "stylize", "builtin_model", "REWRITE_PIXELS", "AUTO_TILE_PIXELS", "DEFAULT_TILE",
            "STATS_PIXELS", "MAX_BATCH"]

@@ -44,6 +44,8 @@ OVERLAP_FRACTION = 0.125
 EDGE_FRACTION = 0.3
 # Smallest tile side a user may ask for (stylize's and upscale's --tile; a style tile is at least 4 strides).
 MIN_TILE = 16
+# progress(done, total, text): what a long job reports after each unit of work (the CLI's display draws it)
+ProgressFn = Callable[[float, int, str], None]
 
 
 def _spans(n: int, tile: int, overlap: int, stride: int) -> list[tuple[int, int]]:
@@ -83,6 +85,24 @@ def _weights(spans: list[tuple[int, int]]) -> list[np.ndarray]:
             w[e - s - ov:] *= _ramp(ov)[::-1]
         out.append(w)
     return out
+
+
+def reporting(run: Callable[[np.ndarray], np.ndarray], total: int,
+              progress: ProgressFn | None) -> Callable[[np.ndarray], np.ndarray]:
+    """``run`` (one tile in, its result out) that reports (tiles done, ``total``, 'tiles') to ``progress`` after
+    each tile; ``run`` itself when there is no ``progress``."""
+    if progress is None:
+        return run
+    done = 0
+
+    def counted(tile: np.ndarray) -> np.ndarray:
+        nonlocal done
+        out = run(tile)
+        done += 1
+        progress(done, total, "tiles")
+        return out
+
+    return counted
 
 
 class TileGrid:

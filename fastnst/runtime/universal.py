@@ -51,7 +51,7 @@ from fastnst.runtime.providers import ProviderSpec
 from fastnst.runtime.roundtrip import Canvas, Item, give_back, read
 from fastnst.runtime.session import Model
 from fastnst.runtime.stylizer import AUTO_TILE_PIXELS, STATS_PIXELS, Settings, StylizerBase
-from fastnst.runtime.tiling import TileGrid
+from fastnst.runtime.tiling import ProgressFn, TileGrid, reporting
 from fastnst.runtime.wct import Affine, FeatureStats, blend, colouring, transform
 
 log = logging.getLogger(__name__)
@@ -373,10 +373,11 @@ class UniversalStylizer(StylizerBase):
         checks.whole("batch_size", batch_size, maximum=256)
         return self.render_iter(images, self.settings(smoothing=smoothing, **options), batch_size)
 
-    def render_iter(self, images: Iterable[ImageSource], settings: Settings, batch_size: int = 1) -> Iterator[Any]:
+    def render_iter(self, images: Iterable[ImageSource], settings: Settings, batch_size: int = 1,
+                    progress: ProgressFn | None = None) -> Iterator[Any]:
         self._state = {}
         for image in images:
-            yield self._render(read(image, settings.max_size), None, settings)
+            yield self._render(read(image, settings.max_size), None, settings, progress)
         self._state = {}
 
     # -- the network ----------------------------------------------------------------------------------
@@ -432,7 +433,7 @@ class UniversalStylizer(StylizerBase):
     def run_batch(self, images: Sequence[np.ndarray], style: Any = None) -> list[np.ndarray]:
         return [self._run(im, style)[0] for im in images]
 
-    def _render(self, item: Item, styled: np.ndarray | None, s: Settings) -> Any:
+    def _render(self, item: Item, styled: np.ndarray | None, s: Settings, progress: ProgressFn | None = None) -> Any:
         choice: UniversalChoice = s.style
         src = item.src
         h, w = src.shape[:2]
@@ -450,7 +451,7 @@ class UniversalStylizer(StylizerBase):
             del small
             canvas = Canvas(item, w, h)
             grid = TileGrid(h, w, size, s.overlap, self.stride)
-            for y0, band in grid.bands(work, lambda t: self._run(t, choice, maps)[0]):
+            for y0, band in grid.bands(work, reporting(lambda t: self._run(t, choice, maps)[0], len(grid), progress)):
                 canvas.put(y0, _finish(src[y0:y0 + band.shape[0]], band, s.preserve_color))
             return canvas.give_back()
         out, _ = self._run(work, choice)

@@ -27,7 +27,7 @@ from fastnst.image import ImageSource, from_nchw, to_nchw, to_uint8
 from fastnst.runtime.providers import short_name
 from fastnst.runtime.roundtrip import Canvas, read
 from fastnst.runtime.session import Model
-from fastnst.runtime.tiling import MIN_TILE, TileGrid
+from fastnst.runtime.tiling import MIN_TILE, ProgressFn, TileGrid, reporting
 
 # Low-resolution context around each tile (pixels). Chosen: the receptive-field radius of the paper's
 # network (9x9 head, 4 residual blocks, up-sampling stages, 9x9 end) is 15 input pixels; 16 covers it.
@@ -100,8 +100,8 @@ class Upscaler:
         out_w, out_h = width * self.factor, height * self.factor
         cap = max_image_pixels()
         if out_w * out_h > cap:
-            raise InputError(f"the output would be {out_w}x{out_h} = {out_w * out_h / 1e6:.0f} Mpx, above the cap of "
-                             f"{cap / 1e6:.0f} Mpx; downscale the input (--max-size) or raise FASTNST_MAX_PIXELS")
+            raise InputError(f"the output would be {out_w}x{out_h} = {out_w * out_h:,} pixels, above the cap of "
+                             f"{cap:,}; downscale the input (--max-size) or raise FASTNST_MAX_PIXELS")
         return out_w, out_h
 
     # -- up-sampling -----------------------------------------------------------------------------
@@ -141,8 +141,10 @@ class Upscaler:
         tile = checks.tile(tile, minimum=MIN_TILE, name="tile")
         return self.render(image, tile, max_size)
 
-    def render(self, image: ImageSource, tile: int | None = DEFAULT_TILE, max_size: int | None = None) -> Any:
-        """:meth:`upscale` with options already checked (the factor too, by :meth:`check_factor`)."""
+    def render(self, image: ImageSource, tile: int | None = DEFAULT_TILE, max_size: int | None = None,
+               progress: ProgressFn | None = None) -> Any:
+        """:meth:`upscale` with options already checked (the factor too, by :meth:`check_factor`); a tiled image
+        reports (tiles done, tiles, 'tiles') to ``progress`` after each tile."""
         item = read(image, max_size)
         src = to_uint8(item.src)
         h, w = src.shape[:2]
@@ -152,7 +154,7 @@ class Upscaler:
         if grid is None:
             canvas.put(0, self.run(src))
         else:
-            for y0, band in grid.bands(src, self.run):
+            for y0, band in grid.bands(src, reporting(self.run, len(grid), progress)):
                 canvas.put(y0, band)
         return canvas.give_back()
 

@@ -21,11 +21,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from fastnst.constants import BUILTIN_DEFAULT_STYLE, BUILTIN_MODEL
 from fastnst.errors import InputError, ModelFormatError, unknown_choice
 from fastnst.options import check_options, option
 
 STYLES_DIR = Path(__file__).resolve().parent
-MODEL_PATH = STYLES_DIR / "models" / "builtin.onnx"
+MODEL_PATH = BUILTIN_MODEL
 INFO_PATH = STYLES_DIR / "models" / "builtin.json"
 THUMBNAIL_DIR = STYLES_DIR / "thumbnails"
 ATTRIBUTION_PATH = STYLES_DIR / "ATTRIBUTION.md"
@@ -81,7 +82,7 @@ BUILTIN_STYLES: tuple[BuiltinStyle, ...] = (
 )
 
 #: The style ``fastnst stylize photo.jpg`` uses when neither --model nor --style is given.
-DEFAULT_STYLE = "mosaic"
+DEFAULT_STYLE = BUILTIN_DEFAULT_STYLE
 
 
 def names() -> list[str]:
@@ -100,10 +101,9 @@ def get_style(name: str) -> BuiltinStyle:
 
 def model_path() -> Path:
     """The shipped multi-style ONNX model; InputError when the package was installed without it."""
-    if not MODEL_PATH.is_file():
-        raise InputError(f"the built-in style model is missing ({MODEL_PATH}); reinstall fastnst, "
-                         f"or pass --model PATH of a trained model")
-    return MODEL_PATH
+    from fastnst.runtime.stylizer import builtin_model
+
+    return builtin_model()
 
 
 @lru_cache(maxsize=1)

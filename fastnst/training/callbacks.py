@@ -16,6 +16,7 @@ import torch
 from pytorch_lightning.callbacks import Callback
 
 from fastnst import image as fimage
+from fastnst.options import duration
 
 log = logging.getLogger(__name__)
 
@@ -58,17 +59,30 @@ class PreviewCallback(Callback):
         self._save(trainer, pl_module)
 
 
-class ProgressLog(Callback):
-    """Log ``step N  loss X  (T s)`` every ``every`` steps and at the last step (rank zero only): the
-    progress display of runs without a terminal (CI logs, ``nohup``), one plain line each."""
+LOG_SECONDS = 30.0  # chosen: off a terminal a training run says how it goes at least twice a minute
 
-    def __init__(self, every: int) -> None:
-        self.every = max(1, int(every))
-        self._t0 = time.perf_counter()
+
+class ProgressLog(Callback):
+    """Log ``step N/TOTAL  loss X  (T s, ETA ...)`` every ``every`` steps, at least every ``seconds`` and at the
+    last step (rank zero only): the progress display of runs without a terminal (CI logs, ``nohup``), one plain
+    line each. The ETA is the time per step since the first one this run made, times the steps left."""
+
+    def __init__(self, every: int, seconds: float = LOG_SECONDS) -> None:
+        self.every, self.seconds = max(1, int(every)), seconds
+        self._t0 = self._last = time.perf_counter()
+        self._first: tuple[float, int] | None = None
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
-        step = trainer.global_step
-        if trainer.is_global_zero and (step % self.every == 0 or step == trainer.max_steps):
+        step, now, total = trainer.global_step, time.perf_counter(), trainer.max_steps
+        if self._first is None:
+            self._first = (now, step)
+        due = step % self.every == 0 or now - self._last >= self.seconds
+        if trainer.is_global_zero and (due or step == total):
             loss = outputs["loss"].item() if isinstance(outputs, dict) else float("nan")
-            log.info("step %d  loss %.4g  (%.1f s)", step, loss, time.perf_counter() - self._t0)
+            eta = ""
+            if total and total > 0 and step < total and step > self._first[1]:
+                eta = f", ETA {duration((now - self._first[0]) / (step - self._first[1]) * (total - step))}"
+            log.info("step %d%s  loss %.4g  (%s%s)", step, f"/{total}" if total and total > 0 else "", loss,
+                     duration(now - self._t0), eta)
+            self._last = now

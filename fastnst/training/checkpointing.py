@@ -190,9 +190,11 @@ def _looks_truncated(path: Path) -> bool:
     return path.stat().st_size == 0 or head == b"PK\x03\x04"
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+def read_checkpoint(path: str | os.PathLike, what: str = "checkpoint") -> dict[str, Any]:
     """``torch.load(path, weights_only=True)`` of a fastnst checkpoint; raises on anything else (no message)."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    from fastnst.fileio import load_weights_only
+
+    ckpt = load_weights_only(path, what)
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise ValueError("not a Lightning checkpoint")
     return ckpt
@@ -228,7 +230,7 @@ def load_checkpoint(path: str | os.PathLike, what: str = "--resume") -> dict[str
     naming the last good checkpoint in its folder; a file of another kind raises ModelFormatError."""
     path = Path(path)
     try:
-        return read_checkpoint(path)
+        return read_checkpoint(path, what)
     except FastNSTError:
         raise
     except Exception:

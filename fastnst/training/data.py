@@ -24,7 +24,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +121,11 @@ def open_stream(kind: str, source: Any, split: str = "train") -> tuple[Any, str]
     """
     import datasets
 
+    if kind == "parquet":
+        check_parquet_files(source)
+    quiet = logging.getLogger("datasets")  # its own error lines would come before fastnst's one line
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
     try:
         if kind == "parquet":
             ds = datasets.load_dataset("parquet", data_files=list(source), split="train", streaming=True)
@@ -134,10 +139,25 @@ def open_stream(kind: str, source: Any, split: str = "train") -> tuple[Any, str]
         hint = ("check the files" if kind == "parquet" else
                 "check the id and your network, or download it and pass a local folder or parquet files")
         raise InputError(f"cannot open {what}: {type(exc).__name__}: {first}; {hint}") from None
+    finally:
+        quiet.setLevel(level)
     column = find_image_column(ds)
     ds = ds.select_columns([column])
     ds = ds.cast_column(column, datasets.Image(decode=False))
     return ds, column
+
+
+def check_parquet_files(files: Sequence[str]) -> None:
+    """InputError naming the first of ``files`` whose parquet footer cannot be read (a damaged or foreign file)."""
+    import pyarrow.parquet as pq
+
+    for f in files:
+        try:
+            pq.read_schema(f)
+        except Exception as exc:  # ArrowInvalid, OSError, ...
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise InputError(f"'{f}' is not a readable parquet file ({type(exc).__name__}: {first}); replace it or "
+                             f"leave it out of --data") from None
 
 
 def find_image_column(ds: Any) -> str:

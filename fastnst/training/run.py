@@ -221,10 +221,12 @@ def run(module_class: type[LossNetworkModule], config: Any = None, *args: Any, *
     """
     config = module_class.config_class.checked(config, *args, **options)
     module_class.prepare(config)
-    datamodule = ContentDataModule.from_config(config).check()
+    # the files named on the command line first (--resume, --vgg-weights through the loss network), then the
+    # data, whose scan may take a while and log skipped images
     pl.seed_everything(config.seed, workers=True, verbose=False)
     module = module_class.from_config(config)
     ckpt_path = module.check_resume(config.resume) if config.resume else None
+    datamodule = ContentDataModule.from_config(config).check()
     out = output_folder(config, module.default_folder(config), ckpt_path, [f"{module.run_name}.safetensors"])
     description = (f"{module.describe(config, datamodule.describe())}, batch {config.batch_size}, "
                    + (f"{config.steps} steps" if config.steps is not None else f"{config.epochs} epochs"))

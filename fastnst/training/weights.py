@@ -99,8 +99,12 @@ def load_transformer(path: str | os.PathLike) -> tuple[TransformerNet, dict[str,
         if META_CONFIG not in meta:
             raise ModelFormatError(f"'{path}' has no '{META_CONFIG}' metadata; it was not written by fastnst train")
         return _from_state(state, meta[META_CONFIG], str(path)), meta
+    from fastnst.fileio import load_weights_only
+
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = load_weights_only(path, "model")
+    except FastNSTError:
+        raise
     except Exception as exc:
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise ModelFormatError(f"'{path}' is not a fastnst checkpoint that loads safely (weights only): "

@@ -16,9 +16,10 @@ the ``video`` extra: ``pip install 'fastnst[video]'`` (av, opencv-python-headles
 from __future__ import annotations
 
 from fastnst.video.flicker import DEFAULT_DEFLICKER, Deflicker, FlickerMeter, Motion, deflicker_frames, measure_flicker
-from fastnst.video.io import VIDEO_EXTENSIONS, VideoInfo, is_video_path, probe, read_frames, write_frames
+from fastnst.video.io import (AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, VideoInfo, is_media_file, is_video_path, probe,
+                              read_frames, write_frames)
 from fastnst.video.job import DEFAULT_BATCH, VideoResult, check_video_output, stylize_video
 
 __all__ = ["stylize_video", "check_video_output", "probe", "read_frames", "write_frames", "measure_flicker",
            "deflicker_frames", "Deflicker", "FlickerMeter", "Motion", "VideoInfo", "VideoResult", "is_video_path",
-           "VIDEO_EXTENSIONS", "DEFAULT_BATCH", "DEFAULT_DEFLICKER"]
+           "is_media_file", "AUDIO_EXTENSIONS", "VIDEO_EXTENSIONS", "DEFAULT_BATCH", "DEFAULT_DEFLICKER"]

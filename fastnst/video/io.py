@@ -44,6 +44,36 @@ def is_video_path(path: str | os.PathLike) -> bool:
     return Path(str(path)).suffix.lower() in VIDEO_EXTENSIONS
 
 
+# Audio-only containers: routed to the video reader, which says that they hold no video.
+AUDIO_EXTENSIONS = frozenset({".m4a", ".m4b", ".mp3", ".wav", ".aac", ".flac", ".ogg", ".oga", ".opus", ".wma"})
+# ISO media brands that are still images (HEIF, AVIF), not movies.
+_IMAGE_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"mif1", b"msf1", b"avif", b"avis")
+
+
+def is_media_file(path: str | os.PathLike, image_suffixes: frozenset[str] | set[str] = frozenset()) -> bool:
+    """True when ``path`` is a video or audio container rather than an image: by its suffix, or, for a file whose
+    suffix is none of ``image_suffixes``, by its first bytes (ISO media 'ftyp' other than HEIF/AVIF, Matroska and
+    WebM, AVI and WAVE, Ogg, FLAC, MP3, FLV, MPEG program and transport streams). Reads at most 400 bytes."""
+    suffix = Path(str(path)).suffix.lower()
+    if suffix in VIDEO_EXTENSIONS or suffix in AUDIO_EXTENSIONS:
+        return True
+    if suffix in image_suffixes:
+        return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(400)
+    except OSError:
+        return False
+    if head[4:8] == b"ftyp":
+        return head[8:12] not in _IMAGE_BRANDS
+    if head[:4] == b"RIFF":
+        return head[8:12] in (b"AVI ", b"WAVE")
+    if len(head) > 376 and head[0] == head[188] == 0x47:  # MPEG transport stream sync bytes
+        return True
+    return head.startswith((b"\x1aE\xdf\xa3", b"OggS", b"fLaC", b"ID3", b"FLV", b"\x00\x00\x01\xba",
+                            b"\x00\x00\x01\xb3", b"\xff\xfb", b"\xff\xf3"))
+
+
 @dataclass
 class VideoInfo:
     """What :func:`probe` found: size, frame rate, frame count (0 when unknown), audio."""

@@ -6,6 +6,6 @@ models and onnxruntime-web's browser files into a folder that any static web ser
 
 from __future__ import annotations
 
-from fastnst.web.page import find_ort_dist, model_entry, write_web
+from fastnst.web.page import WebPlan, find_ort_dist, model_entry, ort_files, plan_web, site_size, write_web
 
-__all__ = ["find_ort_dist", "model_entry", "write_web"]
+__all__ = ["find_ort_dist", "model_entry", "ort_files", "plan_web", "site_size", "write_web", "WebPlan"]
