@@ -177,44 +177,62 @@ def _check_common(opts: FileOptions, inputs: Sequence[str]) -> int | None:
 
 def run_files(items: list[Item], mode: str, outputs: list[Path | None], opts: FileOptions,
               work: Callable[[Any], Any], device: str, on_item: OnItem | None = None,
-              progress: ProgressFn | None = None) -> tuple[int, int, float, Any]:
+              progress: ProgressFn | None = None, read: Callable[[Any], Any] | None = None
+              ) -> tuple[int, int, float, Any]:
     """Run ``work`` (source -> PIL image) on every item and write its result; (done, failed, seconds, last size).
 
-    A single item's error is raised; in a batch it is reported through ``on_item`` and the batch goes on.
+    ``read`` (optional: source -> what ``work`` takes, e.g. decoded pixels) and the encoding and writing of
+    results run on two worker threads, overlapped with ``work`` on the next and previous items
+    (:func:`fastnst.runtime.pipeline.overlapped`); results are reported in order. A single item's error is
+    raised; in a batch it is reported through ``on_item`` and the batch goes on.
     """
     from fastnst.fileio import same_file
     from fastnst.image import encode_image, save_image
+    from fastnst.runtime.pipeline import overlapped
+
+    def prepare(pair: tuple[Item, Path | None]) -> tuple[bool, float, Any]:
+        item, out_path = pair
+        t0 = time.perf_counter()
+        if item.problem:
+            raise InputError(item.problem)
+        own = getattr(opts, "in_place", False) and item.path is not None and out_path is not None and \
+            same_file(item.path, out_path)
+        if out_path is not None and out_path.parent.exists():  # a new mirrored sub-folder holds nothing yet
+            check_target(out_path, opts.overwrite or own, known_format=False)  # before the work, per image
+        source = item.source()
+        return own, t0, read(source) if read is not None else source
+
+    def run(prepared: tuple[bool, float, Any]) -> tuple[bool, float, Any]:
+        own, t0, source = prepared
+        return own, t0, work(source)
+
+    def write(pair: tuple[Item, Path | None], result: tuple[bool, float, Any]) -> tuple[dict[str, Any], Any]:
+        (item, out_path), (own, t0, image) = pair, result
+        alpha = image.getchannel("A") if image.mode == "RGBA" else None
+        rgb = image.convert("RGB") if alpha is not None else image
+        icc = image.info.get("icc_profile")
+        record: dict[str, Any] = {"input": item.name, "output": str(out_path) if out_path else "-"}
+        if out_path is None:
+            record["data"] = encode_image(rgb, opts.format or "png", alpha=alpha, icc_profile=icc,
+                                          quality=opts.quality)
+        else:
+            out_path.parent.mkdir(parents=True, exist_ok=True)  # a mirrored sub-folder, once there is a result
+            save_image(rgb, out_path, overwrite=opts.overwrite or own, alpha=alpha, icc_profile=icc,
+                       quality=opts.quality, format=opts.format)
+        record.update(size=list(image.size), seconds=round(time.perf_counter() - t0, 3), device=device)
+        return record, image.size
 
     single, done, failed, last, start = len(items) == 1, 0, 0, None, time.perf_counter()
-    for i, (item, out_path) in enumerate(zip(items, outputs)):
-        t0 = time.perf_counter()
-        try:
-            if item.problem:
-                raise InputError(item.problem)
-            own = getattr(opts, "in_place", False) and item.path is not None and out_path is not None and \
-                same_file(item.path, out_path)
-            if out_path is not None and out_path.parent.exists():  # a new mirrored sub-folder holds nothing yet
-                check_target(out_path, opts.overwrite or own, known_format=False)  # before the work, per image
-            image = work(item.source())
-            alpha = image.getchannel("A") if image.mode == "RGBA" else None
-            rgb = image.convert("RGB") if alpha is not None else image
-            icc = image.info.get("icc_profile")
-            record: dict[str, Any] = {"input": item.name, "output": str(out_path) if out_path else "-"}
-            if out_path is None:
-                record["data"] = encode_image(rgb, opts.format or "png", alpha=alpha, icc_profile=icc,
-                                              quality=opts.quality)
-            else:
-                out_path.parent.mkdir(parents=True, exist_ok=True)  # a mirrored sub-folder, once there is a result
-                save_image(rgb, out_path, overwrite=opts.overwrite or own, alpha=alpha, icc_profile=icc,
-                           quality=opts.quality, format=opts.format)
-            done, last = done + 1, image.size
-            record.update(size=list(image.size), seconds=round(time.perf_counter() - t0, 3), device=device)
-        except FastNSTError as exc:
-            if single:
-                raise
+    for i, ((item, _), result, ok) in enumerate(overlapped(list(zip(items, outputs)), prepare, run, write)):
+        if ok:
+            record, last = result
+            done += 1
+        else:
+            if single or not isinstance(result, FastNSTError):
+                raise result
             failed += 1
             record = {"input": item.name, "output": None,
-                      "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
+                      "error": str(result).splitlines()[0] if str(result) else type(result).__name__}
         if on_item is not None:
             on_item(record)
         if progress is not None and not single:
@@ -276,7 +294,13 @@ def stylize_files(inputs: Sequence[str], options: StylizeOptions | None = None, 
     def work(source: Any) -> Any:
         return stylizer.render(source, settings)
 
-    done, failed, seconds, _ = run_files(items, mode, outputs, opts, work, stylizer.device, on_item, progress)
+    def read(source: Any) -> Any:  # decoding on the reader thread, overlapped with the network
+        from fastnst.runtime.roundtrip import read as read_image
+
+        return read_image(source, max_size)
+
+    done, failed, seconds, _ = run_files(items, mode, outputs, opts, work, stylizer.device, on_item, progress,
+                                         read=read)
     where = "stdout" if mode == "stdout" else str(outputs[0] if mode == "file" else Path(opts.output))
     return Report([_summary("stylised", done, failed, len(items), seconds, stylizer.device, where)], done, failed)
 

@@ -19,7 +19,6 @@ process (e.g. of a dataset augmenter) opens its own from the path.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -160,6 +159,8 @@ class Model:
         from fastnst.constants import cache_dir
 
         if self._digest is None:
+            import hashlib
+
             digest = hashlib.sha256()
             with open(self.path, "rb") as f:
                 for block in iter(lambda: f.read(1 << 20), b""):
