@@ -84,22 +84,16 @@ def cpu() -> CPU:
 
 
 def choose_precision(precision: str | None = "auto", device: str = "cpu") -> str:
-    """'fp32' or 'bf16' for a torch job (training, Gatys) on ``device`` ('cpu', 'cuda', ...).
+    """'fp32' or 'bf16' for a torch job (training, the Gatys family) on ``device`` ('cpu', 'cuda', ...).
 
-    ``precision``: 'auto' (bf16 on a CPU with native bfloat16, see :attr:`CPU.bf16`, and on CUDA devices that
-    support it; float32 elsewhere), 'fp32' or 'bf16' (forced; on a CPU without native support it runs, slowly,
-    emulated). The caller has checked the name (:data:`PRECISIONS`).
+    ``precision``: 'auto' (None alike): bf16 on a CPU with native bfloat16 (:attr:`CPU.bf16`), float32 on
+    any other CPU and on other devices (as before: pass 'bf16' to use it on a GPU); 'fp32' or 'bf16' force
+    one (bf16 on a CPU without native support runs emulated, slower than float32). The caller has checked
+    the name (:data:`PRECISIONS`).
     """
     if precision in ("fp32", "bf16"):
         return precision
-    if device.startswith("cuda"):
-        try:
-            import torch
-
-            return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
-        except Exception:  # noqa: BLE001 - no torch or no CUDA: float32
-            return "fp32"
-    return "bf16" if device == "cpu" and cpu().bf16 else "fp32"
+    return "bf16" if str(device).split(":")[0] == "cpu" and cpu().bf16 else "fp32"
 
 
 __all__ = ["CPU", "cpu", "choose_precision", "PRECISIONS", "BF16_FLAGS", "INT8_FLAGS", "FLAGS_ENV"]
