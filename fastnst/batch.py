@@ -222,18 +222,31 @@ def _check_common(opts: FileOptions, inputs: Sequence[str]) -> int | None:
 
 def run_files(items: list[Item], mode: str, outputs: list[Path | None], opts: FileOptions,
               work: Callable[[Any, Any], Any], device: str, on_item: OnItem | None = None,
-              progress: ProgressFn | None = None) -> tuple[int, int, float, Any, int]:
+              progress: ProgressFn | None = None, read: Callable[[Any], Any] | None = None
+              ) -> tuple[int, int, float, Any, int]:
     """Run ``work`` (source, tile progress -> PIL image) on every item and write its result; (done, failed,
     seconds, last size, skipped).
 
-    A single item's error is raised; in a batch it is reported through ``on_item`` and the batch goes on. With
-    ``skip_existing`` an item whose output exists is left (reported with ``skipped``). ``progress`` gets the
-    images done (fractions within a tiled image) or, for one image, its tiles.
+    ``read`` (optional: source -> what ``work`` takes, e.g. decoded pixels) and the encoding and writing of
+    results run on two worker threads, overlapped with ``work`` on the next and previous items
+    (:func:`fastnst.runtime.pipeline.overlapped`); results are reported in order. A single item's error is
+    raised; in a batch it is reported through ``on_item`` and the batch goes on. With ``skip_existing`` an item
+    whose output exists is left (reported with ``skipped``). ``progress`` gets the images done (fractions within
+    a tiled image) or, for one image, its tiles.
     """
     from fastnst.fileio import same_file
     from fastnst.image import encode_image, save_image
+    from fastnst.runtime.pipeline import overlapped
 
     single, done, failed, skipped, last, start = len(items) == 1, 0, 0, 0, None, time.perf_counter()
+    jobs: list[tuple[int, Item, Path | None]] = []
+    for i, (item, out_path) in enumerate(zip(items, outputs)):
+        if opts.skip_existing and out_path is not None and out_path.exists() and not item.problem:
+            skipped += 1
+            if on_item is not None:
+                on_item({"input": item.name, "output": str(out_path), "skipped": "output exists"})
+        else:
+            jobs.append((i, item, out_path))
 
     def tiles(i: int) -> ProgressFn | None:
         if progress is None:
@@ -242,41 +255,48 @@ def run_files(items: list[Item], mode: str, outputs: list[Path | None], opts: Fi
             return progress
         return lambda d, t, text: progress(i + d / t, len(items), f"images (tile {int(d)}/{t})")
 
-    for i, (item, out_path) in enumerate(zip(items, outputs)):
+    def prepare(job: tuple[int, Item, Path | None]) -> tuple[int, bool, float, Any]:
+        i, item, out_path = job
         t0 = time.perf_counter()
-        try:
-            if item.problem:
-                raise InputError(item.problem)
-            own = getattr(opts, "in_place", False) and item.path is not None and out_path is not None and \
-                same_file(item.path, out_path)
-            if opts.skip_existing and out_path is not None and out_path.exists():
-                skipped += 1
-                record: dict[str, Any] = {"input": item.name, "output": str(out_path), "skipped": "output exists"}
-                if on_item is not None:
-                    on_item(record)
-                continue
-            if out_path is not None and out_path.parent.exists():  # a new mirrored sub-folder holds nothing yet
-                check_target(out_path, opts.overwrite or own, known_format=False)  # before the work, per image
-            image = work(item.source(), tiles(i))
-            alpha = image.getchannel("A") if image.mode == "RGBA" else None
-            rgb = image.convert("RGB") if alpha is not None else image
-            icc = image.info.get("icc_profile")
-            record = {"input": item.name, "output": str(out_path) if out_path else "-"}
-            if out_path is None:
-                record["data"] = encode_image(rgb, opts.format or "png", alpha=alpha, icc_profile=icc,
-                                              quality=opts.quality)
-            else:
-                out_path.parent.mkdir(parents=True, exist_ok=True)  # a mirrored sub-folder, once there is a result
-                save_image(rgb, out_path, overwrite=opts.overwrite or own, alpha=alpha, icc_profile=icc,
-                           quality=opts.quality, format=opts.format)
-            done, last = done + 1, image.size
-            record.update(size=list(image.size), seconds=round(time.perf_counter() - t0, 3), device=device)
-        except FastNSTError as exc:
-            if single:
-                raise
+        if item.problem:
+            raise InputError(item.problem)
+        own = getattr(opts, "in_place", False) and item.path is not None and out_path is not None and \
+            same_file(item.path, out_path)
+        if out_path is not None and out_path.parent.exists():  # a new mirrored sub-folder holds nothing yet
+            check_target(out_path, opts.overwrite or own, known_format=False)  # before the work, per image
+        source = item.source()
+        return i, own, t0, read(source) if read is not None else source
+
+    def run(prepared: tuple[int, bool, float, Any]) -> tuple[bool, float, Any]:
+        i, own, t0, source = prepared
+        return own, t0, work(source, tiles(i))
+
+    def write(job: tuple[int, Item, Path | None], result: tuple[bool, float, Any]) -> tuple[dict[str, Any], Any]:
+        (_, item, out_path), (own, t0, image) = job, result
+        alpha = image.getchannel("A") if image.mode == "RGBA" else None
+        rgb = image.convert("RGB") if alpha is not None else image
+        icc = image.info.get("icc_profile")
+        record: dict[str, Any] = {"input": item.name, "output": str(out_path) if out_path else "-"}
+        if out_path is None:
+            record["data"] = encode_image(rgb, opts.format or "png", alpha=alpha, icc_profile=icc,
+                                          quality=opts.quality)
+        else:
+            out_path.parent.mkdir(parents=True, exist_ok=True)  # a mirrored sub-folder, once there is a result
+            save_image(rgb, out_path, overwrite=opts.overwrite or own, alpha=alpha, icc_profile=icc,
+                       quality=opts.quality, format=opts.format)
+        record.update(size=list(image.size), seconds=round(time.perf_counter() - t0, 3), device=device)
+        return record, image.size
+
+    for (i, item, _), result, ok in overlapped(jobs, prepare, run, write):
+        if ok:
+            record, last = result
+            done += 1
+        else:
+            if single or not isinstance(result, FastNSTError):
+                raise result
             failed += 1
             record = {"input": item.name, "output": None,
-                      "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
+                      "error": str(result).splitlines()[0] if str(result) else type(result).__name__}
         if on_item is not None:
             on_item(record)
         if progress is not None and not single:
@@ -405,8 +425,13 @@ def stylize_files(inputs: Sequence[str], options: StylizeOptions | None = None, 
     def work(source: Any, tiles: ProgressFn | None) -> Any:
         return stylizer.render(source, settings, progress=tiles)
 
+    def read(source: Any) -> Any:  # decoding on the reader thread, overlapped with the network
+        from fastnst.runtime.roundtrip import read as read_image
+
+        return read_image(source, max_size)
+
     done, failed, seconds, _, skipped = run_files(items, mode, outputs, opts, work, stylizer.device, on_item,
-                                                  progress)
+                                                  progress, read=read)
     report.lines.append(_summary("stylised", done, failed, len(items), seconds, stylizer.device,
                                  _where(mode, outputs, opts), skipped=skipped))
     report.done, report.failed = report.done + done, report.failed + failed

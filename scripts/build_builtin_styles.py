@@ -6,10 +6,13 @@ installed with it; nothing is fetched.
     python scripts/build_builtin_styles.py prepare BUILD          # BUILD/styles, BUILD/content, BUILD/holdout
     fastnst train --style BUILD/styles/mosaic.png --style ... --data BUILD/content ...   (printed by prepare)
     python scripts/build_builtin_styles.py package RUN --seconds S --command "fastnst train ..."
+    python scripts/build_builtin_styles.py rewrite                # the shipped model: exact rewrites it lacks
 
-``package`` copies RUN's exported ONNX model to fastnst/styles/models/builtin.onnx (weights stored in
-float16 when asked, computed in float32), writes thumbnails, models/builtin.json (command, time,
-machine) and fastnst/styles/ATTRIBUTION.md.
+``package`` copies RUN's exported ONNX model to fastnst/styles/models/builtin.onnx (with every exact graph
+rewrite of fastnst.runtime.rewrite, so the runtime does no work at load; weights stored in float16 when
+asked, computed in float32), writes thumbnails, models/builtin.json (command, time, machine) and
+fastnst/styles/ATTRIBUTION.md. ``rewrite`` applies the rewrites the shipped model lacks (the weights stay as
+they are) and updates ``model_bytes`` in models/builtin.json.
 """
 
 from __future__ import annotations
@@ -146,10 +149,12 @@ def package(run: Path, seconds: float, command: str, fp16: bool, machine: str) -
         raise SystemExit(f"the model's styles {names} are not the registry's {builtin.names()}")
     out = builtin.MODEL_PATH
     out.parent.mkdir(parents=True, exist_ok=True)
+    rewritten = run / "builtin-rewritten.onnx"
+    _rewrite(models[0], rewritten)
     if fp16:
-        _fp16_storage(models[0], out)
+        _fp16_storage(rewritten, out)
     else:
-        shutil.copyfile(models[0], out)
+        shutil.copyfile(rewritten, out)
     builtin.THUMBNAIL_DIR.mkdir(parents=True, exist_ok=True)
     for name, pic in style_pictures().items():
         _thumbnail(pic).save(builtin.THUMBNAIL_DIR / f"{name}.jpg", quality=85, optimize=True)
@@ -230,6 +235,32 @@ def write_attribution(info: dict) -> None:
     builtin.ATTRIBUTION_PATH.write_text("\n".join(lines) + ("\n" + kept if kept else ""), encoding="utf-8")
 
 
+def _rewrite(src: Path, dst: Path) -> list[str]:
+    """Write ``src`` with the exact graph rewrites it lacks (fastnst.runtime.rewrite) to ``dst``; returns those
+    that changed the graph."""
+    import onnx
+
+    from fastnst.runtime.rewrite import speed_up
+
+    model = onnx.load(str(src))
+    done = speed_up(model, sizes_double=True)  # a fastnst style network: it up-samples to the stride-2 input's size
+    onnx.checker.check_model(model)
+    onnx.save(model, str(dst))
+    return done
+
+
+def rewrite_shipped() -> None:
+    """The shipped model with the rewrites it lacks, in place; model_bytes in builtin.json updated."""
+    out = builtin.MODEL_PATH
+    tmp = out.with_suffix(".rewriting.onnx")
+    done = _rewrite(out, tmp)
+    tmp.replace(out)
+    info = json.loads(builtin.INFO_PATH.read_text(encoding="utf-8"))
+    info["model_bytes"] = out.stat().st_size
+    builtin.INFO_PATH.write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+    print(f"{out}: {', '.join(done) or 'nothing to do'} ({out.stat().st_size / 1e6:.2f} MB)")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -241,9 +272,12 @@ def main() -> None:
     b.add_argument("--command", required=True)
     b.add_argument("--fp16", action="store_true")
     b.add_argument("--machine", default=f"{platform.machine()} CPU, {os.cpu_count()} cores (shared)")
+    sub.add_parser("rewrite")
     args = p.parse_args()
     if args.cmd == "prepare":
         prepare(args.build)
+    elif args.cmd == "rewrite":
+        rewrite_shipped()
     else:
         package(args.run, args.seconds, args.command, args.fp16, args.machine)
 

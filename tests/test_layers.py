@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("fastnst.styles",),
     ("fastnst.runtime",),
     ("fastnst.image", "fastnst.outputs"),  # outputs: the one output planner (checks from fileio, formats from image)
-    ("fastnst.options", "fastnst.checks", "fastnst.fileio"),
+    ("fastnst.options", "fastnst.checks", "fastnst.fileio", "fastnst.cpu"),
     ("fastnst.constants", "fastnst.contract", "fastnst.errors"),
 )
 TORCH_HALF = ("fastnst.networks", "fastnst.losses", "fastnst.training", "fastnst.optimize", "fastnst.demo")

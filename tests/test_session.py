@@ -90,18 +90,25 @@ def test_variants_are_built_on_first_use_and_kept(tiny_model):
     assert model.variant("none", lambda: False) is False  # "no such variant" is kept too
 
 
-def test_no_onnx_import_on_the_common_path(tiny_model):
-    """A small image runs on the stored graph: the onnx package is imported only to build a rewritten variant."""
+def test_no_onnx_import_on_the_common_path(tiny_model, tmp_path):
+    """Files written by fastnst export carry their rewrites: no size imports the onnx package (about 0.8 s of CPU
+    time) or builds a second session; nor does `fastnst stylize` with the built-in model, the common command."""
     code = textwrap.dedent(f"""
         import sys
         import numpy as np
         from fastnst.runtime import Stylizer
         s = Stylizer({str(tiny_model[0])!r}, providers="cpu")
+        first = s.session
         s.stylize(np.zeros((64, 48, 3), np.uint8))
         print("small", "onnx" in sys.modules)
-        s.stylize(np.zeros((776, 776, 3), np.uint8), tile=0)  # from REWRITE_PIXELS up: the rewritten variant
-        print("large", "onnx" in sys.modules)
+        s.stylize(np.zeros((776, 776, 3), np.uint8), tile=0)  # above REWRITE_PIXELS
+        print("large", "onnx" in sys.modules, s.session is first)
+        from PIL import Image
+        Image.new("RGB", (40, 30)).save({str(tmp_path / "p.png")!r})
+        from fastnst.cli import main
+        print("cli", main(["stylize", {str(tmp_path / "p.png")!r}, "-o", {str(tmp_path / "o.png")!r}]),
+              "onnx" in sys.modules)
     """)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["small", "False", "large", "True"]
+    assert result.stdout.split() == ["small", "False", "large", "False", "True", "cli", "0", "False"]

@@ -41,8 +41,12 @@ def _as_rows(f: torch.Tensor) -> tuple[torch.Tensor, bool]:
 # ----------------------------------------------------------------------------------------------- statistics
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
-    """Gram matrices G = F Fᵀ / (C·H·W) of features (N, C, H, W) -> (N, C, C). Symmetric, size-invariant."""
+    """Gram matrices G = F Fᵀ / (C·H·W) of features (N, C, H, W) -> (N, C, C). Symmetric, size-invariant.
+    bfloat16/float16 features (under autocast) give a float32 Gram matrix, computed in float32."""
     n, c, h, w = check_shape(features, "features").shape
+    if features.dtype in (torch.bfloat16, torch.float16):  # reduced-precision features (autocast): the Gram
+        with torch.autocast(features.device.type, enabled=False):  # matrix in float32, as its targets are
+            return gram_matrix(features.float())
     x, hwc = _as_rows(features)
     g = torch.bmm(x.transpose(1, 2), x) if hwc else torch.bmm(x, x.transpose(1, 2))
     return g / (c * h * w)

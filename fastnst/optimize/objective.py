@@ -3,12 +3,14 @@ minimise, and :func:`score`, which reports its terms for any image."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from PIL import Image
 
+from fastnst.cpu import choose_precision
 from fastnst.errors import ConfigError
 from fastnst.image import resize, to_tensor
 from fastnst.losses import PerceptualLoss
@@ -44,6 +46,8 @@ class GatysLoss:
                                    tv_weight=settings.tv_weight, style_layer_weights=settings.style_layer_weights,
                                    style_stat=settings.style_stat)
         self.content_features: dict[str, torch.Tensor] | None = None
+        # bfloat16 autocast for the image's pass (targets are computed in float32); see fastnst.cpu
+        self.bf16 = choose_precision(settings.precision, device.type) == "bf16"
 
     def set_targets(self, content: Image.Image | None, styles: Sequence[Image.Image], wh: tuple[int, int],
                     blend: Sequence[float] | None) -> None:
@@ -63,7 +67,12 @@ class GatysLoss:
                 self.loss.set_style(imgs, blend)
 
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.loss(x.contiguous(memory_format=torch.channels_last), content_features=self.content_features)
+        x = x.contiguous(memory_format=torch.channels_last)
+        if not self.bf16:
+            return self.loss(x, content_features=self.content_features)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16):
+            terms = self.loss(x, content_features=self.content_features)
+        return {k: v.float() for k, v in terms.items()}
 
 
 def style_list(style: ImageLike | Sequence[ImageLike] | None) -> list[ImageLike]:
@@ -97,7 +106,7 @@ def score(image: ImageLike, content: ImageLike | None, style: ImageLike | Sequen
     blend = settings.check_blend(len(styles)) if styles else None
     check_size(img.size, settings.layers(), settings.net, "image")
     dev = resolve_device(device)
-    loss = GatysLoss(settings, dev)
+    loss = GatysLoss(dataclasses.replace(settings, precision="fp32"), dev)  # scores are always float32
     loss.set_targets(content_img, styles, img.size, blend)
     x = to_tensor(img).to(dev)
     with torch.inference_mode():

@@ -19,6 +19,7 @@ import numpy as np
 from fastnst import checks
 from fastnst.constants import (DEFAULT_VGG_NORMALIZE, GATYS_CONTENT_LAYERS, GATYS_STYLE_LAYERS, MAX_ITERATIONS,
                                VGG_ARCHS, VGG_NORMALIZE_CHOICES, VGG_POOLINGS)
+from fastnst.cpu import PRECISIONS
 from fastnst.errors import ConfigError, InputError
 from fastnst.losses.functional import STYLE_STATS, layer_weights
 from fastnst.networks.vgg import check_layers, normalization
@@ -119,6 +120,9 @@ class GatysSettings(NetworkSettings):
     style_scale: float = option(1.0, "style image long side relative to the output's (neural-style)", above=0,
                                 high=MAX_STYLE_SCALE)
     style_stat: str = option("gram", "style statistic (gram: paper)", choices=STYLE_STATS)
+    precision: str = option("auto", "number format of the loss network: auto (bfloat16 autocast on a CPU with "
+                                    "AVX512-BF16 or AMX, float32 elsewhere, as before), fp32 or bf16 (Gram "
+                                    "matrices and targets stay float32)", choices=PRECISIONS)
 
     def check(self) -> None:
         """Validate everything that does not need the images (before long work starts); layer names become

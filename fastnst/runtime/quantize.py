@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from fastnst.constants import ASSETS_DIR
-from fastnst.contract import META_PRECISION, STYLE_NAME, padded_size
+from fastnst.contract import META_ARCH, META_PRECISION, STYLE_NAME, padded_size
 from fastnst.errors import ConfigError, InputError, ModelFormatError
 from fastnst.fileio import atomic_output, check_output
 from fastnst.image import load_rgb, resize, to_nchw
@@ -123,7 +123,8 @@ def quantize_model(model: str | os.PathLike, out_path: str | os.PathLike, *,
     images = _arrays(list(photos) if photos is not None else calibration_photos(), side)
     if not images:
         raise InputError("no calibration photos; pass photos=[...]")
-    speed_up(proto)  # the exact graph rewrites first (a model exported before them)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    speed_up(proto, sizes_double=META_ARCH in meta)  # the exact graph rewrites first (a model exported before them)
     meta = {p.key: p.value for p in proto.metadata_props}
     meta[META_PRECISION] = "int8"
     with atomic_output(out_path, overwrite) as target:

@@ -36,10 +36,14 @@ class Item:
     channels: int = 3  # array inputs: 3 or 4 (gray HxW comes back as HxWx3)
 
 
-def read(image: ImageSource, max_size: int | None = None) -> Item:
+def read(image: ImageSource | Item, max_size: int | None = None) -> Item:
     """``image`` as an :class:`Item`, downscaled so that its longer side is at most ``max_size`` (checked by the
     caller). Arrays keep float precision; files are decoded by :func:`fastnst.image.read_fitted` (EXIF
-    orientation, pixel cap, cheap JPEG draft for large reductions). Raises InputError."""
+    orientation, pixel cap, cheap JPEG draft for large reductions). An Item (read before, e.g. on a reader
+    thread by :func:`fastnst.runtime.pipeline.overlapped`, with the same ``max_size``) passes through.
+    Raises InputError."""
+    if isinstance(image, Item):
+        return image
     if isinstance(image, np.ndarray) and (image.dtype == np.uint8 or np.issubdtype(image.dtype, np.floating)):
         arr = image
         if arr.ndim == 2:

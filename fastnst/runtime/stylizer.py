@@ -35,7 +35,7 @@ from fastnst.image import (ImageSource, finish, fit_long_side, from_nchw, resize
                            to_uint8)
 from fastnst.runtime.blend import StyleSpec, parse_style, style_feed
 from fastnst.runtime.providers import ProviderSpec, short_name
-from fastnst.runtime.rewrite import polyphase_upsampling, speed_up
+from fastnst.runtime.rewrite import REWRITES, complete, speed_up
 from fastnst.runtime.roundtrip import Canvas, Item, give_back, read
 from fastnst.runtime.session import Model
 from fastnst.runtime.tiling import (MIN_TILE, NormRewrite, ProgressFn, TileGrid, make_dynamic, plain_graph,
@@ -43,12 +43,14 @@ from fastnst.runtime.tiling import (MIN_TILE, NormRewrite, ProgressFn, TileGrid,
 
 log = logging.getLogger(__name__)
 
-# From this many (padded) pixels an image runs on a second session of the model, rewritten at load
-# (fastnst.runtime.rewrite.polyphase_upsampling). Measured at 1024² (scripts/bench_infer.py): johnson 1.12x
-# faster, peak RSS 660 instead of 1200 MiB; `fastnst stylize` with the built-in model faster and 417
-# instead of 681 MiB, the ~0.08 s of building it (an onnx import and a session) included. Chosen:
-# below about this size that cost is not repaid.
+# A file that lacks some exact rewrites of fastnst.runtime.rewrite (exported before them, or by another tool) is
+# rewritten the first time it runs an image of this many (padded) pixels; the rewritten copy then runs every
+# size, now and in later processes (kept in the cache folder: fastnst.runtime.session.Model.cached). Files
+# written by fastnst export carry the rewrites and never pay this. Chosen: building the copy costs an onnx
+# import and a session (about 1 s of CPU time on the 2-core EPYC); below this size one image does not repay it.
 REWRITE_PIXELS = 768 * 768
+# The cache key of that copy: the rewrites it holds (a new rewrite makes a new copy).
+REWRITTEN = "rewritten-" + "+".join(REWRITES)
 # Images with more pixels than this are tiled automatically (tile=None). Chosen: a 1536x1024 photo
 # still runs in one piece; johnson-preset peak RSS is ~0.9 GiB at 1 Mpx, ~1.4 GiB here (bench_infer.py).
 AUTO_TILE_PIXELS = 1536 * 1024
@@ -311,8 +313,9 @@ class Stylizer(StylizerBase):
     installed first, then CPU), a name, a ``(name, options)`` pair or a list of them (see
     :func:`fastnst.runtime.providers.resolve_providers`). ``threads``: intra-op CPU threads (default:
     physical cores; capped at the CPUs this process may use). ``optimization``: onnxruntime graph
-    optimisation level ('disable', 'basic', 'extended', 'all'; default 'all'). Large images run on a session
-    of the model rewritten on first use (:meth:`session_for`).
+    optimisation level ('disable', 'basic', 'extended', 'all'; default 'all'). One session runs every
+    image size; a file that lacks some exact rewrites of :mod:`fastnst.runtime.rewrite` is rewritten once
+    (:meth:`session_for`).
     ``input_range``: 1 when the model takes pixels in [0, 1], 255 for 0..255 (default: the model's
     ``fastnst_input_range`` metadata, else 1).
     Raises InputError for a missing file, ModelFormatError for a file that is not ONNX, not an
@@ -335,12 +338,14 @@ class Stylizer(StylizerBase):
         if self.style_names and self.path.resolve() == BUILTIN_MODEL.resolve():
             self.default_style = BUILTIN_DEFAULT_STYLE
         self.legacy = bool({i.name for i in self.session.get_overridable_initializers()} & set(LEGACY_INPUTS))
-        # fixed-size third-party models and old fastnst models with tiling inputs: rewrite when onnx is here
-        if self.static_size or self.legacy:
-            model = self._proto(required=False)
-            if model is not None and self._prepare(model, polyphase=False):
-                self.model.replace(model)
-                self._check_signature()
+        # a file without every exact rewrite: its rewritten copy from the cache folder when there is one
+        self._rewrite = bool(self.static_size or self.legacy or not complete(self.metadata))
+        if self._rewrite and self.model.cached(REWRITTEN):
+            self._rewrite = False
+            self._check_signature()
+        # fixed-size third-party models and old fastnst models with tiling inputs: rewrite now when onnx is here
+        if self._rewrite and (self.static_size or self.legacy):
+            self._rewrite_now()
 
     @property
     def session(self) -> Any:
@@ -368,29 +373,33 @@ class Stylizer(StylizerBase):
                         "lets fastnst lift fixed sizes and strip old tiling inputs)", self.path.name)
             return None
 
-    def _prepare(self, model: Any, polyphase: bool) -> bool:
-        """Rewrite a loaded model in memory: old tiling inputs stripped, fixed sizes lifted, the exact
-        rewrites of fastnst.runtime.rewrite (files exported before them) and, with ``polyphase``, polyphase
-        up-sampling (exact for images padded to the stride). True when the graph changed."""
+    def _prepare(self, model: Any) -> bool:
+        """Rewrite a loaded model in memory: old tiling inputs stripped, fixed sizes lifted, and the exact
+        rewrites of fastnst.runtime.rewrite the file lacks (files exported before them). True when the graph
+        changed."""
         changed = plain_graph(model, self.output_name) if self.legacy else False
         changed |= make_dynamic(model, self.input_name, nhwc=self.io_kind == "uint8")
-        changed |= bool(speed_up(model))
-        if polyphase and self.stride % 4 == 0:
-            changed |= bool(polyphase_upsampling(model, sizes_double=META_ARCH in self.metadata))
+        changed |= bool(speed_up(model, sizes_double=META_ARCH in self.metadata))
         return changed
 
-    def session_for(self, height: int, width: int) -> Any:
-        """The onnxruntime session that runs a padded ``height`` x ``width`` image: from REWRITE_PIXELS up,
-        one of the model rewritten (polyphase up-sampling, fastnst.runtime.rewrite; built on first use),
-        else :attr:`session`. Both give the same result for such images (up to float rounding)."""
-        if height * width < REWRITE_PIXELS or height % self.stride or width % self.stride:
-            return self.session
-        return self.model.variant("rewritten", self._rewritten) or self.session
+    def _rewrite_now(self) -> None:
+        """Put the rewritten copy of the file in place of the stored graph (and keep it in the cache folder);
+        without the onnx package the file runs as stored."""
+        with self.model.lock:
+            if not self._rewrite:
+                return
+            model = self._proto(required=False)
+            if model is not None and self._prepare(model):
+                self.model.replace(model, cache=REWRITTEN)
+                self._check_signature()
+            self._rewrite = False
 
-    def _rewritten(self) -> Any:
-        model = self._proto(required=False)
-        return self.model.open(model.SerializeToString()) \
-            if model is not None and self._prepare(model, polyphase=True) else False
+    def session_for(self, height: int, width: int) -> Any:
+        """The onnxruntime session that runs a padded ``height`` x ``width`` image: :attr:`session`. A file that
+        lacks some exact rewrites is rewritten first when the image has REWRITE_PIXELS or more (see there)."""
+        if self._rewrite and height * width >= REWRITE_PIXELS:
+            self._rewrite_now()
+        return self.session
 
     # -- the signature -----------------------------------------------------------------------------
     def _check_signature(self) -> None:
@@ -477,7 +486,7 @@ class Stylizer(StylizerBase):
             except ModuleNotFoundError as exc:
                 raise TilingUnsupported("the onnx package is not installed (pip install onnx)") from exc
             plain_graph(model, self.output_name)  # whether or not legacy: the tiler needs it plain
-            self._prepare(model, polyphase=True)  # tiles and the statistics image are padded to the stride
+            self._prepare(model)
             rewrite = NormRewrite(model, self.output_name)
             # no memory arena for the once-per-image statistics pass: its memory goes back
             # before the tiles run (measured: bench_infer.py --only 8192)
@@ -556,5 +565,6 @@ def stylize(image: ImageSource, model: str | os.PathLike | Stylizer | None = Non
     return stylizer.stylize(image, **options)
 
 
-__all__ = ["Settings", "StylizerBase", "Stylizer", "stylize", "builtin_model", "REWRITE_PIXELS", "AUTO_TILE_PIXELS", "DEFAULT_TILE",
+__all__ = ["Settings", "StylizerBase", "Stylizer", "stylize", "builtin_model", "REWRITE_PIXELS", "REWRITTEN",
+           "AUTO_TILE_PIXELS", "DEFAULT_TILE",
            "STATS_PIXELS", "MAX_BATCH"]

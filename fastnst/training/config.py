@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from fastnst import checks
+from fastnst.cpu import PRECISIONS
 from fastnst.constants import (DEFAULT_VGG_NORMALIZE, JOHNSON_CONTENT_LAYERS, JOHNSON_CONTENT_WEIGHT,
                                JOHNSON_STYLE_LAYERS, JOHNSON_STYLE_WEIGHT, JOHNSON_TV_WEIGHT, SR_NORMS, SR_SKIPS)
 from fastnst.errors import ConfigError, did_you_mean, unknown_choice
@@ -85,18 +86,24 @@ class RunConfig:
                                                                    "step (0: steps only)", low=0)
     export: bool = option(True, "export the verified ONNX model at the end")
     data_split: str = option("train", "hub dataset split")
+    precision: str = option("auto", "number format: auto (bfloat16 autocast, Lightning's bf16-mixed, on a CPU with "
+                                    "AVX512-BF16 or AMX; float32 elsewhere, exactly as before), fp32 or bf16; "
+                                    "--trainer.precision overrides it", choices=PRECISIONS)
     trainer: dict[str, Any] = option(help="Lightning Trainer arguments", cli=False, default_factory=dict)
 
     @classmethod
     def build(cls, *args: Any, **options: Any) -> Any:
         """An instance from positional fields (``style, data, out`` for :class:`TrainConfig`) and keywords;
-        keywords that are not fields are Lightning Trainer arguments (checked by :meth:`check`)."""
+        keywords that are not fields are Lightning Trainer arguments (checked by :meth:`check`), and so is a
+        ``precision`` that is not one of fastnst's (a Lightning value such as 'bf16-mixed')."""
         names = [f.name for f in dataclasses.fields(cls) if f.name != "trainer"]
         positional = [n for n in ("style", "data", "out") if n in names]
         if len(args) > len(positional):
             raise TypeError(f"at most {len(positional)} positional arguments ({', '.join(positional)})")
         values = dict(zip(positional, (os.fspath(a) if isinstance(a, os.PathLike) else a for a in args)))
         trainer = dict(options.pop("trainer", None) or {})
+        if options.get("precision") is not None and options["precision"] not in PRECISIONS:
+            trainer["precision"] = options.pop("precision")  # a Lightning precision such as 'bf16-mixed'
         for key, value in options.items():
             (values if key in names else trainer)[key] = value
         return cls(**values, trainer=trainer)
@@ -132,6 +139,7 @@ class RunConfig:
         if self.steps is None and self.epochs is None:
             self.steps = self.default_steps
         self.trainer = check_trainer_options(self.trainer)
+        self.trainer = trainer_precision(self.precision, self.trainer, self.device())
         from fastnst.networks.vgg import resolve_weights
 
         self.vgg_weights = resolve_weights(self.vgg_weights) if self.uses_vgg() else None
@@ -304,6 +312,23 @@ def check_trainer_options(options: dict[str, Any]) -> dict[str, Any]:
     nodes = options.get("num_nodes")
     if isinstance(nodes, int) and not 1 <= nodes <= 4096:
         raise ConfigError(f"--trainer.num_nodes must be between 1 and 4096, got {nodes}")
+    return dict(options)
+
+
+def trainer_precision(precision: str, options: dict[str, Any], device: str) -> dict[str, Any]:
+    """Trainer ``options`` with Lightning's ``precision`` set from fastnst's ``precision`` choice: bf16 ->
+    'bf16-mixed' (autocast; weights and optimiser stay float32); fp32 -> nothing set (Lightning's '32-true', as
+    before); 'auto' -> :func:`fastnst.cpu.choose_precision` for ``device``. A ``--trainer.precision`` of the
+    user's is kept (ConfigError when ``precision`` names another format)."""
+    from fastnst.cpu import choose_precision
+
+    if options.get("precision") is not None:
+        given = str(options["precision"])
+        if precision != "auto" and ("bf16" in given) != (precision == "bf16"):
+            raise ConfigError(f"--precision {precision} and --trainer.precision {given} disagree; give one of them")
+        return dict(options)
+    if choose_precision(precision, device) == "bf16":
+        return {**options, "precision": "bf16-mixed"}
     return dict(options)
 
 

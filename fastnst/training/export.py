@@ -331,8 +331,8 @@ def export_onnx(source: str | os.PathLike | nn.Module, out_path: str | os.PathLi
     # Intermediate shape annotations are optional; the exporter's symbolic ones (e.g. height + 2) make
     # tract's analysis fail (measured: tract 0.23 loads the model only without them).
     del proto.graph.value_info[:]
-    if optimize:
-        speed_up(proto)
+    if optimize:  # fastnst's own networks up-sample to the size of a stride-2 input: vouched for, and verified below
+        speed_up(proto, sizes_double=isinstance(net, TransformerNet))
     for key, value in _metadata(meta, net, io, fp16, exporter).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
