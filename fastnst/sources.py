@@ -39,6 +39,7 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 IMAGE_WORDS = ("image", "img", "jpg", "jpeg", "png", "picture", "photo")
 
 FOLDER, PARQUET, HUB = "folder", "parquet", "hub"
+HUB_TIMEOUT = 5.0  # seconds to reach the hub before saying it cannot be reached (chosen)
 
 
 def parquet_files(data: str) -> list[str] | None:
@@ -89,6 +90,27 @@ def resolve_source(data: str, flag: str = "--data") -> tuple[str, Any]:
     return HUB, data
 
 
+def check_hub(source: str) -> None:
+    """InputError (one line, within :data:`HUB_TIMEOUT`) when the Hugging Face hub cannot be reached, before
+    ``datasets`` would retry for half a minute and log each retry. Skipped in offline mode (``HF_HUB_OFFLINE``:
+    a cached copy is used) and behind a proxy (the proxy decides)."""
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on") or any(
+            os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host, port = url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+    try:
+        socket.create_connection((host, port), timeout=HUB_TIMEOUT).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise InputError(f"cannot open Hugging Face dataset '{source}': the hub ({host}) cannot be reached "
+                         f"({reason}); check your network, set HF_HUB_OFFLINE=1 to use a cached copy, or download "
+                         f"it and pass a local folder or parquet files") from None
+
+
 def hub_error(source: str, split: str, exc: BaseException) -> InputError:
     """The one-line InputError for a hub dataset that cannot be opened (offline, unknown id, private, no split)."""
     first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
@@ -106,6 +128,8 @@ def open_stream(kind: str, source: Any, split: str = "train") -> tuple[Any, str]
     """
     import datasets
 
+    if kind != PARQUET:
+        check_hub(source)
     try:
         if kind == PARQUET:
             ds = datasets.load_dataset("parquet", data_files=list(source), split="train", streaming=True)
@@ -217,5 +241,5 @@ def describe(value: Any, index: int) -> str:
 
 
 __all__ = ["COCO_HUB_ID", "PARQUET_SUFFIXES", "FOLDER", "PARQUET", "HUB", "parquet_files", "resolve_source",
-           "open_stream", "hub_error", "choose_image_column", "find_image_column", "hf_features",
+           "open_stream", "check_hub", "hub_error", "choose_image_column", "find_image_column", "hf_features",
            "schema_image_column", "image_source", "describe"]

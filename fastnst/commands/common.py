@@ -101,11 +101,12 @@ class Progress:
     """Progress on stderr: a live bar on a terminal, else a plain line per ~10% (never ``\\r`` in logs).
 
     ``update(done, total, text)`` after each unit of work; ``close()`` at the end. Shown only when
-    ``total >= min_total`` (or on a terminal).
+    ``total >= min_total`` (or on a terminal). ``timing=False`` leaves out the elapsed time and time left (for
+    a caller whose ``text`` says them, e.g. a resumed job that knows its own rate).
     """
 
-    def __init__(self, label: str = "", stream: Any = None, min_total: int = 1) -> None:
-        self.label, self.stream = label, stream or sys.stderr
+    def __init__(self, label: str = "", stream: Any = None, min_total: int = 1, timing: bool = True) -> None:
+        self.label, self.stream, self.timing = label, stream or sys.stderr, timing
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.min_total, self.start, self._decile, self._open = min_total, time.perf_counter(), -1, False
 
@@ -118,11 +119,12 @@ class Progress:
         line = f"{self.label}{' ' if self.label else ''}{done}/{total} {text}".rstrip()
         if self.tty:
             bar = "#" * int(frac * 20)
-            self.stream.write(f"\r\033[K[{bar:<20}] {line} | {elapsed:.1f} s, {eta:.0f} s left")
+            clock = f" | {elapsed:.1f} s, {eta:.0f} s left" if self.timing else ""
+            self.stream.write(f"\r\033[K[{bar:<20}] {line}{clock}")
             self._open = True
         elif int(frac * 10) > self._decile or done == total:
             self._decile = int(frac * 10)
-            self.stream.write(f"{line} ({elapsed:.1f} s)\n")
+            self.stream.write(f"{line} ({elapsed:.1f} s)\n" if self.timing else f"{line}\n")
         self.stream.flush()
 
     def close(self) -> None:
