@@ -203,6 +203,11 @@ def schema_image_column(schema: Any, column: str | None = None) -> str:
     if column is not None:
         if column not in names:
             raise InputError(f"the dataset has no column '{column}' (columns: {', '.join(names)}); check --column")
+        kind = schema.field(column).type
+        if not (pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_string(kind)
+                or pa.types.is_large_string(kind) or (pa.types.is_struct(kind) and kind.get_field_index("bytes") >= 0)):
+            raise InputError(f"column '{column}' holds {kind}, not images (encoded bytes, paths or {{bytes, path}}); "
+                             f"check --column")
         return column
     features: Mapping[str, Any] = hf_features(schema)
     typed = [n for n in names if isinstance(features.get(n), dict) and features[n].get("_type") == "Image"]

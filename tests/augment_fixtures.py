@@ -61,3 +61,21 @@ def photo_dir(tmp_path) -> Path:
 def tree(folder: Path) -> dict[str, bytes]:
     """Every file below ``folder`` (relative name -> bytes): what a job wrote."""
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def interrupt_at_part(monkeypatch, n: int):
+    """Make the n-th part a worker starts raise KeyboardInterrupt (a kill, in this process); returns a function
+    that undoes it."""
+    from fastnst.augment import engines
+
+    run = engines.PartWorker.run
+    started = []
+
+    def run_or_die(self, part, on_rows=None):
+        started.append(part.index)
+        if len(started) == n:
+            raise KeyboardInterrupt
+        return run(self, part, on_rows)
+
+    monkeypatch.setattr(engines.PartWorker, "run", run_or_die)
+    return lambda: monkeypatch.setattr(engines.PartWorker, "run", run)

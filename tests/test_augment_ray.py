@@ -8,7 +8,7 @@ import logging
 import pytest
 
 import fastnst
-from tests.augment_fixtures import labelled_parquet, photo_dir, tree  # noqa: F401
+from tests.augment_fixtures import interrupt_at_part, labelled_parquet, photo_dir, tree  # noqa: F401
 
 pytestmark = pytest.mark.slow
 FAST = {"rows_per_part": 3, "threads": 1}
@@ -36,22 +36,11 @@ def test_ray_gives_the_local_engines_files(ray_session, labelled_parquet, photo_
 
 
 def test_a_local_job_finishes_on_ray(ray_session, labelled_parquet, tmp_path, monkeypatch):
-    from fastnst.augment import engines
-
     fastnst.augment(labelled_parquet, tmp_path / "whole", seed=4, **FAST)
-    run = engines.PartWorker.run
-    calls = []
-
-    def dies(self, part, on_rows=None):
-        calls.append(part)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return run(self, part, on_rows)
-
-    monkeypatch.setattr(engines.PartWorker, "run", dies)
+    undo = interrupt_at_part(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         fastnst.augment(labelled_parquet, tmp_path / "cut", seed=4, **FAST)
-    monkeypatch.setattr(engines.PartWorker, "run", run)
+    undo()
     report = fastnst.augment(labelled_parquet, tmp_path / "cut", seed=4, engine="ray", resume=True, **FAST)
     assert report.parts == 2
     assert tree(tmp_path / "cut") == tree(tmp_path / "whole")
