@@ -217,3 +217,31 @@ def test_an_offline_hub_id_is_one_line(tmp_path, capsys, monkeypatch):
     assert cli.main(["augment", "someone/no-such-dataset", "-o", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "cannot open Hugging Face dataset 'someone/no-such-dataset'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_hub_dataset_is_read_through_its_parquet_files(labelled_parquet, tmp_path, monkeypatch):
+    """The hub path with the network replaced: datasets resolves the id to parquet files, fastnst reads them."""
+    datasets = pytest.importorskip("datasets")
+
+    class Builder:
+        class config:  # noqa: N801 - the shape of a datasets builder
+            name = "default"
+            data_files = {"train": [str(labelled_parquet)]}
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(datasets, "load_dataset_builder", lambda repo_id: Builder)
+    report = fastnst.augment("someone/photos", tmp_path / "out", styles="halftone", **FAST)
+    rows = read_rows(tmp_path / "out")
+    assert report.rows == 7 and [r["label"] for r in rows] == [v for i, v in enumerate(LABELS) if i != BAD_ROW]
+    with pytest.raises(fastnst.FastNSTError, match="no parquet files for split 'test'"):
+        Builder.config.data_files = {"train": []}
+        monkeypatch.setattr("huggingface_hub.HfFileSystem.glob", lambda self, pattern: [])
+        fastnst.augment("someone/photos", tmp_path / "out2", split="test")
+
+
+def test_folders_need_only_the_base_install(photo_dir, labelled_parquet, tmp_path, monkeypatch, capsys):
+    for name in ("pyarrow", "pyarrow.parquet", "datasets"):
+        monkeypatch.setitem(sys.modules, name, None)  # as in `pip install fastnst` without extras
+    assert fastnst.augment(photo_dir, tmp_path / "out", styles="brick", **FAST).rows == 5
+    assert cli.main(["augment", str(labelled_parquet), "-o", str(tmp_path / "out2")]) == 2
+    assert "pip install 'fastnst[augment]'" in capsys.readouterr().err
