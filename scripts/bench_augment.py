@@ -179,10 +179,16 @@ def section_install() -> None:
     code_import = "import time; t=time.perf_counter(); import ray, ray.data; print(time.perf_counter()-t)"
     code_init = ("import time, logging, ray; t=time.perf_counter(); ray.init(num_cpus=2, include_dashboard=False, "
                  "logging_level=logging.ERROR); print(time.perf_counter()-t); ray.shutdown()")
-    imports = [float(subprocess.run([PY, "-c", code_import], capture_output=True, text=True).stdout.split()[-1])
-               for _ in range(3)]
-    inits = [float(subprocess.run([PY, "-c", code_init], capture_output=True, text=True).stdout.split()[-1])
-             for _ in range(3)]
+    def seconds(code: str) -> float:
+        run = subprocess.run([PY, "-c", code], capture_output=True, text=True)
+        try:
+            return float(run.stdout.split()[-1])
+        except (IndexError, ValueError):
+            print(f"(a run failed: {run.stderr.strip().splitlines()[-1:] })")
+            return float("nan")
+
+    imports = [seconds(code_import) for _ in range(3)]
+    inits = [seconds(code_init) for _ in range(3)]
     import ray
 
     benchutil.print_table([{"ray": ray.__version__, "package MiB": size, "import ray, ray.data s": statistics.median(imports),
