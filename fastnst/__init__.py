@@ -2,8 +2,10 @@
 
 Stylise a photo with a built-in style in one call (``fastnst.stylize("photo.jpg")``, torch-free; the
 built-in styles' model is the file ``fastnst.BUILTIN_MODEL``), train Johnson et al.'s feed-forward
-networks (``fastnst.train``), apply them with onnxruntime alone (``fastnst.Stylizer``), and run the optimisation methods of Gatys et al. (``fastnst.gatys`` and its
-relatives); ``fastnst.generate`` puts any style onto photos in one call. Importing this package is cheap:
+networks (``fastnst.train``), apply them with onnxruntime alone (``fastnst.Stylizer``), and run the
+optimisation methods of Gatys et al. (``fastnst.gatys`` and its relatives); ``fastnst.generate`` puts any
+style onto photos in one call; ``fastnst.augment`` stylises a whole dataset (locally or on a Ray cluster).
+Importing this package is cheap:
 the public names load their modules on first use.
 """
 
@@ -28,6 +30,7 @@ _LAZY = {
     "dream": "fastnst.optimize",
     "score": "fastnst.optimize",
     "generate": "fastnst.anystyle",
+    "augment": "fastnst.augment",  # a callable package: fastnst.augment(...) and fastnst.augment.StyleAugmenter
     "FastNSTError": "fastnst.errors",
     "BUILTIN_MODEL": "fastnst.constants",
 }
@@ -40,7 +43,8 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'fastnst' has no attribute '{name}'")
     try:
-        value = getattr(importlib.import_module(module), name)
+        value = importlib.import_module(module) if module == f"fastnst.{name}" else getattr(
+            importlib.import_module(module), name)
     except ModuleNotFoundError as exc:  # e.g. fastnst.train in the torch-free base install
         from fastnst.errors import missing_dependency
 

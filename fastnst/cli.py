@@ -23,6 +23,7 @@ train     train:main             train a feed-forward style network (Johnson et 
 train-sr  train_sr:main          train a x4/x8 super-resolution network (perceptual loss)
 train-decoder  train_decoder:main  train a decoder of the universal (any-painting) style model
 upscale   upscale:main           enlarge images with a trained super-resolution model
+augment   augment:main           stylise a whole dataset (folder, parquet, hub) locally or on a Ray cluster
 export    models:main_export     export trained weights to a verified ONNX model
 stylize   stylize:main           stylise images or videos with a built-in style or a trained model (or: stylise)
 info      models:main_info       show a model's metadata and signature

@@ -84,6 +84,7 @@ class MissingDependencyError(FastNSTError):
 EXTRA_OF_MODULE = {"torch": "train", "torchvision": "train", "pytorch_lightning": "train", "lightning": "train",
                    "lightning_fabric": "train", "onnxscript": "train", "datasets": "train", "safetensors": "train",
                    "jsonargparse": "train", "yaml": "train", "av": "video", "cv2": "video",
+                   "pyarrow": "augment", "huggingface_hub": "augment", "ray": "ray",
                    "onnx": "base", "onnxruntime": "base", "numpy": "base", "PIL": "base"}
 
 

@@ -95,5 +95,5 @@ def test_every_command_in_the_table_names_a_function_of_its_family_module():
     assert run.returncode == 0, run.stderr
     modules = {module.rpartition(".")[2] for module, _, _ in cli.COMMANDS.values()}
     assert modules == {"train", "train_sr", "train_decoder", "upscale", "models", "stylize", "styles", "demo", "optimize",
-                       "vgg"}
+                       "vgg", "augment"}
     assert all(importlib.util.find_spec(f"fastnst.commands.{m}") for m in modules)

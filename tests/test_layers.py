@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("fastnst.video", "fastnst.web"),
     ("fastnst.styles",),
     ("fastnst.runtime",),
-    ("fastnst.image", "fastnst.outputs"),  # outputs: the one output planner (checks from fileio, formats from image)
+    ("fastnst.image", "fastnst.outputs", "fastnst.sources"),  # outputs: the one output planner; sources: data
     ("fastnst.options", "fastnst.checks", "fastnst.fileio", "fastnst.cpu"),
     ("fastnst.constants", "fastnst.contract", "fastnst.errors"),
 )

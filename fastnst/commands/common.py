@@ -108,11 +108,14 @@ class Progress:
     print nothing), then one every ``every`` seconds (:data:`LOG_EVERY`), and the last unit's line when any was
     shown. The ETA is the mean time per unit since the first report (set-up such as loading a network is not
     a unit) times the units left.
+
+    ``timing=False`` leaves out the elapsed time and ETA (for a caller whose ``text`` says them, e.g. a resumed
+    job that knows its own rate).
     """
 
     def __init__(self, label: str = "", stream: Any = None, every: float | None = None,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
-        self.label, self.stream, self.clock = label, stream or sys.stderr, clock
+                 clock: Callable[[], float] = time.perf_counter, timing: bool = True) -> None:
+        self.label, self.stream, self.clock, self.timing = label, stream or sys.stderr, clock, timing
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.every = (TTY_EVERY if self.tty else LOG_EVERY) if every is None else every
         self.start, self._last, self._open, self.lines = clock(), None, False, 0
@@ -125,6 +128,8 @@ class Progress:
         frac = min(1.0, max(0.0, done / total))
         count = f"{int(done)}/{total}"
         head = " ".join(p for p in (self.label, count, text) if p)
+        if not self.timing:
+            return head
         if frac >= 1:
             return f"{head} | {duration(elapsed)}"
         if self._first is not None and done > self._first[1] and now > self._first[0]:

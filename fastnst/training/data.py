@@ -18,13 +18,10 @@ Every image is decoded through :mod:`fastnst.image` (EXIF orientation, decompres
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import logging
 import math
-import os
-import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +33,11 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, get_
 from fastnst import checks
 from fastnst import image as fimage
 from fastnst.errors import FastNSTError, InputError
+# The sources themselves are torch-free and shared with dataset augmentation (fastnst.sources).
+from fastnst.sources import COCO_HUB_ID, find_image_column, open_stream, resolve_source  # noqa: F401
+from fastnst.sources import describe as _describe, image_source as _image_source
 
 log = logging.getLogger(__name__)
-
-# COCO 2014 train (82,783 images) as parquet shards on the Hugging Face hub. Johnson et al. 2016
-# (paper, section 4.2) trained on the ~80k COCO 2014 training images resized to 256x256.
-COCO_HUB_ID = "justram/COCO2014-Images"
 
 # Random resized crop: fraction of the image area and aspect-ratio range of the crop before it is
 # resized to image_size². Chosen: at least half the area keeps objects near their natural scale
@@ -52,164 +48,11 @@ CROP_RATIO: tuple[float, float] = (3 / 4, 4 / 3)
 SHUFFLE_BUFFER = 1000
 # How many stream rows to read while looking for the preview images before giving up.
 _PEEK_LIMIT = 256
-_PARQUET_SUFFIXES = (".parquet", ".pq")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
 def default_num_workers() -> int:
     """Data loader workers: one per spare CPU core, at most 4 (chosen: decoding + crop is cheap next to a step)."""
     return max(0, min(4, checks.available_cpus() - 1))
-
-
-# --------------------------------------------------------------------------------------------- sources
-
-
-def _parquet_files(data: str) -> list[str] | None:
-    """Local parquet files named by ``data`` (a file, a folder of them, or a glob), else None."""
-    path = Path(data).expanduser()
-    if path.is_file() and path.suffix.lower() in _PARQUET_SUFFIXES:
-        return [str(path.resolve())]
-    if path.is_dir():
-        files = sorted(str(p.resolve()) for p in path.rglob("*") if p.suffix.lower() in _PARQUET_SUFFIXES)
-        return files or None
-    if any(ch in data for ch in "*?["):
-        files = sorted(os.path.abspath(p) for p in glob.glob(os.path.expanduser(data), recursive=True)
-                       if p.lower().endswith(_PARQUET_SUFFIXES))
-        return files or None
-    return None
-
-
-def resolve_source(data: str) -> tuple[str, Any]:
-    """Classify ``data`` as ``("folder", [paths])``, ``("parquet", [files])`` or ``("hub", id)``.
-
-    Raises InputError for a missing local path or a folder without images. Local paths win over hub
-    ids of the same spelling.
-    """
-    data = str(data).strip()
-    if not data:
-        raise InputError("--data is empty; pass coco, a Hugging Face dataset id, a folder or parquet files")
-    if data.lower() == "coco":
-        return "hub", COCO_HUB_ID
-    parquet = _parquet_files(data)
-    if parquet:
-        return "parquet", parquet
-    path = Path(data).expanduser()
-    if path.is_dir():
-        files = fimage.find_images(path, require=False)
-        if not files:
-            raise InputError(f"data folder '{data}' has no images (looked for "
-                             f"{', '.join(sorted(fimage.IMAGE_EXTENSIONS))}, also in sub-folders); "
-                             f"point --data at a folder of photos")
-        return "folder", files
-    if path.is_file():
-        raise InputError(f"--data '{data}' is a file; pass a folder of images, .parquet files, "
-                         f"'coco' or a Hugging Face dataset id")
-    # Hub ids are owner/name; anything else that is not on disk is a mistyped local path.
-    looks_local = data.startswith((".", "/", "~")) or "\\" in data or data.count("/") != 1 or "*" in data
-    if looks_local or not _HUB_ID.match(data):
-        raise InputError(f"data folder '{data}' does not exist; check the path "
-                         f"(or pass 'coco' or a Hugging Face dataset id such as owner/name)")
-    return "hub", data
-
-
-def open_stream(kind: str, source: Any, split: str = "train") -> tuple[Any, str]:
-    """A streaming ``datasets.IterableDataset`` of one undecoded image column, and the column's name.
-
-    ``kind`` is "parquet" (``source`` = list of files) or "hub" (``source`` = dataset id). The image
-    column is the one typed ``Image``; failing that, a binary or image-like column whose name says
-    image. Raises InputError when the dataset cannot be opened or has no image column.
-    """
-    import datasets
-
-    if kind == "parquet":
-        check_parquet_files(source)
-    quiet = logging.getLogger("datasets")  # its own error lines would come before fastnst's one line
-    level = quiet.level
-    quiet.setLevel(logging.CRITICAL)
-    try:
-        if kind == "parquet":
-            ds = datasets.load_dataset("parquet", data_files=list(source), split="train", streaming=True)
-        else:
-            ds = datasets.load_dataset(source, split=split, streaming=True)
-    except FastNSTError:
-        raise
-    except Exception as exc:  # offline, unknown id, private repo, missing split, bad file, ...
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        what = "parquet files" if kind == "parquet" else f"Hugging Face dataset '{source}' (split '{split}')"
-        hint = ("check the files" if kind == "parquet" else
-                "check the id and your network, or download it and pass a local folder or parquet files")
-        raise InputError(f"cannot open {what}: {type(exc).__name__}: {first}; {hint}") from None
-    finally:
-        quiet.setLevel(level)
-    column = find_image_column(ds)
-    ds = ds.select_columns([column])
-    ds = ds.cast_column(column, datasets.Image(decode=False))
-    return ds, column
-
-
-def check_parquet_files(files: Sequence[str]) -> None:
-    """InputError naming the first of ``files`` whose parquet footer cannot be read (a damaged or foreign file)."""
-    import pyarrow.parquet as pq
-
-    for f in files:
-        try:
-            pq.read_schema(f)
-        except Exception as exc:  # ArrowInvalid, OSError, ...
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            raise InputError(f"'{f}' is not a readable parquet file ({type(exc).__name__}: {first}); replace it or "
-                             f"leave it out of --data") from None
-
-
-def find_image_column(ds: Any) -> str:
-    """Name of the image column of a ``datasets`` dataset (Image feature first, then by name)."""
-    import datasets
-
-    features = ds.features
-    if features is None:  # some streaming sources only know their columns after a first row
-        try:
-            first = next(iter(ds))
-        except StopIteration:
-            raise InputError("the dataset is empty; pass a source with images") from None
-        columns = {k: v for k, v in first.items()}
-        for name, value in columns.items():
-            if isinstance(value, Image.Image) or (isinstance(value, dict) and "bytes" in value):
-                return name
-        names = list(columns)
-    else:
-        images = [name for name, f in features.items() if isinstance(f, datasets.Image)
-                  or (isinstance(f, dict) and isinstance(f.get("bytes"), datasets.Value))]  # {bytes, path}
-        if images:
-            return next((n for n in images if n.lower() in ("image", "img")), images[0])
-        names = [name for name, f in features.items()
-                 if isinstance(f, datasets.Value) and f.dtype in ("binary", "large_binary", "string")]
-    for name in names:
-        if any(key in name.lower() for key in ("image", "img", "jpg", "jpeg", "png", "picture", "photo")):
-            return name
-    cols = ", ".join(features or names) if features is not None else ", ".join(names)
-    raise InputError(f"the dataset has no image column (columns: {cols}); pass a dataset with images")
-
-
-def _image_source(value: Any) -> Any:
-    """What :func:`fastnst.image.read_image` should read for one undecoded ``datasets`` image value."""
-    if isinstance(value, dict):
-        if value.get("bytes"):
-            return value["bytes"]
-        if value.get("path"):
-            return value["path"]
-        raise InputError("an image entry has neither bytes nor a path")
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value)
-    if isinstance(value, (str, Image.Image)):
-        return value
-    raise InputError(f"an image entry has an unexpected type {type(value).__name__}")
-
-
-def _describe(value: Any, index: int) -> str:
-    if isinstance(value, (str, os.PathLike)):
-        return str(value)
-    if isinstance(value, dict) and value.get("path"):
-        return f"row {index} ({value['path']})"
-    return f"row {index}"
 
 
 # ---------------------------------------------------------------------------------------- transforms
