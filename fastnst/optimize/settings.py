@@ -20,7 +20,7 @@ from fastnst import checks
 from fastnst.constants import (DEFAULT_VGG_NORMALIZE, GATYS_CONTENT_LAYERS, GATYS_STYLE_LAYERS, MAX_ITERATIONS,
                                VGG_ARCHS, VGG_NORMALIZE_CHOICES, VGG_POOLINGS)
 from fastnst.errors import ConfigError, InputError
-from fastnst.losses.functional import STYLE_STATS, layer_weights
+from fastnst.losses.functional import STYLE_NORMS, STYLE_STATS, layer_weights
 from fastnst.networks.vgg import check_layers, normalization
 from fastnst.options import check_value, field_types, flag_name, option
 
@@ -34,6 +34,7 @@ INIT_CHOICES = ("content", "noise", "style")
 GATYS_CONTENT_WEIGHT = 1.0
 GATYS_STYLE_WEIGHT = 1.0
 GATYS_TV_WEIGHT = 0.0           # paper: no smoothness term
+GATYS_STYLE_NORM = "reference"
 GATYS_ITERATIONS = 500          # reference implementation (neural-style -num_iterations 1000; 500 is most of the way)
 GATYS_SIZE = 512                # reference implementation (neural-style -image_size 512)
 LBFGS_HISTORY = 100             # reference implementation (neural-style / torch.optim.LBFGS default)
@@ -119,6 +120,10 @@ class GatysSettings(NetworkSettings):
     style_scale: float = option(1.0, "style image long side relative to the output's (neural-style)", above=0,
                                 high=MAX_STYLE_SCALE)
     style_stat: str = option("gram", "style statistic (gram: paper)", choices=STYLE_STATS)
+    style_norm: str = option(GATYS_STYLE_NORM, "each style layer's loss relative to: reference (the loss "
+                             "network's reference photos), style (the style's own statistics) or distance (the "
+                             "content's distance to the style: one balance for any style picture)",
+                             choices=STYLE_NORMS)
 
     def check(self) -> None:
         """Validate everything that does not need the images (before long work starts); layer names become
