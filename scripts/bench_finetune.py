@@ -114,6 +114,8 @@ def main() -> None:
     ap.add_argument("--style-size", type=int, default=256, help="style long side at --image-size crops")
     ap.add_argument("--photos", nargs="*", default=["building", "horse", "messi5"])
     ap.add_argument("--size", type=int, default=bq.JUDGE_SIZE)
+    ap.add_argument("--gatys-init", default="content", choices=("content", "noise"),
+                    help="Gatys' start (content: fastnst gatys' default; noise: the paper's)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=Path("finetune-out"))
     args = ap.parse_args()
@@ -131,7 +133,8 @@ def main() -> None:
     picture = bq.load_picture(args.style)
     judge_side = round(args.style_size * args.size / args.image_size)  # the style as the crops saw it
     refs = {p: bq.gatys_reference(ph, picture, vgg=args.vgg16, weights=weights, style_side=judge_side,
-                                  marks=(50, 100), cache=cache_dir() / "bench-quality") for p, ph in photos.items()}
+                                  marks=(50, 100), cache=cache_dir() / "bench-quality", init=args.gatys_init)
+            for p, ph in photos.items()}
     g50 = float(np.mean([r["50"]["total"] for r in refs.values()]))
     g100 = float(np.mean([r["100"]["total"] for r in refs.values()]))
     g100_style = float(np.mean([r["100"]["style"] for r in refs.values()]))
@@ -170,6 +173,12 @@ def main() -> None:
             step += 1
             cpu += time.process_time() - t0
         curves[mode] = curve
+        from fastnst.training.weights import save_transformer
+
+        net = module.transformer.to(memory_format=torch.contiguous_format)
+        save_transformer(args.out / f"{mode.replace('@', '-lr')}.safetensors", net,
+                         {**weights, "style_size": round(args.style_size * args.size / args.image_size),
+                          "steps": step, "cpu_minutes": round(cpu / 60, 2), "mode": mode}, overwrite=True)
         print(f"{mode}: {step} steps, {cpu / max(step, 1):.2f} CPU-s per step, {len(params)} trainable tensors "
               f"({sum(p.numel() for p in params)} numbers), lr {lr:g}", file=sys.stderr, flush=True)
     cmd = "python scripts/bench_finetune.py " + " ".join(sys.argv[1:])

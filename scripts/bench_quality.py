@@ -357,7 +357,7 @@ def score_model(model: ModelLike, styles: Mapping[str, ImageLike] | ImageLike | 
                 gatys_iterations: Sequence[int] = GATYS_MARKS, style_side: int | None = None,
                 weights: Mapping[str, float] | None = None, cache: str | os.PathLike | None = "default",
                 out_dir: str | os.PathLike | None = None, threads: int = 1,
-                log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+                log: Callable[[str], None] | None = None, gatys_init: str = "content") -> list[dict[str, Any]]:
     """Score ``model`` on the judging photos: one row of measures per (style, photo), see the module doc.
 
     ``model``: an .onnx / .safetensors / .ckpt path, or a callable ``(photo, style_name) -> PIL image``.
@@ -366,6 +366,8 @@ def score_model(model: ModelLike, styles: Mapping[str, ImageLike] | ImageLike | 
     picture for a single-style model. ``weights``: the loss weights (default: the model's metadata, else content
     1, style 1, tv 0); ``style_side``: the style picture's long side (default: the model's ``style_size``, else
     min(512, the picture's)). ``out_dir``: write a sheet per style (photo | Gatys@100 | Gatys@300 | model).
+    ``gatys_init``: where Gatys starts: content (fastnst gatys' default; the stronger reference) or noise (Gatys
+    et al.'s white noise).
     """
     torch.set_num_threads(threads)
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
@@ -404,8 +406,9 @@ def score_model(model: ModelLike, styles: Mapping[str, ImageLike] | ImageLike | 
             with torch.no_grad():
                 terms = loss(to_tensor(out), to_tensor(photo))
             ref = gatys_reference(photo, picture, vgg=vgg16, weights=w, style_side=side, marks=marks,
-                                  cache=cache_path)
+                                  cache=cache_path, init=gatys_init)
             row: dict[str, Any] = {"model": runner.name, "style": sname, "photo": pname, "size": size,
+                                   "gatys_init": gatys_init,
                                    "net_total": float(terms["total"]), "net_style": float(terms["style"]),
                                    "net_content": float(terms.get("content", 0.0)), "net_seconds": t_net}
             for m in marks:
@@ -541,7 +544,8 @@ def cmd_judge(args: argparse.Namespace) -> None:
         w = {**r.weights(), **weights}
         rows += score_model(model, _style_specs(args.style, r.styles != [None]), vgg16=args.vgg16, photos=args.photos, size=args.size,
                             gatys_iterations=args.gatys_iterations, style_side=args.style_size, weights=w,
-                            cache=args.cache or "default", out_dir=args.out, threads=args.threads)
+                            cache=args.cache or "default", out_dir=args.out, threads=args.threads,
+                            gatys_init=args.gatys_init)
     print(f"\n$ {_command()}\n")
     print_report(rows, args.gatys_iterations)
     if args.json:
@@ -705,6 +709,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         j.add_argument("--style-size", type=int, default=None, help="style picture long side (default: the "
                                                                     "model's style_size, else min(512, its own))")
         j.add_argument("--gatys-iterations", type=int, nargs="+", default=list(GATYS_MARKS))
+        j.add_argument("--gatys-init", default="content", choices=("content", "noise"))
         j.add_argument("--content-weight", type=float, default=None)
         j.add_argument("--style-weight", type=float, default=None)
         j.add_argument("--tv-weight", type=float, default=None)
