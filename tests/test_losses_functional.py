@@ -119,3 +119,17 @@ def test_terms_check_their_input_shapes():
         inversion_loss(torch.rand(1, 2, 3, 3), torch.zeros(1, 2, 3, 3))
     with pytest.raises(ValueError, match=r"x must be a 3-d tensor \(C, C\), got list"):
         check_shape([1], "x", 3, "(C, C)")
+
+
+def test_style_norm_factors_measure_against_the_style_or_the_contents_distance():
+    from fastnst.losses.functional import style_norm_factors
+
+    targets = {"a": torch.full((1, 2, 2), 2.0)}
+    content = {"a": torch.full((1, 2, 2), 3.0)}
+    assert style_norm_factors(targets, "reference") is None
+    assert style_norm_factors(targets, "style") == {"a": pytest.approx(1 / 4)}
+    assert style_norm_factors(targets, "distance", content) == {"a": pytest.approx(1.0)}
+    with pytest.raises(ValueError, match="content"):
+        style_norm_factors(targets, "distance")
+    with pytest.raises(ConfigError, match="did you mean 'style'"):
+        style_norm_factors(targets, "styl")

@@ -158,3 +158,35 @@ def test_a_new_trainer_is_a_module_and_a_config(tmp_path, caplog):
     assert more.steps == 3 and more.weights == result.weights
     with pytest.raises(ModelFormatError, match="another width"):
         run(SmoothModule, str(photos), steps=4, width=5, resume=str(result.checkpoint), **options)
+
+
+def test_a_new_style_from_a_trained_network_learns_only_its_norms(styles, tmp_path):
+    from fastnst.networks.transformer import PRESETS, TransformerNet
+    from fastnst.training.weights import save_transformer
+
+    base = tmp_path / "base.safetensors"
+    save_transformer(base, TransformerNet(**PRESETS["fast"], num_styles=2, style_names=["x", "y"]),
+                     {"style_weight": 0.5})
+    module = StyleTransferModule.from_style(styles[0], from_model=str(base), vgg_weights="random", style_size=32)
+    net = module.transformer
+    assert net.num_styles == 1 and module.hparams.arch == "fast" and module.hparams.from_model == "base.safetensors"
+    optimizer = module.configure_optimizers()
+    trained = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    assert trained == {id(p) for n, p in net.named_parameters() if ".norm" in n}
+    everything = StyleTransferModule.from_style(styles[0], from_model=str(base), finetune="all",
+                                                vgg_weights="random", style_size=32)
+    assert all(p.requires_grad for p in everything.transformer.parameters())
+
+
+def test_from_takes_one_style_and_weights_not_onnx(styles, tmp_path):
+    from fastnst.errors import FastNSTError
+
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(b"x")
+    with pytest.raises(FastNSTError, match="ONNX model"):
+        TrainConfig(style=styles[0], from_model=str(onnx), vgg_weights="random").check()
+    with pytest.raises(FastNSTError, match="does not exist"):
+        TrainConfig(style=styles[0], from_model=str(tmp_path / "none.safetensors"), vgg_weights="random").check()
+    onnx.rename(tmp_path / "m.safetensors")
+    with pytest.raises(FastNSTError, match="one new style"):
+        TrainConfig(style=styles, from_model=str(tmp_path / "m.safetensors"), vgg_weights="random").check()

@@ -64,3 +64,13 @@ def test_gatys_loss_for_texture_has_no_content_term(style):
     loss.set_targets(None, [style], (32, 32), None)
     terms = loss(torch.rand(1, 3, 32, 32))
     assert "content" not in terms and float(terms["style"]) > 0
+
+
+def test_distance_normalisation_makes_each_style_layer_one_at_the_content(content, style):
+    at_content = score(content, content, style, style_norm="distance", **RANDOM)
+    layers = [k for k in at_content if k.startswith("style/")]
+    assert layers and all(at_content[k] == pytest.approx(1.0, rel=1e-3) for k in layers)
+    doubled = score(content, content, style, style_norm="distance", style_weight=2, **RANDOM)
+    assert doubled["style"] == pytest.approx(2 * len(layers), rel=1e-3)
+    own = score(style, content, style, style_norm="style", **RANDOM)
+    assert own["style"] == pytest.approx(0, abs=1e-6)

@@ -51,3 +51,15 @@ def test_one_line():
     assert one_line(ValueError("")) == "ValueError"
     long = one_line(ValueError("x" * 500), limit=40)
     assert len(long) == 40 and long.endswith("...")
+
+
+def test_from_is_the_flag_of_from_model_and_config_files_give_it_relative_to_their_folder(tmp_path):
+    parser = command_parser(TrainConfig, "fastnst train", "")
+    argv = ["--style", "s.jpg", "--from", "builtin", "--finetune", "all"]
+    config = config_from_args(TrainConfig, parser, parser.parse_args(prepare_argv(argv)), argv)
+    assert (config.from_model, config.finetune) == ("builtin", "all")
+    (tmp_path / "base.safetensors").write_bytes(b"")
+    (tmp_path / "c.yaml").write_text("from_model: base.safetensors\n")
+    argv = ["--config", str(tmp_path / "c.yaml"), "--style", "s.jpg"]
+    config = config_from_args(TrainConfig, parser, parser.parse_args(prepare_argv(argv)), argv)
+    assert config.from_model == str(tmp_path / "base.safetensors")

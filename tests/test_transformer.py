@@ -161,3 +161,36 @@ def test_style_names_of_a_network():
     assert network_style_names(Custom()) == ["x", "y"]
     Custom.config = {"style_names": ["x", "x"]}  # not distinct: numbered instead
     assert network_style_names(Custom()) == ["style0", "style1"]
+
+
+def test_single_style_copy_keeps_the_convolutions_and_takes_a_style_or_the_mean():
+    from fastnst.networks.transformer import single_style_copy
+
+    torch.manual_seed(0)
+    multi = TransformerNet(**PRESETS["fast"], num_styles=3, style_names=["a", "b", "c"])
+    with torch.no_grad():
+        for m in multi.modules():
+            if isinstance(m, ConditionalInstanceNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_()
+    x = torch.rand(1, 3, 24, 20)
+    one = single_style_copy(multi, "b")
+    assert one.num_styles == 1 and one.config == {k: v for k, v in multi.config.items()
+                                                   if k not in ("num_styles", "style_names")}
+    with torch.no_grad():
+        assert torch.allclose(one(x), multi(x, multi.style_weights("b")), atol=1e-5)
+        mean = single_style_copy(multi)  # the mean of the styles' scales and shifts: a blend of all three
+        assert torch.allclose(mean(x), multi(x, torch.full((1, 3), 1 / 3)), atol=1e-5)
+    assert torch.equal(one.down1.conv.conv.weight, multi.down1.conv.conv.weight)
+    assert one.down1.conv.conv.weight.data_ptr() != multi.down1.conv.conv.weight.data_ptr()  # a copy
+
+
+def test_train_only_norms_freezes_everything_else():
+    from fastnst.networks.transformer import norm_parameters, train_only_norms
+
+    net = train_only_norms(TransformerNet(**PRESETS["fast"]))
+    trainable = [n for n, p in net.named_parameters() if p.requires_grad]
+    assert trainable and all(".norm" in n for n in trainable)
+    assert sum(p.numel() for p in net.parameters() if p.requires_grad) == sum(p.numel() for p in norm_parameters(net))
+    net(torch.rand(1, 3, 16, 16)).mean().backward()
+    assert net.down1.conv.conv.weight.grad is None and net.down1.norm.weight.grad is not None

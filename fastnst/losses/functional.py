@@ -20,6 +20,9 @@ import torch.nn.functional as F
 from fastnst.errors import ConfigError, unknown_choice
 
 STYLE_STATS = ("gram", "covariance")  # gram: paper (Gatys et al.); covariance: mean-free Gram
+# What a style layer's loss is measured against (see style_norm_factors): the loss network's reference photos
+# (one scale for every VGG), the style's own statistics, or the distance from the content to the style.
+STYLE_NORMS = ("reference", "style", "distance")
 
 
 def check_shape(x: torch.Tensor, what: str, dims: int = 4, layout: str = "(N, C, H, W)") -> torch.Tensor:
@@ -123,6 +126,30 @@ def style_loss(features: Mapping[str, torch.Tensor], targets: Mapping[str, torch
     """Σ_l w_l · mean((S(F_l) - T_l)²): the sum of :func:`style_layer_losses`."""
     per_layer = style_layer_losses(features, targets, layer_weights, stat)
     return sum(per_layer.values(), features[next(iter(targets))].new_zeros(()))
+
+
+def style_norm_factors(targets: Mapping[str, torch.Tensor], mode: str,
+                       content_stats: Mapping[str, torch.Tensor] | None = None) -> dict[str, float] | None:
+    """Per-layer factors on the style losses for the normalisation ``mode`` (one of :data:`STYLE_NORMS`).
+
+    ``reference``: None (keep the loss network's own factors, ``VGGFeatures.style_norms``); ``style``:
+    ``1 / mean(T_l²)``, each layer's loss relative to the style's own statistic energy; ``distance``:
+    ``1 / mean((C_l - T_l)²)`` with ``content_stats`` C (the content image's statistics), so that each layer's
+    loss is 1 at the content image, whatever the style's and the photo's statistics. ValueError when
+    ``distance`` is asked without ``content_stats``.
+    """
+    if mode == "reference":
+        return None
+    if mode not in STYLE_NORMS:
+        raise unknown_choice("style normalisation", mode, STYLE_NORMS)
+    if mode == "distance" and content_stats is None:
+        raise ValueError("the distance normalisation needs the content image's statistics")
+    out = {}
+    for name, target in targets.items():
+        t = target.detach().float()
+        energy = t.pow(2).mean() if mode == "style" else (content_stats[name].detach().float() - t).pow(2).mean()
+        out[name] = 1.0 / max(float(energy), 1e-12)
+    return out
 
 
 def layer_weights(layers: Sequence[str], weights: Mapping[str, float] | Sequence[float] | None) -> dict[str, float]:

@@ -362,6 +362,39 @@ def use_layout_friendly_norms(model: nn.Module) -> nn.Module:
     return model
 
 
+def single_style_copy(net: TransformerNet, style: int | str | None = None) -> TransformerNet:
+    """A single-style network with ``net``'s convolutions and, in every norm, the scale and shift of ``net``'s
+    style ``style`` (an index or a name) or, by default, the mean of its styles' (a neutral start): what a new
+    style is learned from (Dumoulin, Shlens and Kudlur 2017, section 4.3). A single-style ``net`` is copied."""
+    config = {k: v for k, v in net.config.items() if k not in ("num_styles", "style_names")}
+    out = TransformerNet(**config)
+    row = None if style is None or net.num_styles == 1 else \
+        int(net.style_weights(style, 1)[0].argmax())
+    state = net.state_dict()
+    copied = {}
+    for key, value in out.state_dict().items():
+        source = state[key].detach()
+        if source.shape != value.shape:  # a conditional norm's (num_styles, C) table -> one style's row
+            source = source[row] if row is not None else source.mean(0)
+        copied[key] = source.clone()
+    out.load_state_dict(copied)
+    return out
+
+
+def norm_parameters(net: nn.Module) -> list[nn.Parameter]:
+    """The instance norms' scales and shifts of ``net`` (a style's own parameters, Dumoulin et al. 2017)."""
+    return [p for m in net.modules() if isinstance(m, (AffineInstanceNorm2d, ConditionalInstanceNorm2d))
+            for p in m.parameters(recurse=False)]
+
+
+def train_only_norms(net: nn.Module) -> nn.Module:
+    """Freeze every weight of ``net`` but its instance norms' scales and shifts (in place); returns ``net``."""
+    keep = {id(p) for p in norm_parameters(net)}
+    for p in net.parameters():
+        p.requires_grad_(id(p) in keep)
+    return net
+
+
 def network_style_names(net: nn.Module) -> list[str]:
     """Names of a (multi-style) network's styles: its ``style_names`` attribute, else its config's
     'style_names', else style0, style1, ... (any module with TransformerNet's interface)."""

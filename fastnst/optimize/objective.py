@@ -14,6 +14,7 @@ from fastnst.cpu import choose_precision
 from fastnst.errors import ConfigError
 from fastnst.image import resize, to_tensor
 from fastnst.losses import PerceptualLoss
+from fastnst.losses.functional import style_norm_factors, style_statistic
 from fastnst.networks.vgg import VGGFeatures, build_vgg, check_size
 from fastnst.optimize.inputs import ImageLike, as_pil, device_image, resolve_device
 from fastnst.optimize.settings import GatysSettings, gatys_settings
@@ -65,6 +66,22 @@ class GatysLoss:
                     check_size((img.shape[-1], img.shape[-2]), self.settings.style_layers, self.settings.net,
                                "style image at --style-scale")
                 self.loss.set_style(imgs, blend)
+                self.loss.style.norms = self._style_norms(content, wh)
+
+    def _style_norms(self, content: Image.Image | None, wh: tuple[int, int]) -> dict[str, float]:
+        """The style layers' factors of ``settings.style_norm`` at output size ``wh`` (texture synthesis, with no
+        content, measures 'distance' against the reference photos)."""
+        base = dict(getattr(self.vgg, "style_norms", {}) or {})
+        mode = self.settings.style_norm
+        stats = None
+        if mode == "distance":
+            if content is None:
+                return base
+            c = device_image(content, wh, self.device).contiguous(memory_format=torch.channels_last)
+            feats = self.vgg(c, layers=self.settings.style_layers)
+            stats = {k: style_statistic(feats[k].float(), self.settings.style_stat) for k in self.settings.style_layers}
+        factors = style_norm_factors(self.loss.style_targets, mode, stats)
+        return base if factors is None else factors
 
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = x.contiguous(memory_format=torch.channels_last)

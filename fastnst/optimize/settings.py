@@ -21,7 +21,7 @@ from fastnst.constants import (DEFAULT_VGG_NORMALIZE, GATYS_CONTENT_LAYERS, GATY
                                VGG_ARCHS, VGG_NORMALIZE_CHOICES, VGG_POOLINGS)
 from fastnst.cpu import PRECISIONS
 from fastnst.errors import ConfigError, InputError
-from fastnst.losses.functional import STYLE_STATS, layer_weights
+from fastnst.losses.functional import STYLE_NORMS, STYLE_STATS, layer_weights
 from fastnst.networks.vgg import check_layers, normalization
 from fastnst.options import check_value, field_types, flag_name, option
 
@@ -35,6 +35,7 @@ INIT_CHOICES = ("content", "noise", "style")
 GATYS_CONTENT_WEIGHT = 1.0
 GATYS_STYLE_WEIGHT = 1.0
 GATYS_TV_WEIGHT = 0.0           # paper: no smoothness term
+GATYS_STYLE_NORM = "reference"
 GATYS_ITERATIONS = 500          # reference implementation (neural-style -num_iterations 1000; 500 is most of the way)
 GATYS_SIZE = 512                # reference implementation (neural-style -image_size 512)
 LBFGS_HISTORY = 100             # reference implementation (neural-style / torch.optim.LBFGS default)
@@ -123,6 +124,10 @@ class GatysSettings(NetworkSettings):
     precision: str = option("auto", "number format of the loss network: auto (bfloat16 autocast on a CPU with "
                                     "AVX512-BF16 or AMX, float32 elsewhere, as before), fp32 or bf16 (Gram "
                                     "matrices and targets stay float32)", choices=PRECISIONS)
+    style_norm: str = option(GATYS_STYLE_NORM, "each style layer's loss relative to: reference (the loss "
+                             "network's reference photos), style (the style's own statistics) or distance (the "
+                             "content's distance to the style: one balance for any style picture)",
+                             choices=STYLE_NORMS)
 
     def check(self) -> None:
         """Validate everything that does not need the images (before long work starts); layer names become

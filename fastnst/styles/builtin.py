@@ -27,6 +27,8 @@ from fastnst.options import check_options, option
 
 STYLES_DIR = Path(__file__).resolve().parent
 MODEL_PATH = BUILTIN_MODEL
+# The same network's trained weights: what ``fastnst train --from builtin`` starts from (torch needed there).
+WEIGHTS_PATH = STYLES_DIR / "models" / "builtin.safetensors"
 INFO_PATH = STYLES_DIR / "models" / "builtin.json"
 THUMBNAIL_DIR = STYLES_DIR / "thumbnails"
 ATTRIBUTION_PATH = STYLES_DIR / "ATTRIBUTION.md"
@@ -104,6 +106,14 @@ def model_path() -> Path:
     from fastnst.runtime.stylizer import builtin_model
 
     return builtin_model()
+
+
+def weights_path() -> Path:
+    """The shipped network's weights (``fastnst train --from builtin``); InputError when not installed."""
+    if not WEIGHTS_PATH.is_file():
+        raise InputError(f"the built-in network's weights are not installed ({WEIGHTS_PATH}); reinstall fastnst, "
+                         f"or pass --from PATH of a .safetensors written by fastnst train")
+    return WEIGHTS_PATH
 
 
 @lru_cache(maxsize=1)

@@ -25,6 +25,9 @@ from fastnst.errors import ConfigError, did_you_mean, unknown_choice
 from fastnst.options import base_type, check_options, field_types, flag_name, option
 
 LR_SCHEDULES = ("constant", "cosine", "step")
+# What --from trains of the base network: norms (a new style's instance-norm scale and shift only: Dumoulin,
+# Shlens and Kudlur 2017, section 4.3) or all (every weight, starting from the base's).
+FINETUNE_CHOICES = ("norms", "all")
 # Paper (Johnson et al. 2016, section 4.2): 40,000 iterations at batch size 4 (about two COCO epochs).
 DEFAULT_STEPS = 40_000
 # Loss weights: fastnst.constants.JOHNSON_*_WEIGHT (their calibration is told there; PerceptualLoss's defaults).
@@ -52,7 +55,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {"log_every_n_steps": 1, "enable_model_summar
 # Trainer arguments a run sets itself (options of its own, or fixed parts of a run).
 TRAINER_FIXED = ("max_steps", "max_epochs", "default_root_dir", "enable_checkpointing")
 # Options that name files: relative ones in a config file are taken from the config file's folder.
-PATH_OPTIONS = ("style", "data", "out", "resume", "vgg_weights")
+PATH_OPTIONS = ("style", "data", "out", "resume", "vgg_weights", "from_model")
 
 
 @dataclass
@@ -181,6 +184,11 @@ class TrainConfig(RunConfig):
     vgg_normalize: str = option(DEFAULT_VGG_NORMALIZE, "loss-network normalisation: rms (one loss scale for any "
                                 "VGG weights), mean (Gatys' normalised VGG) or none (raw features)")
     channels_last: bool = option(True, "NHWC convolutions (faster on CPU)")
+    from_model: str | None = option(None, "start from a trained network instead of from scratch: builtin (the "
+                                          "shipped multi-style network) or a .safetensors/.ckpt of fastnst train; "
+                                          "its architecture replaces --arch", flag="--from", metavar="MODEL")
+    finetune: str = option("norms", "with --from: norms (learn only the new style's instance-norm scale and shift, "
+                                    "Dumoulin et al. 2017; minutes) or all (every weight)", choices=FINETUNE_CHOICES)
 
     def check(self) -> "TrainConfig":
         from fastnst.networks.transformer import PRESETS
@@ -192,6 +200,10 @@ class TrainConfig(RunConfig):
             raise ConfigError("--style is required: pass the style image, e.g. --style wave.jpg (repeat it for one "
                               "network with several styles)")
         self.style = style_list(self.style)
+        if self.from_model is not None:
+            self.from_model = base_network(self.from_model)
+            if len(self.style) != 1:
+                raise ConfigError("--from learns one new style; give one --style")
         super().check()
         self.content_layers = list(check_layers(self.content_layers))
         self.style_layers = list(check_layers(self.style_layers))
@@ -330,6 +342,24 @@ def trainer_precision(precision: str, options: dict[str, Any], device: str) -> d
     if choose_precision(precision, device) == "bf16":
         return {**options, "precision": "bf16-mixed"}
     return dict(options)
+
+
+def base_network(spec: str | os.PathLike) -> str:
+    """The weights file of ``--from``: 'builtin' (the shipped network's weights) or an existing file."""
+    from fastnst.errors import InputError
+
+    spec = os.fspath(spec)
+    if spec == "builtin":
+        from fastnst.styles.builtin import weights_path
+
+        return str(weights_path())
+    if not os.path.isfile(spec):
+        raise InputError(f"--from '{spec}' does not exist; pass builtin or a .safetensors/.ckpt written by fastnst "
+                         f"train")
+    if spec.endswith(".onnx"):
+        raise ConfigError(f"--from '{spec}' is an ONNX model; training starts from weights: pass the .safetensors "
+                          f"that fastnst train wrote beside it, or builtin")
+    return spec
 
 
 def style_list(style: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:

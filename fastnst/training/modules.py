@@ -34,11 +34,13 @@ from fastnst.contract import META_STYLES
 from fastnst.errors import ConfigError
 from fastnst.fileio import sha256_file
 from fastnst.losses import PerceptualLoss
-from fastnst.networks.transformer import PRESETS, TransformerNet, use_layout_friendly_norms
+from fastnst.networks.transformer import (PRESETS, TransformerNet, single_style_copy, train_only_norms,
+                                          use_layout_friendly_norms)
 from fastnst.networks.vgg import VGGFeatures
 from fastnst.training.checkpointing import check_resume
 from fastnst.training.config import RunConfig, TrainConfig
 from fastnst.training.style_images import distinct_names, load_style_image, run_name
+from fastnst.training.weights import load_transformer
 
 
 def with_lr_schedule(optimizer: torch.optim.Optimizer, module: pl.LightningModule, schedule: str,
@@ -170,7 +172,7 @@ class LossNetworkModule(pl.LightningModule):
         return terms["total"]
 
     def configure_optimizers(self) -> Any:
-        params = list(self.trainable().parameters())
+        params = [p for p in self.trainable().parameters() if p.requires_grad]  # (--from: the norms only)
         # Fused Adam: one kernel for all parameters (chosen: 3 ms instead of 30 ms per step on this CPU).
         fused = all(p.device.type in ("cpu", "cuda") and p.dtype == torch.float32 for p in params)
         try:
@@ -256,8 +258,13 @@ class StyleTransferModule(LossNetworkModule):
         many = len(styles) > 1
         names = distinct_names(styles)
         images = [load_style_image(s, config.style_size) for s in styles]
-        transformer = TransformerNet(**PRESETS[config.arch], num_styles=len(styles),
-                                     style_names=names if many else None)
+        if config.from_model is not None:  # a new style learned on a trained network (checked: one style)
+            transformer = single_style_copy(load_transformer(config.from_model)[0])
+            if config.finetune == "norms":
+                train_only_norms(transformer)
+        else:
+            transformer = TransformerNet(**PRESETS[config.arch], num_styles=len(styles),
+                                         style_names=names if many else None)
         layers = tuple(dict.fromkeys(config.content_layers + config.style_layers))
         vgg = VGGFeatures(layers, "vgg16", config.vgg_weights, normalize=config.vgg_normalize)
         loss = PerceptualLoss(vgg, config.content_layers, config.style_layers, config.content_weight,
@@ -274,7 +281,9 @@ class StyleTransferModule(LossNetworkModule):
                   "style_layers": list(config.style_layers), "vgg_weights": vgg.weights,
                   "vgg_normalize": config.vgg_normalize, "style_scales": config.style_scales,
                   "style_name": run_name(names) if many else names[0],
-                  "style_sha256": [sha256_file(s) for s in styles] if many else sha256_file(styles[0])}
+                  "style_sha256": [sha256_file(s) for s in styles] if many else sha256_file(styles[0]),
+                  "from_model": Path(config.from_model).name if config.from_model else None,
+                  "finetune": config.finetune if config.from_model else None}
         if many:
             record["style_names"] = names
         return cls(transformer, loss, images, style_targets={k: torch.cat(v) for k, v in targets.items()} if many
@@ -307,7 +316,9 @@ class StyleTransferModule(LossNetworkModule):
 
         hp = self.hparams
         metadata = {k: hp[k] for k in ("style_name", "style_sha256", "content_weight", "style_weight", "tv_weight",
-                                       "content_layers", "style_layers", "vgg_normalize")}
+                                       "content_layers", "style_layers", "vgg_normalize", "style_size")}
+        if hp.get("from_model"):
+            metadata.update(from_model=hp["from_model"], finetune=hp["finetune"])
         metadata.update(steps=steps, image_size=config.image_size, batch_size=config.batch_size, lr=config.lr,
                         vgg_weights=weights_label(config.vgg_weights), data=str(config.data))
         if self.num_styles > 1:

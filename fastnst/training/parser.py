@@ -41,9 +41,10 @@ def command_parser(cls: type[RunConfig], prog: str, description: str) -> Any:
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         if hints[f.name] is bool and default is False:  # a bare flag, as in every other command
-            parser.add_argument(flag_name(f), action="store_true", help=f.metadata["help"])
+            parser.add_argument(flag_name(f), action="store_true", dest=f.name, help=f.metadata["help"])
         else:
-            parser.add_argument(flag_name(f), type=hints[f.name], default=default, help=f.metadata["help"])
+            parser.add_argument(flag_name(f), type=hints[f.name], default=default, dest=f.name,
+                                help=f.metadata["help"])
     parser.add_class_arguments(pl.Trainer, "trainer", skip=set(TRAINER_FIXED) | {"logger"}, fail_untyped=False,
                                sub_configs=True, instantiate=False)
     parser.set_defaults({f"trainer.{k}": v for k, v in TRAINER_DEFAULTS.items()})
@@ -95,11 +96,12 @@ def config_from_args(cls: type[RunConfig], parser: Any, namespace: Any, argv: Se
     for i, arg in enumerate(argv):  # later files win, as in the parser
         if arg.partition("=")[0] == "--config":
             path = Path(arg.partition("=")[2] or argv[i + 1])
-            _paths_from(path, values, flags)
+            _paths_from(path, values, {f.name for f in dataclasses.fields(cls) if flag_name(f) in flags})
     return cls(**values)
 
 
-def _paths_from(path: Path, values: dict[str, Any], flags: set[str]) -> None:
+def _paths_from(path: Path, values: dict[str, Any], on_command_line: set[str]) -> None:
+    """Relative paths of the config file ``path`` taken from its folder (options given as flags win)."""
     import yaml
 
     try:
@@ -107,7 +109,7 @@ def _paths_from(path: Path, values: dict[str, Any], flags: set[str]) -> None:
     except (OSError, ValueError, yaml.YAMLError):
         return
     for key in PATH_OPTIONS:
-        if not isinstance(loaded, dict) or key not in loaded or "--" + key.replace("_", "-") in flags:
+        if not isinstance(loaded, dict) or key not in loaded or key in on_command_line:
             continue
         given = loaded[key]
         if isinstance(given, str) and not os.path.isabs(os.path.expanduser(given)):
