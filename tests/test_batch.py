@@ -101,3 +101,11 @@ def test_upscale_files(sr_model, photos, tmp_path):
             upscale_files([str(photos / "a.png")], UpscaleOptions(**{"model": str(sr_model), "output": str(target),
                                                                      **opts}))
         assert not target.exists()
+
+
+def test_upscale_without_a_model_uses_the_shipped_x4_model(photos, tmp_path, capsys):
+    from fastnst import cli
+
+    out = tmp_path / "big.png"
+    assert cli.main(["upscale", str(photos / "a.png"), "-o", str(out), "--threads", "1"]) == 0  # no --model
+    assert Image.open(out).size == (160, 120) and "x4" in capsys.readouterr().err  # the summary line
