@@ -107,7 +107,7 @@ class StylizeOptions(FileOptions):
 class UpscaleOptions(FileOptions):
     """``fastnst upscale``: one source for its flags, defaults, choices and bounds."""
 
-    model: str = option("", ".onnx model written by fastnst train-sr", short="-m")
+    model: str = option("", ".onnx model written by fastnst train-sr (default: the shipped x4 model)", short="-m")
     factor: int | None = option(None, "expected factor, 2, 4 or 8 (an error when the model's differs)", low=2, high=8)
     tile: int = option(256, "input tile size in pixels (0 = one piece)", low=0, high=MAX_UPSCALE_TILE)
     device: str = option("auto", "onnxruntime device", choices=DEVICES)
@@ -551,12 +551,11 @@ def upscale_files(inputs: Sequence[str], options: UpscaleOptions, *, on_item: On
         raise ConfigError(f"--tile must be 0 (one piece) or between {MIN_TILE} and {MAX_UPSCALE_TILE}, got {opts.tile}")
     if "-" in inputs or opts.output == "-":
         raise ConfigError("fastnst upscale reads and writes files; stdin/stdout (-) is not supported")
-    if not opts.model:
-        raise ConfigError("--model is required: an .onnx model written by fastnst train-sr")
     items = expand_inputs(inputs, exclude=output_folder(opts))
     if opts.output is not None:
         mode, outputs = plan_outputs(items, opts)
-    upscaler = Upscaler(Path(opts.model).expanduser(), providers=opts.device, threads=opts.threads)
+    upscaler = Upscaler(Path(opts.model).expanduser() if opts.model else None, providers=opts.device,
+                        threads=opts.threads)
     upscaler.check_factor(opts.factor)  # factor mismatch: before any work
     if opts.output is None:
         mode, outputs = plan_outputs(items, opts, f"x{upscaler.factor}")

@@ -76,15 +76,20 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--perceptual", required=True, help="ONNX model trained with --loss perceptual")
-    p.add_argument("--pixel", required=True, help="ONNX model trained with --loss pixel")
+    p.add_argument("--pixel", default=None, help="ONNX model trained with --loss pixel (optional)")
     p.add_argument("--vgg-weights", required=True, help="VGG16 weights for the feature loss (the imported Caffe VGG16)")
+    p.add_argument("--photos", nargs="+", default=None,
+                   help="held-out photos to measure on (default: scripts/sr_photos.py's held-out set); none of them "
+                        "may be a training photo of the models")
     p.add_argument("--sheet", default=None, help="write the picture sheet here (PNG or JPEG)")
     p.add_argument("--crop", type=int, default=160, help="side of the centre crops on the sheet (output pixels)")
     p.add_argument("--extra", action="append", default=[], metavar="LABEL=MODEL",
                    help="another ONNX model to measure (table only), e.g. a variant or an earlier checkpoint")
     args = p.parse_args()
     torch.set_num_threads(1)
-    models = {"pixel loss": Upscaler(args.pixel, threads=1), "perceptual loss": Upscaler(args.perceptual, threads=1)}
+    models = {"perceptual loss": Upscaler(args.perceptual, threads=1)}
+    if args.pixel:
+        models = {"pixel loss": Upscaler(args.pixel, threads=1), **models}
     for item in args.extra:
         label, _, path = item.partition("=")
         models[label] = Upscaler(path, threads=1)
@@ -93,10 +98,11 @@ def main() -> int:
         raise SystemExit(f"the models have different factors: {factors}")
     f = factors.pop()
     vgg = VGGFeatures(("relu2_2",), "vgg16", args.vgg_weights)
-    methods = ["bicubic", "pixel loss", "perceptual loss"] + [m for m in models if m not in ("pixel loss", "perceptual loss")]
+    methods = ["bicubic"] + list(models)
     rows = []
     sheet_rows = []
-    for path in held_out_photos():
+    photos = [Path(p) for p in args.photos] if args.photos else held_out_photos()
+    for path in photos:
         hr = np.asarray(Image.open(path).convert("RGB"))
         hr = hr[: hr.shape[0] // f * f, : hr.shape[1] // f * f]
         hr_t = to_tensor(hr)
@@ -118,9 +124,10 @@ def main() -> int:
         y0, x0 = (hr.shape[0] - c) // 2 // f * f, (hr.shape[1] - c) // 2 // f * f
         crop = lambda a: Image.fromarray(a[y0:y0 + c, x0:x0 + c])  # noqa: E731
         lr_crop = Image.fromarray(lr[y0 // f:(y0 + c) // f, x0 // f:(x0 + c) // f]).resize((c, c), Image.Resampling.NEAREST)
-        sheet_rows.append([lr_crop] + [crop(outs[m]) for m in methods[:3]] + [crop(hr)])
+        sheet_rows.append([lr_crop] + [crop(outs[m]) for m in methods if m in ("bicubic", "pixel loss", "perceptual loss")]
+                          + [crop(hr)])
 
-    print(f"x{f} super-resolution on {len(held_out_photos())} held-out photos (PSNR/SSIM on Y, border {f} px; "
+    print(f"x{f} super-resolution on {len(photos)} held-out photos (PSNR/SSIM on Y, border {f} px; "
           f"feature loss: relu2_2 MSE of {Path(args.vgg_weights).name}; sharpness: gradient ratio to the original)\n")
     print("| photo | method | PSNR dB | SSIM | feature loss | sharpness |")
     print("|---|---|---:|---:|---:|---:|")
@@ -131,7 +138,7 @@ def main() -> int:
         print(f"| **mean** | **{name}** | **{np.mean([r[2] for r in sel]):.2f}** | **{np.mean([r[3] for r in sel]):.4f}** | "
               f"**{np.mean([r[4] for r in sel]):.1f}** | **{np.mean([r[5] for r in sel]):.2f}** |")
     if args.sheet:
-        labels = ["input (nearest)", "bicubic", "pixel loss", "perceptual loss", "original"]
+        labels = ["input (nearest)"] + [m for m in methods if m in ("bicubic", "pixel loss", "perceptual loss")] + ["original"]
         c, pad, top = args.crop, 4, 18
         sheet = Image.new("RGB", (len(labels) * (c + pad) + pad, top + len(sheet_rows) * (c + pad) + pad), "white")
         draw = ImageDraw.Draw(sheet)

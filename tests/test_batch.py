@@ -120,3 +120,11 @@ def test_a_single_tiled_image_reports_its_tiles(style_model, tmp_path):
                                                            tile=32, overwrite=True),
                   progress=lambda d, t, text: seen.append((d, t, text)))
     assert seen[-1] == (2, 2, "images") and any(0 < d < 1 and "tile" in text for d, _, text in seen)
+
+
+def test_upscale_without_a_model_uses_the_shipped_x4_model(photos, tmp_path, capsys):
+    from fastnst import cli
+
+    out = tmp_path / "big.png"
+    assert cli.main(["upscale", str(photos / "a.png"), "-o", str(out), "--threads", "1"]) == 0  # no --model
+    assert Image.open(out).size == (160, 120) and "x4" in capsys.readouterr().err  # the summary line

@@ -73,3 +73,26 @@ def test_a_style_model_is_named_as_such(tiny_model):
     with pytest.raises(ModelFormatError, match="is a style model, not a super-resolution model; use it with "
                                                "'fastnst stylize'"):
         Upscaler(tiny_model[0])
+
+
+def test_shipped_x4_model_runs_out_of_the_box():
+    from fastnst.runtime.upscaler import BUILTIN_MODEL
+
+    up = Upscaler(providers="cpu", threads=1)  # no path: the model shipped in the package
+    assert up.factor == 4 and str(up.path) == str(BUILTIN_MODEL)
+    assert BUILTIN_MODEL.stat().st_size < 1_500_000  # float16 storage keeps the wheel small
+    img = synthetic_rgb(24, 18, seed=5)
+    big = up.upscale(img)
+    assert big.size == (96, 72)
+    # a residual over bicubic interpolation: close to it, not equal (it sharpens)
+    bicubic = np.asarray(img.resize((96, 72), Image.Resampling.BICUBIC), np.float64)
+    diff = np.abs(np.asarray(big, np.float64) - bicubic)
+    assert 0.1 < diff.mean() < 12
+
+
+def test_missing_shipped_model_is_one_clear_error(monkeypatch, tmp_path):
+    from fastnst.runtime import upscaler
+
+    monkeypatch.setattr(upscaler, "BUILTIN_MODEL", tmp_path / "gone.onnx")
+    with pytest.raises(InputError, match="reinstall fastnst, or pass --model"):
+        Upscaler()

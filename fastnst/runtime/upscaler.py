@@ -1,7 +1,12 @@
 """Apply an exported super-resolution network with onnxruntime alone (no torch).
 
     from fastnst.runtime.upscaler import Upscaler
-    big = Upscaler("sr-x4.onnx").upscale("photo.jpg")      # a PIL image, exactly 4x the photo's size
+    big = Upscaler().upscale("photo.jpg")                  # the shipped x4 model; a PIL image, exactly 4x the size
+    big = Upscaler("sr-x4.onnx").upscale("photo.jpg")      # a model of one's own
+
+The shipped model (:data:`BUILTIN_MODEL`, ``fastnst/assets/sr-x4.onnx``) is the x4 network of Johnson et al.
+trained with the perceptual loss; ``fastnst/assets/ATTRIBUTION.md`` and ``docs/upscale.md`` say how it was made
+and how it measures against bicubic interpolation.
 
 Models come from ``fastnst train-sr`` (metadata ``fastnst_task = super-resolution`` and
 ``fastnst_factor``). The model runs on the one engine object (:class:`fastnst.runtime.session.Model`), the
@@ -20,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fastnst import checks
-from fastnst.constants import max_image_pixels
+from fastnst.constants import ASSETS_DIR, max_image_pixels
 from fastnst.contract import INPUT_NAME, META_FACTOR, MIN_SIZE, SR_TASK, geometry
 from fastnst.errors import ConfigError, InputError, ModelFormatError
 from fastnst.image import ImageSource, from_nchw, to_nchw, to_uint8
@@ -35,24 +40,35 @@ TILE_MARGIN = 16
 # Input tiles (low resolution) of at most this side. Chosen: a 256-px tile makes a 1024-px (x4) output
 # tile, about 0.4 GiB of activations in the 64-channel last stage.
 DEFAULT_TILE = 256
+#: The x4 super-resolution model shipped in the package (weights stored as float16, computed in float32).
+BUILTIN_MODEL = ASSETS_DIR / "sr-x4.onnx"
+
+
+def builtin_model_path() -> str:
+    """The shipped x4 model; InputError when the package was installed without it."""
+    if not BUILTIN_MODEL.is_file():
+        raise InputError(f"the shipped super-resolution model is missing ({BUILTIN_MODEL}); reinstall fastnst, "
+                         f"or pass --model PATH of a model from fastnst train-sr")
+    return str(BUILTIN_MODEL)
 
 
 class Upscaler:
     """An exported fastnst super-resolution network run by onnxruntime.
 
     ``model_path``: the ``.onnx`` file of ``fastnst train-sr`` (or it opened as a
-    :class:`fastnst.runtime.session.Model`); ``providers``/``threads`` as for :class:`fastnst.runtime.Stylizer`.
+    :class:`fastnst.runtime.session.Model`; None: the shipped x4 model, :data:`BUILTIN_MODEL`); ``providers``/``threads`` as for :class:`fastnst.runtime.Stylizer`.
     Raises InputError for a missing file, ModelFormatError for a file that is not ONNX or not a super-resolution
     model (a style model is named as such).
     """
 
-    def __init__(self, model_path: str | os.PathLike | Model, providers: str | Sequence[str] | None = None,
+    def __init__(self, model_path: str | os.PathLike | Model | None = None, providers: str | Sequence[str] | None = None,
                  threads: int | None = None) -> None:
         if isinstance(model_path, Model):  # an opened file (its providers and threads are already chosen)
             self.model = model_path
             self.model.expect(SR_TASK)
         else:
-            self.model = Model(model_path, providers, threads, task=SR_TASK)
+            path = builtin_model_path() if model_path is None else model_path
+            self.model = Model(path, providers, threads, task=SR_TASK)
         self.path, self.metadata = self.model.path, self.model.metadata
         try:
             self.factor = int(self.metadata[META_FACTOR])
