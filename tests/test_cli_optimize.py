@@ -33,7 +33,11 @@ def _err_line(capsys) -> str:
     return err[-1]
 
 
-def test_gatys_writes_image_intermediates_and_json(files, capsys):
+def test_gatys_writes_image_intermediates_and_json(files, capsys, monkeypatch):
+    from fastnst.commands import common
+
+    monkeypatch.setattr(common, "QUIET_SECONDS", 0.0)  # progress lines however fast the machine runs the 4 steps
+    monkeypatch.setattr(common, "LOG_EVERY", 0.0)
     rc = cli.main(["gatys", "--content", "photo.png", "--style", "painting.jpg", "--style", "other.png",
                    "--style-blend", "2,1", "-o", "out.png", "--size", "48", "--iterations", "4",
                    "--save-every", "2", "--json", *R])

@@ -398,7 +398,7 @@ def test_export_never_writes_onto_the_weights(tiny_model, tmp_path, capsys):
     shutil.copy(weights, w)
     before = w.read_bytes()
     os.link(w, tmp_path / "w-link.onnx")
-    _one_line_error(capsys, ["export", w, "-o", w, "--overwrite"], "would replace it")
+    _one_line_error(capsys, ["export", w, "-o", w, "--overwrite"], "must end in .onnx")
     _one_line_error(capsys, ["export", w, "-o", tmp_path / "w-link.onnx", "--overwrite"], "would replace it")
     assert w.read_bytes() == before
     (tmp_path / "empty_dir").mkdir()

@@ -196,3 +196,48 @@ def test_the_base_install_stylises_with_a_style_picture_without_torch(files, tin
             "assert 'torch' not in sys.modules\n")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_export_universal_writes_a_verified_model_and_refuses_bad_outputs(tiny_universal, tmp_path, capsys):
+    """``fastnst export-universal``: the decoders and their encoder become one verified file that the runtime
+    runs; a wrong suffix or an existing file is one line, exit 2, nothing written or replaced."""
+    _, vgg, decoders = tiny_universal
+    out = tmp_path / "mine.onnx"
+    argv = ["export-universal", *map(str, decoders), "--vgg-weights", str(vgg), "-o", str(out)]
+    assert main(argv) == 0
+    assert "verified against torch" in capsys.readouterr().out
+    picture = UniversalStylizer(out, providers="cpu").stylize(_photo(), style=_photo(32, 32, seed=3))
+    assert picture.shape == (40, 48, 3)
+    before = out.read_bytes()
+    assert main(argv) == 2 and "exists" in capsys.readouterr().err
+    assert out.read_bytes() == before
+    assert main(argv[:-1] + [str(tmp_path / "mine.txt")]) == 2
+    assert ".onnx" in capsys.readouterr().err and not (tmp_path / "mine.txt").exists()
+
+
+def test_the_shipped_model_keeps_the_photo_and_takes_the_styles_colours():
+    """The universal model in the wheel (real VGG16 encoder, trained decoders) on a small photo and a red-striped
+    style: strength 0 gives the photo back (its low frequencies), the style's colours grow with the strength and
+    the photo's layout gives way to the style as the strength rises (at 128 px the coarse level dominates)."""
+    from fastnst.constants import ASSETS_DIR
+    from fastnst.runtime.universal import DEFAULT_MODEL
+
+    u = UniversalStylizer(DEFAULT_MODEL, providers="cpu")
+    im = Image.open(ASSETS_DIR / "content-astronaut.jpg").convert("RGB")
+    im.thumbnail((128, 128))
+    photo = np.asarray(im)
+    style = np.zeros((48, 48, 3), np.uint8)
+    style[..., 0] = 40 + 160 * ((np.arange(48) // 6) % 2)[None, :]  # red and dark stripes, no green
+    style[..., 2] = 60
+
+    def layout(a):  # the photo's layout: a 16x16 grey thumbnail
+        return np.asarray(Image.fromarray(a).convert("L").resize((16, 16), Image.Resampling.BOX), float).ravel()
+
+    def redness(a):
+        return float((a[..., 0].astype(float) - a[..., 1]).mean())
+
+    outs = {a: u.stylize(photo, style=style, strength=a) for a in (0.0, 0.3, 1.0)}
+    assert all(o.shape == photo.shape for o in outs.values())
+    kept = {a: np.corrcoef(layout(o), layout(photo))[0, 1] for a, o in outs.items()}
+    assert kept[0.0] > 0.9 and kept[0.3] > 0.6 and kept[1.0] < kept[0.3], kept
+    assert redness(outs[1.0]) > redness(outs[0.3]) > redness(outs[0.0]) + 20

@@ -29,6 +29,38 @@ def main_export(argv: list[str]) -> int:
     return 0
 
 
+UNIVERSAL_EXAMPLES = """examples:
+  fastnst export-universal decoder-relu1_1.safetensors decoder-relu2_1.safetensors \\
+      decoder-relu3_1.safetensors decoder-relu4_1.safetensors --vgg-weights vgg16-caffe.safetensors -o universal.onnx
+  fastnst stylize photo.jpg --style painting.jpg --universal-model universal.onnx
+"""
+
+
+def main_export_universal(argv: list[str]) -> int:
+    """``fastnst export-universal DECODER... --vgg-weights W -o MODEL.onnx``: the one-graph universal model."""
+    from pathlib import Path
+
+    p = Parser(prog="fastnst export-universal", epilog=UNIVERSAL_EXAMPLES, description="Assemble the universal "
+               "(any-painting) style model from one decoder per level (fastnst train-decoder) and the VGG encoder "
+               "they were trained on: one plain ONNX graph with two image inputs (content, style_image) and a "
+               "strength, the whitening and colouring done by Newton-Schulz iterations (any ONNX runtime runs it); "
+               "verified against torch; float16 weights unless --fp32.")
+    p.add_argument("decoders", nargs="+", metavar="DECODER", help="decoder .safetensors files, one per level")
+    p.add_argument("--vgg-weights", required=True, help="the VGG .safetensors the decoders were trained on "
+                   "(its SHA-256 must match theirs)")
+    p.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    p.add_argument("--fp32", action="store_true", help="store the weights as float32 (twice the size)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    args = p.parse_args(argv)
+    from fastnst.training.universal import export_universal  # torch: the train extra (the CLI says so)
+
+    out = export_universal(args.decoders, args.vgg_weights, Path(args.output).expanduser(), fp16=not args.fp32,
+                           overwrite=args.overwrite)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, verified against torch); use it with fastnst stylize "
+          f"PHOTO --style PAINTING --universal-model {out}")
+    return 0
+
+
 def main_info(argv: list[str]) -> int:
     """``fastnst info [MODEL]``: metadata, input/output signature and available providers."""
     from fastnst.models import info_lines, model_info

@@ -54,7 +54,7 @@ def _main(task: str, argv: list[str]) -> int:
     return 0
 
 
-def _interrupt(signum: int, frame: Any) -> None:
+def _interrupt(_signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt
 
 
