@@ -18,6 +18,21 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def own_cache(tmp_path_factory):
+    """fastnst's cache folder (rewritten models, stage models, VGG statistics) is the session's own: tests
+    never read what an earlier run or the user left in ~/.cache, and never write there."""
+    import os
+
+    before = os.environ.get("FASTNST_CACHE_DIR")
+    os.environ["FASTNST_CACHE_DIR"] = str(tmp_path_factory.mktemp("fastnst-cache"))
+    yield
+    if before is None:
+        os.environ.pop("FASTNST_CACHE_DIR", None)
+    else:
+        os.environ["FASTNST_CACHE_DIR"] = before
+
+
 def synthetic_rgb(width: int = 48, height: int = 40, seed: int = 0) -> Image.Image:
     """A smooth colourful image with some texture (deterministic)."""
     rng = np.random.default_rng(seed)

@@ -112,3 +112,21 @@ def test_no_onnx_import_on_the_common_path(tiny_model, tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["small", "False", "large", "False", "True", "cli", "0", "False"]
+
+
+def test_metadata_are_read_without_onnx_and_equal_onnx_reading(tiny_model, tmp_path):
+    """runtime.session.read_metadata (the lazy Model's metadata: no onnx import, no session) gives what onnx
+    gives; a file that is not an ONNX protobuf is a ValueError, and a lazy Model of it a ModelFormatError."""
+    import onnx
+
+    from fastnst.runtime.session import read_metadata
+
+    path = tiny_model[0]
+    assert read_metadata(path) == {p.key: p.value for p in onnx.load(str(path)).metadata_props} != {}
+    data = open(path, "rb").read()
+    for i, bad in enumerate([b"hello, not a model", data[: len(data) // 2], b"\x08\x07" + b"\xff" * 12]):
+        (tmp_path / f"bad{i}.onnx").write_bytes(bad)
+        with pytest.raises(ValueError):
+            read_metadata(tmp_path / f"bad{i}.onnx")
+        with pytest.raises(ModelFormatError, match="not an ONNX model"):
+            Model(tmp_path / f"bad{i}.onnx", lazy=True)

@@ -241,3 +241,27 @@ def test_the_shipped_model_keeps_the_photo_and_takes_the_styles_colours():
     kept = {a: np.corrcoef(layout(o), layout(photo))[0, 1] for a, o in outs.items()}
     assert kept[0.0] > 0.9 and kept[0.3] > 0.6 and kept[1.0] < kept[0.3], kept
     assert redness(outs[1.0]) > redness(outs[0.3]) > redness(outs[0.0]) + 20
+
+
+def test_stage_models_are_kept_in_the_cache_and_a_damaged_copy_is_rebuilt(tiny_universal, tmp_path, monkeypatch):
+    """The first use builds the stage models from the file's weights and keeps them in the cache folder; a
+    later stylizer (another process) opens them without building (no onnx); a damaged copy is built again."""
+    from fastnst.runtime import universal as U
+
+    monkeypatch.setenv("FASTNST_CACHE_DIR", str(tmp_path / "cache"))
+    photo, style = _photo(), _photo(32, 32, seed=3)
+    first = UniversalStylizer(tiny_universal[0], providers="cpu")
+    expected = first.stylize(photo, style=style)
+    kept = sorted((tmp_path / "cache").rglob(f"*{U.STAGE_CACHE}-*.onnx"))
+    assert len(kept) == 2 + len(first.stages.levels)
+
+    def no_build(self):
+        raise AssertionError("built again although the cache holds the stage models")
+
+    with monkeypatch.context() as m:
+        m.setattr(U.Stages, "_stage_models", no_build)
+        again = UniversalStylizer(tiny_universal[0], providers="cpu").stylize(photo, style=style)
+    assert np.array_equal(again, expected)
+    kept[0].write_bytes(b"damaged")
+    rebuilt = UniversalStylizer(tiny_universal[0], providers="cpu").stylize(photo, style=style)
+    assert np.array_equal(rebuilt, expected) and kept[0].stat().st_size > 100

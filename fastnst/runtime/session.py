@@ -23,7 +23,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,58 @@ def decode_metadata(metadata: Mapping[str, str]) -> dict[str, Any]:
             out[key] = json.loads(value) if value[:1] in "[{" else value
         except (json.JSONDecodeError, TypeError):
             out[key] = value
+    return out
+
+
+def _varint(data: bytes | memoryview, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if i >= len(data) or shift > 63:
+            raise ValueError("truncated protobuf varint")
+        byte = data[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, i
+        shift += 7
+
+
+def _fields(data: bytes | memoryview) -> Iterator[tuple[int, int, Any]]:
+    """(field number, wire type, value) of each top-level field of a protobuf message; ValueError when the
+    bytes are not one (truncated, or a wire type protobuf does not have)."""
+    i, n = 0, len(data)
+    while i < n:
+        tag, i = _varint(data, i)
+        number, kind = tag >> 3, tag & 7
+        if kind == 0:
+            value, i = _varint(data, i)
+        elif kind in (1, 5):
+            size = 8 if kind == 1 else 4
+            value, i = data[i:i + size], i + size
+        elif kind == 2:
+            size, i = _varint(data, i)
+            value, i = data[i:i + size], i + size
+        else:
+            raise ValueError(f"protobuf wire type {kind}")
+        if number == 0 or i > n:
+            raise ValueError("truncated or not protobuf")
+        yield number, kind, value
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file (ModelProto field 14: key 1, value 2), read from its bytes
+    without the onnx package or a session; ValueError for a file that is not a protobuf message."""
+    with open(path, "rb") as f:
+        data = memoryview(f.read())
+    out: dict[str, str] = {}
+    graph = False
+    for number, kind, value in _fields(data):
+        graph = graph or (number == 7 and kind == 2)
+        if number == 14 and kind == 2:
+            entry = {k: bytes(v).decode("utf-8", "replace") for k, t, v in _fields(value) if t == 2}
+            out[entry.get(1, "")] = entry.get(2, "")
+    if not graph:
+        raise ValueError("no graph in the file")
     return out
 
 
@@ -97,15 +149,12 @@ class Model:
         self._digest: str | None = None
         self.lock = threading.RLock()  # held while a session is built or replaced
         self._session: Any = None
-        self._proto: Any = None
-        if lazy:  # the metadata from the file; the main session only when it is used
+        if lazy:  # the metadata from the file (no onnx import); the main session only when it is used
             try:
-                self._proto = self.proto()
-            except Exception as exc:  # noqa: BLE001 - a truncated or foreign file
-                first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-                raise ModelFormatError(f"'{path}' is not an ONNX model ({first}); pass an .onnx file written by "
+                self.metadata: dict[str, str] = read_metadata(path)
+            except ValueError as exc:  # a truncated or foreign file
+                raise ModelFormatError(f"'{path}' is not an ONNX model ({exc}); pass an .onnx file written by "
                                        f"{maker}") from None
-            self.metadata: dict[str, str] = {p.key: p.value for p in self._proto.metadata_props}
         else:
             self._session = self.open(str(path))
             self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
@@ -167,9 +216,6 @@ class Model:
         """The file as an ``onnx.ModelProto`` (a fresh copy to rewrite; ModuleNotFoundError without ``onnx``)."""
         import onnx
 
-        if self._proto is not None:  # a lazy Model read it already: hand it over once
-            proto, self._proto = self._proto, None
-            return proto
         return onnx.load(str(self.path))
 
     def replace(self, proto: Any, cache: str | None = None) -> None:
@@ -178,7 +224,7 @@ class Model:
         data = proto.SerializeToString()
         self._session = self.open(data)
         if cache is not None:
-            self._store(cache, data)
+            self.store(cache, data)
 
     # -- rewritten copies kept on disk ---------------------------------------------------------------
     def cache_path(self, key: str) -> Path:
@@ -210,8 +256,8 @@ class Model:
         self._session = session
         return True
 
-    def _store(self, key: str, data: bytes) -> None:
-        """Keep a rewritten copy in the cache folder (written whole; a folder that cannot be written is
+    def store(self, key: str, data: bytes) -> None:
+        """Keep a rewritten copy (or a stage model built from the file) in the cache folder (written whole; a folder that cannot be written is
         logged and ignored: the copy is only a saving)."""
         from fastnst.fileio import atomic_output
 

@@ -158,8 +158,12 @@ def _decoder_steps(level: int, config: dict[str, Any]) -> list[tuple[str, Any]]:
             for j, step in enumerate(plan)]
 
 
+STAGE_CACHE = "universal-stage-v1"  # cache key prefix of the stage models (bump when _stage_model changes)
+
+
 class Stages:
-    """The stage sessions of a universal model, built from its weights on first use (onnx needed)."""
+    """The stage sessions of a universal model, built from its weights on first use (onnx needed) and kept in
+    the cache folder (:meth:`fastnst.runtime.session.Model.cache_path`, keyed by the file's content)."""
 
     def __init__(self, model: Model) -> None:
         self.model = model
@@ -191,6 +195,23 @@ class Stages:
             return self._sessions
 
     def _build(self) -> dict[str, Any]:
+        """The stage sessions, from the stage models kept in the cache folder when a run before built them (no
+        onnx import, no graph building: the second run of a process starts faster), else built and kept."""
+        keys = ["style", "first", *map(str, self.levels)]
+        paths = {k: self.model.cache_path(f"{STAGE_CACHE}-{k}") for k in keys}
+        if all(p.is_file() for p in paths.values()):
+            try:
+                return {k: self.model.open(str(p), arena=k != "style") for k, p in paths.items()}
+            except ModelFormatError:  # a damaged copy: build them again
+                log.debug("cached stage models of %s do not load; building them again", self.model.path)
+        out = {}
+        for key, data in self._stage_models().items():
+            out[key] = self.model.open(data, arena=key != "style")
+            self.model.store(f"{STAGE_CACHE}-{key}", data)
+        return out
+
+    def _stage_models(self) -> dict[str, bytes]:
+        """The serialised stage models, built from the file's weights (needs onnx)."""
         from onnx import numpy_helper
 
         proto = self.model.proto()
@@ -204,18 +225,18 @@ class Stages:
         enc_all = _encoder_steps(self.arch, deepest)
         names = ["normalize"] + [s for s in _layer_names(self.arch, deepest)]
         style_outputs = [(str(names.index(LEVEL_LAYERS[lv])), f"level{lv}") for lv in self.levels]
-        out: dict[str, Any] = {}
+        out: dict[str, bytes] = {}
         try:
-            out["style"] = self.model.open(_stage_model(enc_all, "image", style_outputs, weights, 3), arena=False)
+            out["style"] = _stage_model(enc_all, "image", style_outputs, weights, 3)
             first = self.levels[0]
             enc = _encoder_steps(self.arch, LEVEL_LAYERS[first])
-            out["first"] = self.model.open(_stage_model(enc, "image", [(str(len(enc) - 1), "features")], weights, 3))
+            out["first"] = _stage_model(enc, "image", [(str(len(enc) - 1), "features")], weights, 3)
             for i, level in enumerate(self.levels):
                 steps = _decoder_steps(level, self.decoders[level])
                 if i + 1 < len(self.levels):
                     steps += _encoder_steps(self.arch, LEVEL_LAYERS[self.levels[i + 1]])
-                out[str(level)] = self.model.open(_stage_model(steps, "features", [(str(len(steps) - 1), "out")],
-                                                               weights, self.channels(level)))
+                out[str(level)] = _stage_model(steps, "features", [(str(len(steps) - 1), "out")], weights,
+                                               self.channels(level))
         except KeyError as exc:
             raise ModelFormatError(f"'{self.model.path}' lacks the weights {exc}; export it again with fastnst "
                                    f"export-universal") from None
