@@ -26,7 +26,7 @@ upscale   upscale:main           enlarge images with a trained super-resolution 
 augment   augment:main           stylise a whole dataset (folder, parquet, hub) locally or on a Ray cluster
 export    models:main_export     export trained weights to a verified ONNX model
 export-universal  models:main_export_universal  assemble the universal style model from trained decoders
-stylize   stylize:main           stylise images or videos with a built-in style or a trained model (or: stylise)
+stylize   stylize:main           stylise images or videos in a built-in style, any painting (--style picture.jpg) or a trained model (or: stylise)
 info      models:main_info       show a model's metadata and signature
 styles    styles:main            list the built-in styles, or show a photo in each (--sheet)
 demo      demo:main              train, export and stylise the bundled demo images

