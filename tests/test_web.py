@@ -76,16 +76,18 @@ def _end_group(proc: subprocess.Popen) -> None:
         pass
 
 
-def run_page(site: Path, spec: dict, timeout: float = 120.0) -> dict:
-    """Serve ``site``, open the page in headless Chromium in test mode with ``spec``; the posted result."""
+def run_page(site: Path, spec: dict, timeout: float = 120.0, ep: str | None = "wasm") -> dict:
+    """Serve ``site``, open the page in headless Chromium in test mode with ``spec`` (``ep``: the one execution
+    provider to ask for; None: the page's own choice); the posted result. Chromium's fake camera is on."""
     (site / "spec.json").write_text(json.dumps(spec))
     handler = type("Handler", (_Handler,), {"results": []})
     server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(site)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/index.html?test=spec.json&ep=wasm"
+    url = f"http://127.0.0.1:{server.server_address[1]}/index.html?test=spec.json" + (f"&ep={ep}" if ep else "")
     with tempfile.TemporaryDirectory() as profile:
         # its own session: Chromium starts helper processes, and the whole group is ended afterwards
         proc = subprocess.Popen([_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                                  f"--user-data-dir={profile}", url],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
@@ -122,6 +124,45 @@ def test_page_matches_python_onnxruntime(tmp_path):
     x = (pixels.astype(np.float32) / 255).transpose(2, 0, 1)[None]
     ref = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
     assert np.abs(got - ref[0].transpose(1, 2, 0)).max() <= 1e-4
+
+
+def _tiny_site(tmp_path: Path) -> Path:
+    if _browser() is None:
+        pytest.skip("no Chromium installed (apt-get install chromium-headless-shell)")
+    if _ort_dist() is None:
+        pytest.skip("onnxruntime-web not installed (npm install --no-save onnxruntime-web in the repository root)")
+    torch.manual_seed(0)
+    model = export_onnx(TransformerNet(channels=(4, 8, 8), num_residual=1, end_kernel=3).eval(), tmp_path / "tiny.onnx")
+    site = tmp_path / "site"
+    assert cli.main(["export", str(model), "--web", str(site), "--ort-dist", str(_ort_dist())]) == 0
+    return site
+
+
+@pytest.mark.browser
+def test_page_names_the_provider_that_ran_and_saves_the_result_as_png(tmp_path):
+    """The status line said 'webgpu' when onnxruntime-web had fallen back to wasm (it named the first provider
+    asked for), and there was no way to save the result. Headless Chromium without a GPU runs wasm."""
+    site = _tiny_site(tmp_path)
+    h, w = 24, 30
+    pixels = np.random.default_rng(1).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    result = run_page(site, {"model": "tiny.onnx", "width": w, "height": h, "pixels": pixels.ravel().tolist(),
+                             "return_output": False, "save": True}, ep=None)
+    assert "error" not in result, result.get("error")
+    assert result["backend"] == "wasm" and "wasm" in result["status"] and "webgpu" not in result["status"]
+    save = result["save"]
+    assert save["download"].endswith(".stylized.png") and not save["hidden"]
+    assert bytes(save["bytes"][:8]) == b"\x89PNG\r\n\x1a\n"
+    assert int.from_bytes(bytes(save["bytes"][16:20]), "big") == w and int.from_bytes(bytes(save["bytes"][20:24]), "big") == h
+
+
+@pytest.mark.browser
+def test_the_live_camera_stylises_frames_and_shows_frames_per_second(tmp_path):
+    """Chromium's fake camera: the page stylises frames one after another and reports frames per second."""
+    site = _tiny_site(tmp_path)
+    result = run_page(site, {"model": "tiny.onnx", "width": 8, "height": 8, "pixels": [0] * 192,
+                             "return_output": False, "camera": 4})
+    assert "error" not in result, result.get("error")
+    assert result["camera"] is not None and result["camera"]["frames"] == 4 and result["camera"]["fps"] > 0
 
 
 def fake_ort_dist(folder: Path) -> Path:

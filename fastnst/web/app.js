@@ -11,6 +11,9 @@ ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardw
 let models = [];
 let session = null;
 let info = null;
+let usedProvider = null;  // the execution provider the session was actually created with
+let photoName = "photo";
+let camera = null;        // { stream, video, running } while the live camera runs
 
 function status(text) { document.getElementById("status").textContent = text; }
 
@@ -20,9 +23,23 @@ function providers() {
   return navigator.gpu ? ["webgpu", "wasm"] : ["wasm"];
 }
 
+// Try each provider on its own, in order, and remember which one the session runs on: asking onnxruntime-web
+// for ["webgpu", "wasm"] at once falls back silently, and the page would name the wrong one.
+async function createSession(source) {
+  let last = null;
+  for (const ep of providers()) {
+    try {
+      const s = await ort.InferenceSession.create(source, { executionProviders: [ep] });
+      usedProvider = ep;
+      return s;
+    } catch (e) { last = e; }
+  }
+  throw last;
+}
+
 async function loadModel(source, meta) {
   status("loading model…");
-  session = await ort.InferenceSession.create(source, { executionProviders: providers() });
+  session = await createSession(source);
   const inputs = session.inputNames;
   info = Object.assign({ io: "float", input_range: 1, stride: 4, min_size: 8, styles: [] }, meta || {});
   info.input = info.input || inputs.find((n) => n !== "style");
@@ -32,7 +49,8 @@ async function loadModel(source, meta) {
   (info.styles || []).forEach((name, i) => styleSel.add(new Option(name, String(i))));
   document.getElementById("styleLabel").hidden = !(info.styles && info.styles.length > 1);
   document.getElementById("run").disabled = false;
-  status("model ready (" + (meta && meta.file ? meta.file : "custom") + ")");
+  document.getElementById("camera").disabled = false;
+  status("model ready (" + (meta && meta.file ? meta.file : "custom") + ", " + usedProvider + ")");
 }
 
 function reflect(i, n) {  // index reflection without repeating the edge (numpy "reflect")
@@ -104,21 +122,84 @@ function draw(out, w, h) {
   ctx.putImageData(img, 0, 0);
 }
 
+// The result as a PNG blob (what the Save link downloads)
+function resultBlob() {
+  const canvas = document.getElementById("out");
+  return new Promise((resolve, reject) => canvas.toBlob((b) => (b ? resolve(b) : reject(new Error("no result"))), "image/png"));
+}
+
+async function offerSave() {
+  const link = document.getElementById("save");
+  if (link.href && link.href.startsWith("blob:")) URL.revokeObjectURL(link.href);
+  link.href = URL.createObjectURL(await resultBlob());
+  link.download = photoName.replace(/\.[^.]*$/, "") + ".stylized.png";
+  link.hidden = false;
+}
+
+function pixelsOf(source, sw, sh, limit) {
+  const scale = Math.min(1, limit / Math.max(sw, sh));
+  const w = Math.max(1, Math.round(sw * scale)), h = Math.max(1, Math.round(sh * scale));
+  const c = new OffscreenCanvas(w, h), ctx = c.getContext("2d");
+  ctx.drawImage(source, 0, 0, w, h);
+  return { rgba: ctx.getImageData(0, 0, w, h).data, w, h };
+}
+
+// Live camera: frames from getUserMedia, each stylised when the previous one is done; frames per second shown.
+async function startCamera(maxFrames) {
+  if (!session) { status("load a model first"); return null; }
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) { status("this browser has no camera access"); return null; }
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+  } catch (e) {
+    status("camera not available (" + (e.name || e) + "): allow the camera, or choose a photo");
+    return null;
+  }
+  const video = document.createElement("video");
+  video.muted = true; video.playsInline = true; video.srcObject = stream;
+  await video.play();
+  camera = { stream, video, running: true, frames: 0 };
+  document.getElementById("camera").hidden = true;
+  document.getElementById("stop").hidden = false;
+  const limit = Math.max(16, parseInt(document.getElementById("cameraSize").value, 10) || 320);
+  const style = parseInt(document.getElementById("style").value || "0", 10);
+  const t0 = performance.now();
+  while (camera && camera.running && (!maxFrames || camera.frames < maxFrames)) {
+    if (!video.videoWidth) { await new Promise((r) => setTimeout(r, 20)); continue; }
+    const { rgba, w, h } = pixelsOf(video, video.videoWidth, video.videoHeight, limit);
+    draw(await stylizePixels(rgba, w, h, style), w, h);
+    camera.frames += 1;
+    const fps = camera.frames / ((performance.now() - t0) / 1000);
+    status("camera " + w + "x" + h + ": " + fps.toFixed(1) + " frames/s (" + usedProvider + ")");
+  }
+  const result = { frames: camera ? camera.frames : 0, fps: (camera ? camera.frames : 0) / ((performance.now() - t0) / 1000) };
+  stopCamera();
+  return result;
+}
+
+function stopCamera() {
+  if (!camera) return;
+  camera.running = false;
+  camera.stream.getTracks().forEach((t) => t.stop());
+  camera = null;
+  document.getElementById("camera").hidden = false;
+  document.getElementById("stop").hidden = true;
+  offerSave().catch(() => {});
+}
+
 async function runPhoto() {
   const file = document.getElementById("photo").files[0];
   if (!file || !session) { status("choose a photo first"); return; }
   const bitmap = await createImageBitmap(file);
+  photoName = file.name || "photo";
   const limit = Math.max(16, parseInt(document.getElementById("maxSize").value, 10) || 1024);
-  const scale = Math.min(1, limit / Math.max(bitmap.width, bitmap.height));
-  const w = Math.max(1, Math.round(bitmap.width * scale)), h = Math.max(1, Math.round(bitmap.height * scale));
-  const c = new OffscreenCanvas(w, h), ctx = c.getContext("2d");
-  ctx.drawImage(bitmap, 0, 0, w, h);
-  const rgba = ctx.getImageData(0, 0, w, h).data;
+  const { rgba, w, h } = pixelsOf(bitmap, bitmap.width, bitmap.height, limit);
   status("stylising " + w + "x" + h + "…");
   const t0 = performance.now();
   const out = await stylizePixels(rgba, w, h, parseInt(document.getElementById("style").value || "0", 10));
   draw(out, w, h);
-  status("done in " + ((performance.now() - t0) / 1000).toFixed(2) + " s (" + providers()[0] + ")");
+  await offerSave();
+  status("done in " + ((performance.now() - t0) / 1000).toFixed(2) + " s (" + usedProvider + ")");
 }
 
 // Test and benchmark mode: ?test=spec.json runs the spec's pixels through the model and POSTs the
@@ -140,7 +221,15 @@ async function runTest(specUrl) {
     times.push(performance.now() - t0);
   }
   const body = { output: spec.return_output === false ? null : Array.from(out), ms: times,
-                 backend: providers()[0], threads: ort.env.wasm.numThreads };
+                 backend: usedProvider, threads: ort.env.wasm.numThreads, status: document.getElementById("status").textContent };
+  if (spec.save) {  // the Save link's file: a PNG of the result's size
+    draw(out, spec.width, spec.height);
+    await offerSave();
+    const link = document.getElementById("save");
+    const bytes = new Uint8Array(await (await fetch(link.href)).arrayBuffer());
+    body.save = { download: link.download, hidden: link.hidden, bytes: Array.from(bytes.slice(0, 24)), size: bytes.length };
+  }
+  if (spec.camera) body.camera = await startCamera(spec.camera);
   await fetch("/result", { method: "POST", body: JSON.stringify(body) });
   status("test finished");
 }
@@ -157,6 +246,8 @@ async function main() {
     if (f) await loadModel(new Uint8Array(await f.arrayBuffer()), { file: f.name }).catch((e) => status("error: " + e));
   };
   document.getElementById("run").onclick = () => runPhoto().catch((e) => status("error: " + e));
+  document.getElementById("camera").onclick = () => startCamera(0).catch((e) => { stopCamera(); status("error: " + e); });
+  document.getElementById("stop").onclick = () => stopCamera();
   if (params.get("test")) {
     try { await runTest(params.get("test")); } catch (e) {
       await fetch("/result", { method: "POST", body: JSON.stringify({ error: String(e) }) });
