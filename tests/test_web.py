@@ -152,7 +152,8 @@ def test_page_names_the_provider_that_ran_and_saves_the_result_as_png(tmp_path):
     save = result["save"]
     assert save["download"].endswith(".stylized.png") and not save["hidden"]
     assert bytes(save["bytes"][:8]) == b"\x89PNG\r\n\x1a\n"
-    assert int.from_bytes(bytes(save["bytes"][16:20]), "big") == w and int.from_bytes(bytes(save["bytes"][20:24]), "big") == h
+    header = bytes(save["bytes"][16:24])  # the IHDR chunk: width and height
+    assert (int.from_bytes(header[:4], "big"), int.from_bytes(header[4:], "big")) == (w, h)
 
 
 @pytest.mark.browser

@@ -10,7 +10,7 @@ def main(argv: list[str]) -> int:
     from fastnst.demo import DemoOptions, run_demo
 
     p = Parser(prog="fastnst demo", description="Train a style network briefly on the bundled demo photos, "
-               "export and verify it, and stylise the photos: the whole pipeline in about a minute on a CPU.",
+               "export and verify it, and stylise the photos: the whole pipeline in about two minutes on a 2-core CPU.",
                epilog="examples:\n  fastnst demo\n  fastnst demo --vgg-weights random   # offline: untrained "
                       "VGG, the output shows the pipeline, not a style\n")
     add_options(p, DemoOptions)

@@ -257,8 +257,8 @@ class Model:
         return True
 
     def store(self, key: str, data: bytes) -> None:
-        """Keep a rewritten copy (or a stage model built from the file) in the cache folder (written whole; a folder that cannot be written is
-        logged and ignored: the copy is only a saving)."""
+        """Keep a rewritten copy (or a stage model built from the file) in the cache folder (written whole; a
+        folder that cannot be written is logged and ignored: the copy is only a saving)."""
         from fastnst.fileio import atomic_output
 
         path = self.cache_path(key)
