@@ -194,6 +194,33 @@ def export_model(weights: str | os.PathLike, options: ExportOptions | None = Non
     return lines
 
 
+@dataclass
+class ExportUniversalOptions:
+    """``fastnst export-universal``: trained decoders and their encoder to the verified universal model."""
+
+    vgg_weights: str | None = option(None, "the VGG .safetensors the decoders were trained on (its SHA-256 must "
+                                     "match theirs); required")
+    output: str | None = option(None, "the .onnx file to write; required", short="-o")
+    fp32: bool = option(False, "store the weights as float32 (twice the size)")
+    overwrite: bool = option(False, "replace an existing output")
+
+
+def export_universal_model(decoders: list[str | os.PathLike], options: ExportUniversalOptions) -> list[str]:
+    """Write the universal model of ``decoders`` (one ``fastnst train-decoder`` file per level) as
+    :class:`ExportUniversalOptions` say; returns the lines that say what was written. Needs torch."""
+    opts = check_options(options)
+    if not opts.vgg_weights:
+        raise ConfigError("--vgg-weights is required: the VGG .safetensors the decoders were trained on")
+    if not opts.output:
+        raise ConfigError("-o/--output is required: the universal model's .onnx file, such as universal.onnx")
+    from fastnst.training.universal import export_universal  # torch: the train extra
+
+    out = export_universal(decoders, opts.vgg_weights, Path(opts.output).expanduser(), fp16=not opts.fp32,
+                           overwrite=opts.overwrite)
+    return [f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, verified against torch); use it with fastnst "
+            f"stylize PHOTO --style PAINTING --universal-model {out}"]
+
+
 def verified_error(metadata: dict[str, str]) -> float | None:
     """The max |onnxruntime - torch| that export's verification found (None: not recorded)."""
     try:
@@ -202,5 +229,6 @@ def verified_error(metadata: dict[str, str]) -> float | None:
         return None
 
 
-__all__ = ["model_kind", "load_model", "model_info", "info_lines", "ExportOptions", "export_model", "verified_error",
+__all__ = ["model_kind", "load_model", "model_info", "info_lines", "ExportOptions", "export_model",
+           "ExportUniversalOptions", "export_universal_model", "verified_error",
            "ONNX_SUFFIXES", "TORCH_SUFFIXES"]

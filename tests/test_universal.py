@@ -213,6 +213,8 @@ def test_export_universal_writes_a_verified_model_and_refuses_bad_outputs(tiny_u
     assert out.read_bytes() == before
     assert main(argv[:-1] + [str(tmp_path / "mine.txt")]) == 2
     assert ".onnx" in capsys.readouterr().err and not (tmp_path / "mine.txt").exists()
+    assert main(["export-universal", *map(str, decoders), "-o", str(tmp_path / "x.onnx")]) == 2
+    assert "--vgg-weights is required" in capsys.readouterr().err and not (tmp_path / "x.onnx").exists()
 
 
 def test_the_shipped_model_keeps_the_photo_and_takes_the_styles_colours():

@@ -1,4 +1,4 @@
-"""``fastnst export | info``: parse, call one function of :mod:`fastnst.models`, print."""
+"""``fastnst export | export-universal | info``: parse, call one function of :mod:`fastnst.models`, print."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ UNIVERSAL_EXAMPLES = """examples:
 
 def main_export_universal(argv: list[str]) -> int:
     """``fastnst export-universal DECODER... --vgg-weights W -o MODEL.onnx``: the one-graph universal model."""
-    from pathlib import Path
+    from fastnst.models import ExportUniversalOptions, export_universal_model
 
     p = Parser(prog="fastnst export-universal", epilog=UNIVERSAL_EXAMPLES, description="Assemble the universal "
                "(any-painting) style model from one decoder per level (fastnst train-decoder) and the VGG encoder "
@@ -46,18 +46,10 @@ def main_export_universal(argv: list[str]) -> int:
                "strength, the whitening and colouring done by Newton-Schulz iterations (any ONNX runtime runs it); "
                "verified against torch; float16 weights unless --fp32.")
     p.add_argument("decoders", nargs="+", metavar="DECODER", help="decoder .safetensors files, one per level")
-    p.add_argument("--vgg-weights", required=True, help="the VGG .safetensors the decoders were trained on "
-                   "(its SHA-256 must match theirs)")
-    p.add_argument("-o", "--output", required=True, help="the .onnx file to write")
-    p.add_argument("--fp32", action="store_true", help="store the weights as float32 (twice the size)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    add_options(p, ExportUniversalOptions)
     args = p.parse_args(argv)
-    from fastnst.training.universal import export_universal  # torch: the train extra (the CLI says so)
-
-    out = export_universal(args.decoders, args.vgg_weights, Path(args.output).expanduser(), fp16=not args.fp32,
-                           overwrite=args.overwrite)
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, verified against torch); use it with fastnst stylize "
-          f"PHOTO --style PAINTING --universal-model {out}")
+    print("\n".join(export_universal_model(args.decoders, ExportUniversalOptions(**chosen(args,
+                                                                                          ExportUniversalOptions)))))
     return 0
 
 
