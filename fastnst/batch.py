@@ -164,12 +164,9 @@ def expand_inputs(items: Sequence[str], exclude: Path | None = None) -> list[Ite
             except InputError as exc:
                 out.append(Item(item, path, str(exc)))
                 continue
-            kept = [p for p in found if not own(p)]
-            if found and not kept and exclude is not None and is_inside(path, exclude):
-                out.append(Item(item, path, f"-o '{exclude}' holds the input folder '{item}': its results would "
-                                            "replace its images (even with --overwrite); choose another output folder "
-                                            "(or pass --in-place to replace each input with its result)"))
-                continue
+            # an output folder that is or holds the input folder is not left out: its images are the inputs, and
+            # the output planner refuses results that would replace them
+            kept = found if exclude is not None and is_inside(path, exclude) else [p for p in found if not own(p)]
             if len(kept) < len(found):
                 log.info("not reading the output folder '%s' as input (%d files)", exclude, len(found) - len(kept))
             out += [Item(str(p), p, None, p.relative_to(path)) for p in kept] or [
@@ -187,8 +184,8 @@ def expand_inputs(items: Sequence[str], exclude: Path | None = None) -> list[Ite
 
 def output_folder(opts: FileOptions) -> Path | None:
     """The folder results may be written into (an ``-o`` that is or will be a folder); None for stdout or none."""
-    if not opts.output or opts.output == "-" or getattr(opts, "in_place", False):
-        return None  # --in-place: the output folder is meant to be read
+    if not opts.output or opts.output == "-":
+        return None
     out = Path(opts.output).expanduser()
     return out if out.is_dir() or opts.output.endswith(("/", os.sep)) or not out.suffix else None
 
