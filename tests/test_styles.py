@@ -17,7 +17,7 @@ from PIL import Image
 from fastnst import cli
 from fastnst.contract import META_STYLES
 from fastnst.errors import ConfigError
-from fastnst.styles import builtin
+from fastnst.styles import builtin, paintings
 from tests.conftest import synthetic_rgb
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,13 +143,17 @@ def test_sheet_has_the_photo_in_every_style(tmp_path, photo, capsys):
     out = tmp_path / "sheet.png"
     assert cli.main(["styles", "--sheet", str(photo), "-o", str(out), "--size", "64"]) == 0
     sheet = Image.open(out)
-    n = len(builtin.names()) + 1
+    n = len(builtin.names()) + len(paintings.shipped_names()) + 1  # and the shipped paintings (universal model)
     ncols = n if n <= 4 else int(np.ceil(n ** 0.5))
     assert sheet.width == ncols * (64 + 4) + 4  # 64 x 50 tiles, 4 px apart
+    tile = np.asarray(sheet, dtype=np.float32)[4:54]
+    last = (n - 1) % ncols  # the last tile of the first row ...
+    first_row = [tile[:, 4 + i * 68: 68 + i * 68] for i in range(ncols)]
+    assert np.abs(first_row[last] - first_row[0]).mean() > 10  # ... is the photo stylised, not the photo
     # a subset, and the refusals: an existing output, an unknown style, a bad size, the photo itself
     sub = tmp_path / "two.jpg"
     assert cli.main(["styles", "--sheet", str(photo), "-o", str(sub), "--size", "64",
-                     "--style", "mosaic", "--style", "brick"]) == 0
+                     "--style", "mosaic", "--style", "starry_night"]) == 0  # a built-in and a painting
     assert Image.open(sub).width == 3 * (64 + 4) + 4
     capsys.readouterr()
     before = out.read_bytes()

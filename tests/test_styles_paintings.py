@@ -54,24 +54,24 @@ def _cache_files(tmp_path):
 
 
 def test_download_once_then_from_cache(mirror, tmp_path):
-    source = mirror("starry_night")
-    path = fetch("starry_night")
-    assert path == tmp_path / "cache" / "paintings" / "starry_night.jpg"
+    source = mirror("impression_sunrise")
+    path = fetch("impression_sunrise")
+    assert path == tmp_path / "cache" / "paintings" / "impression_sunrise.jpg"
     with Image.open(path) as img:
-        assert img.size == PAINTINGS["starry_night"].expected_size
-    assert _cache_files(tmp_path) == ["starry_night.jpg"]  # no temporary file left behind
+        assert img.size == PAINTINGS["impression_sunrise"].expected_size
+    assert _cache_files(tmp_path) == ["impression_sunrise.jpg"]  # no temporary file left behind
     source.unlink()  # the second call must not need the network
-    assert fetch("starry_night") == path
+    assert fetch("impression_sunrise") == path
 
 
 def test_prefilled_cache_needs_no_network(tmp_path, monkeypatch):
     monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
     monkeypatch.setenv(P.BASE_URL_ENV, "http://127.0.0.1:9/")  # nothing listens there
-    painting = PAINTINGS["great_wave"]
+    painting = PAINTINGS["shipwreck_of_the_minotaur"]
     target = P.cached_path(painting)
     target.parent.mkdir(parents=True)
     _picture(painting.expected_size).save(target)
-    assert fetch("great_wave") == target
+    assert fetch("shipwreck_of_the_minotaur") == target
 
 
 def test_offline_is_one_line_with_url_and_local_file_hint(tmp_path, monkeypatch):
@@ -95,21 +95,21 @@ def test_http_error_is_reported(mirror, tmp_path):
 
 @pytest.mark.parametrize("content, match", [
     (b"<html><body>Too many requests</body></html>", "not an image"),
-    (Image.new("RGB", (1280, 1280)), "not the painting"),  # square: not Starry Night's proportions
-    (Image.new("RGB", (64, 51)), "not the painting"),  # right proportions, far too small
+    (Image.new("RGB", (1280, 1280)), "not the painting"),  # square: not the painting's proportions
+    (Image.new("RGB", (64, 49)), "not the painting"),  # right proportions, far too small
 ])
 def test_a_download_that_is_not_the_painting_is_rejected_and_not_cached(mirror, tmp_path, content, match):
-    mirror("starry_night", content)
+    mirror("impression_sunrise", content)
     with pytest.raises(PaintingUnavailableError, match=match):
-        fetch("starry_night")
+        fetch("impression_sunrise")
     assert _cache_files(tmp_path) == []
 
 
 def test_oversized_download_is_cut_off(mirror, tmp_path, monkeypatch):
-    mirror("starry_night")
+    mirror("impression_sunrise")
     monkeypatch.setattr(P, "MAX_DOWNLOAD_BYTES", 1000)
     with pytest.raises(PaintingUnavailableError, match="exceeds"):
-        fetch("starry_night")
+        fetch("impression_sunrise")
     assert _cache_files(tmp_path) == []
 
 
@@ -165,19 +165,45 @@ def test_registry_is_public_domain_and_complete():
         assert p.artist not in ("Pablo Picasso", "Leonid Afremov", "Francis Picabia")
 
 
+def test_shipped_paintings_need_no_network_and_no_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(P.BASE_URL_ENV, "http://127.0.0.1:9/")  # nothing listens there
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a shipped painting was downloaded")
+    monkeypatch.setattr(P.urllib.request, "urlopen", no_network)
+    assert sorted(P.shipped_names()) == ["great_wave", "starry_night"]
+    for name in P.shipped_names():
+        painting = PAINTINGS[name]
+        path = fetch(name)
+        assert path == painting.shipped_path and path.parent == P.PICTURES_DIR
+        w, h = P.check_painting(path, painting)  # the shipped copy is the painting, whole
+        assert min(w, h) >= 440 and painting.shipped_source
+    assert not (tmp_path / "cache").exists()
+
+
+def test_the_shipped_copies_are_listed_with_their_licences():
+    from fastnst.styles.builtin import ATTRIBUTION_PATH
+
+    text = ATTRIBUTION_PATH.read_text(encoding="utf-8")
+    for name in P.shipped_names():
+        assert f"`pictures/{PAINTINGS[name].shipped}`" in text, name
+    assert "GPL-3+" in text and "Apache-2.0" in text
+
+
 # ------------------------------------------------------------------------------------ wired into the CLI
 
 def test_cli_gatys_and_texture_take_painting_and_generated_names(mirror, tmp_path, monkeypatch, capsys):
     from fastnst import cli
 
-    mirror("great_wave")
+    mirror("shipwreck_of_the_minotaur")
     monkeypatch.chdir(tmp_path)
     _picture((40, 32), seed=3).save("photo.png")
-    rc = cli.main(["gatys", "--content", "photo.png", "--style", "great_wave", "--style", "mosaic", "-o", "g.png",
+    rc = cli.main(["gatys", "--content", "photo.png", "--style", "shipwreck_of_the_minotaur", "--style", "mosaic", "-o", "g.png",
                    "--size", "40", "--iterations", "1", "--vgg-weights", "random"])
     assert rc == 0, capsys.readouterr().err
     assert Image.open("g.png").size == (40, 32)
-    assert _cache_files(tmp_path) == ["great_wave.jpg", "mosaic.png"]
+    assert _cache_files(tmp_path) == ["mosaic.png", "shipwreck_of_the_minotaur.jpg"]
     rc = cli.main(["texture", "--style", "halftone", "-o", "t.png", "--size", "32", "--iterations", "1",
                    "--vgg-weights", "random"])
     assert rc == 0 and Image.open("t.png").size == (32, 32)
@@ -190,7 +216,7 @@ def test_cli_offline_painting_is_one_line_exit_2_and_nothing_written(tmp_path, m
     monkeypatch.setenv(P.BASE_URL_ENV, "http://127.0.0.1:9/")
     monkeypatch.chdir(tmp_path)
     _picture((40, 32)).save("photo.png")
-    rc = cli.main(["gatys", "--content", "photo.png", "--style", "starry_night", "-o", "g.png", "--size", "40",
+    rc = cli.main(["gatys", "--content", "photo.png", "--style", "the_scream", "-o", "g.png", "--size", "40",
                    "--iterations", "1", "--vgg-weights", "random"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1

@@ -134,11 +134,12 @@ def test_generated_picture_is_made_offline_into_the_cache_once(cache):
 
 
 def test_painting_picture_comes_from_the_cache(cache):
-    painting = paintings.PAINTINGS["great_wave"]
+    painting = paintings.PAINTINGS["the_kiss"]
     target = paintings.cached_path(painting)
     target.parent.mkdir(parents=True)
     _picture(target, painting.expected_size)
-    assert R.resolve_style("wave") == target
+    assert R.resolve_style("kiss") == target
+    assert R.resolve_style("wave") == paintings.PAINTINGS["great_wave"].shipped_path  # shipped: no cache
 
 
 def test_builtin_without_a_shipped_picture_says_so(cache):

@@ -140,32 +140,49 @@ MIN_SHEET_TILE = 32
 
 
 def style_sheet(photo: Any, size: int = 256, styles: list[str] | None = None, model: Any = None) -> Any:
-    """One photo in every built-in style: a labelled grid (PIL image), the original first.
+    """One photo in every built-in style and every painting shipped with fastnst: a labelled grid (PIL image),
+    the original first.
 
     ``photo``: a path, bytes or PIL image; ``size``: the long side of each tile in pixels
-    (32..1024); ``styles``: a subset of the names (default: all); ``model``: a Stylizer or path of
-    a multi-style model to use instead of the built-in one. Torch-free. Raises InputError for an
-    unreadable photo, ConfigError for an unknown style or a size out of range.
+    (32..1024); ``styles``: a subset of the names (default: all); a painting or any other style picture
+    (``starry_night``, ``wave.jpg``) runs on the universal model; ``model``: a Stylizer or path of a
+    multi-style model to use instead of the built-in one (then the default is its styles alone). Torch-free.
+    Raises InputError for an unreadable photo, ConfigError for an unknown style or a size out of range.
     """
     from PIL import Image, ImageDraw, ImageFont
 
     from fastnst.errors import ConfigError
     from fastnst.image import load_rgb, resize
     from fastnst.runtime import Stylizer
+    from fastnst.styles import paintings, registry
 
     if isinstance(size, bool) or not isinstance(size, int) or not MIN_SHEET_TILE <= size <= MAX_SHEET_TILE:
         raise ConfigError(f"the sheet's tile size must be a whole number from {MIN_SHEET_TILE} to "
                           f"{MAX_SHEET_TILE}, got {size!r}")
     stylizer = model if isinstance(model, Stylizer) else Stylizer(model if model is not None else model_path())
-    chosen = list(stylizer.style_names) if styles is None else list(styles)
+    if styles is None:
+        chosen = list(stylizer.style_names) + (paintings.shipped_names() if model is None else [])
+    else:
+        chosen = list(styles)
     if not chosen:
         raise ConfigError("the model has a single style; a sheet needs a multi-style model")
+    pictures = {}  # name -> style picture (the universal model) for every name that is not one of the model's
     for name in chosen:
         if name not in stylizer.style_names:
-            raise unknown_choice("style", name, stylizer.style_names)
+            try:
+                pictures[name] = registry.lookup(name, picture=True).picture()
+            except ConfigError:
+                raise unknown_choice("style", name, stylizer.style_names + paintings.names()) from None
     img = photo.convert("RGB") if isinstance(photo, Image.Image) else load_rgb(photo)
     img = resize(img, long_edge=size)
-    tiles = [("original", img)] + [(n, stylizer.stylize(img, style=n)) for n in chosen]
+    if pictures:
+        from fastnst.runtime.universal import universal_stylizer
+
+        universal = universal_stylizer()
+    tiles = [("original", img)] + [(n, universal.stylize(img, style=pictures[n]) if n in pictures
+                                     else stylizer.stylize(img, style=n)) for n in chosen]
+    img = photo.convert("RGB") if isinstance(photo, Image.Image) else load_rgb(photo)
+    img = resize(img, long_edge=size)
     try:
         font: Any = ImageFont.load_default(size=max(10, size // 16))
     except TypeError:  # Pillow < 10.1: fixed-size bitmap font
@@ -189,10 +206,12 @@ def style_sheet(photo: Any, size: int = 256, styles: list[str] | None = None, mo
 class StylesOptions:
     """``fastnst styles``: list the built-in styles, or write a sheet of one photo in each."""
 
-    sheet: str | None = option(None, "write PHOTO in every built-in style to -o", metavar="PHOTO")
+    sheet: str | None = option(None, "write PHOTO in every built-in style and shipped painting to -o",
+                               metavar="PHOTO")
     output: str | None = option(None, "the sheet's file (.png, .jpg, ...)", short="-o")
     size: int = option(256, "long side of each tile in pixels", low=MIN_SHEET_TILE, high=MAX_SHEET_TILE)
-    style: list[str] | None = option(None, "only these styles (repeat the flag; default: all)", metavar="NAME")
+    style: list[str] | None = option(None, "only these styles: built-in names, paintings or style pictures "
+                                           "(repeat the flag; default: all built-in and shipped)", metavar="NAME")
     overwrite: bool = option(False, "replace an existing output file")
     json: bool = option(False, "print the list as JSON")
 
@@ -201,7 +220,8 @@ def listing(as_json: bool = False) -> list[str]:
     """The lines ``fastnst styles`` prints: each style's title, source and licence, and how the model was made."""
     styles = describe()
     if as_json:
-        return [json.dumps({"styles": styles, "model": str(MODEL_PATH), "training": training_info()}, indent=2)]
+        return [json.dumps({"styles": styles, "model": str(MODEL_PATH), "training": training_info(),
+                            "paintings": painting_list()}, indent=2)]
     width = max(len(s["name"]) for s in styles) + len(" (default)")
     lines = []
     for s in styles:
@@ -214,7 +234,23 @@ def listing(as_json: bool = False) -> list[str]:
                      f"{info.get('model_bytes', 0) / 1e6:.1f} MB), trained for {info.get('steps')} steps in "
                      f"{info.get('seconds', 0) / 60:.0f} min on {info.get('machine')}; see {ATTRIBUTION_PATH}")
     lines.append("use: fastnst stylize photo.jpg -o out.jpg --style NAME   (or a blend: --style 'a:0.5,b:0.5')")
+    lines.append("\npaintings (any style picture runs on the universal model; seconds, torch-free):")
+    known = painting_list()
+    pw = max(len(p["name"]) for p in known)
+    for p in known:
+        where = "shipped with fastnst" if p["shipped"] else "downloaded once from Wikimedia Commons"
+        lines.append(f"  {p['name']:<{pw}}  {p['title']}, {p['artist']} ({p['year']}); {where}")
+    lines.append("use: fastnst stylize photo.jpg -o out.jpg --style starry_night   (or --style painting.jpg)")
     return lines
+
+
+def painting_list() -> list[dict[str, Any]]:
+    """The named paintings (:mod:`fastnst.styles.paintings`): name, title, artist, year, whether shipped."""
+    from fastnst.styles import paintings
+
+    shipped = set(paintings.shipped_names())
+    return [{"name": p.name, "title": p.title, "artist": p.artist, "year": p.year, "shipped": p.name in shipped,
+             "source": p.shipped_source if p.name in shipped else p.page} for p in paintings.PAINTINGS.values()]
 
 
 def styles_command(options: StylesOptions) -> list[str]:

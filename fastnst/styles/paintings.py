@@ -1,8 +1,10 @@
 """Named public-domain paintings for the methods that take any style picture (gatys, texture, train).
 
-:func:`fetch_painting` downloads a painting once from Wikimedia Commons into a cache
-(``$FASTNST_CACHE_DIR/paintings``, default ``~/.cache/fastnst/paintings``; like torchvision's weights),
-checks that it decodes and has the painting's proportions, and returns the cached file's path. What a
+:func:`fetch_painting` returns the copy shipped in the package for the paintings that have one
+(``starry_night`` and ``great_wave``, from Debian packages; :data:`PICTURES_DIR`), and downloads any other
+painting once from Wikimedia Commons into a cache (``$FASTNST_CACHE_DIR/paintings``, default
+``~/.cache/fastnst/paintings``; like torchvision's weights), checks that it decodes and has the painting's
+proportions, and returns the cached file's path. What a
 style name means (a painting, a built-in or generated style, a file) is answered by
 :mod:`fastnst.styles.registry`, which calls this module for paintings.
 
@@ -39,6 +41,8 @@ BASE_URL_ENV = "FASTNST_PAINTINGS_URL"
 BASE_URL = "https://upload.wikimedia.org/wikipedia/commons/"
 #: Wikimedia asks clients to identify themselves (its User-Agent policy); urllib's default is refused.
 USER_AGENT = "fastnst (neural style transfer; https://github.com/fastnst/fastnst) python-urllib"
+#: Paintings shipped in the package (small copies from Debian packages; ATTRIBUTION.md lists them).
+PICTURES_DIR = Path(__file__).resolve().parent / "pictures"
 #: Largest download accepted (a thumbnail of 800-1280 px is 0.2-1 MB).
 MAX_DOWNLOAD_BYTES = 40 * 1024 * 1024
 #: Seconds to wait for the server before giving up.
@@ -61,6 +65,13 @@ class Painting:
     aspect: float
     public_domain: str  # why it is public domain
     aliases: tuple[str, ...] = ()
+    shipped: str = ""  # a copy shipped in the package (PICTURES_DIR/<shipped>; no download), and where it is from
+    shipped_source: str = ""
+
+    @property
+    def shipped_path(self) -> Path | None:
+        """The copy shipped with fastnst (used offline, never downloaded), or None."""
+        return PICTURES_DIR / self.shipped if self.shipped else None
 
     @property
     def suffix(self) -> str:
@@ -93,10 +104,15 @@ _PUBLISHED = ("public domain in the US (published {year}, before 1929) and where
 PAINTINGS: dict[str, Painting] = {p.name: p for p in (
     Painting("starry_night", "The Starry Night", "Vincent van Gogh", "1889", 1890,
              "Van_Gogh_-_Starry_Night_-_Google_Art_Project.jpg", 1280, 73.7 / 92.1, _OLD,
-             ("the_starry_night", "starry")),
+             ("the_starry_night", "starry"), "starry_night.jpg",
+             "Debian opencv-doc 4.6.0+dfsg-12, examples/data/starry_night.jpg (736x583; OpenCV sample data, "
+             "Apache-2.0; the painting is public domain)"),
     Painting("great_wave", "The Great Wave off Kanagawa", "Katsushika Hokusai", "c. 1831", 1849,
              "Tsunami_by_hokusai_19th_century.jpg", 1280, 25.7 / 37.9, _OLD,
-             ("the_great_wave", "wave", "great_wave_off_kanagawa")),
+             ("the_great_wave", "wave", "great_wave_off_kanagawa"), "great_wave.jpg",
+             "Debian gcompris-qt-data 3.1-2, usr/share/gcompris-qt/rcc/paintings.rcc, the puzzle pieces of "
+             "GreatWave put back together (665x449; reproduction by WebMuseum, GPL-3+ as Debian's copyright "
+             "file says; the painting is public domain)"),
     Painting("the_scream", "The Scream", "Edvard Munch", "1893", 1944,
              "Edvard_Munch,_1893,_The_Scream,_oil,_tempera_and_pastel_on_cardboard,_91_x_73_cm,"
              "_National_Gallery_of_Norway.jpg", 800, 91 / 73.5, _PUBLISHED, ("scream",)),
@@ -122,6 +138,11 @@ ALIASES: dict[str, str] = {alias: p.name for p in PAINTINGS.values() for alias i
 def names() -> list[str]:
     """The registry's painting names."""
     return list(PAINTINGS)
+
+
+def shipped_names() -> list[str]:
+    """The paintings shipped with fastnst (usable offline, no download)."""
+    return [p.name for p in PAINTINGS.values() if p.shipped_path is not None and p.shipped_path.is_file()]
 
 
 def reason(painting: Painting) -> str:
@@ -165,13 +186,17 @@ def check_painting(path: str | os.PathLike, painting: Painting) -> tuple[int, in
 
 
 def fetch_painting(painting: Painting, root: str | os.PathLike | None = None, *, url: str | None = None) -> Path:
-    """The cached file of ``painting``, downloaded first if it is not cached yet.
+    """The file of ``painting``: the copy shipped with fastnst where there is one (offline; ``url`` not given),
+    else the cached file, downloaded first if it is not cached yet.
 
     The download goes to a temporary file beside the cache entry and is renamed into place only
     after :func:`check_painting` accepts it, so the cache never holds a partial or wrong file (an
     entry that fails the check is replaced). Raises PaintingUnavailableError (one line naming the
     URL and how to pass a local file) when the download fails or is not the painting.
     """
+    shipped = painting.shipped_path
+    if shipped is not None and url is None and shipped.is_file():
+        return shipped
     target = cached_path(painting, root)
     if target.is_file():
         try:

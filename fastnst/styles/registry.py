@@ -6,7 +6,7 @@ A style spec is one of four kinds, tried in this order:
 * ``builtin``: a style of the shipped multi-style model (``mosaic``, ``hubble``; :mod:`fastnst.styles.builtin`),
   run feed-forward with onnxruntime alone;
 * ``painting``: a named public-domain painting (``starry_night``, ``the-great-wave``; aliases too;
-  :mod:`fastnst.styles.paintings`), downloaded once into the cache;
+  :mod:`fastnst.styles.paintings`): the copy shipped with fastnst, or else downloaded once into the cache;
 * ``generated``: a style picture drawn by code (``geometric``; :mod:`fastnst.styles.generated`), made once
   into the cache.
 
@@ -65,8 +65,8 @@ class Style:
         return self.kind != BUILTIN
 
     def picture(self, root: str | os.PathLike | None = None) -> Path:
-        """The style picture file: the file as given, a painting's cached download (fetched now if needed) or a
-        generated picture (made now if needed). ``root`` replaces the cache folder.
+        """The style picture file: the file as given, a painting's shipped copy or cached download (fetched now
+        if needed) or a generated picture (made now if needed). ``root`` replaces the cache folder.
 
         Raises PaintingUnavailableError when a painting cannot be downloaded, ConfigError for a built-in style
         whose picture is not shipped.
