@@ -3,16 +3,20 @@
 Developer tool (never imported by the package). Everything comes from this repository or from packages
 installed with it; nothing is fetched.
 
-    python scripts/build_builtin_styles.py prepare BUILD          # BUILD/styles, BUILD/content, BUILD/holdout
+    python scripts/ship_models.py prepare BUILD          # BUILD/styles, BUILD/content, BUILD/holdout
     fastnst train --style BUILD/styles/mosaic.png --style ... --data BUILD/content ...   (printed by prepare)
-    python scripts/build_builtin_styles.py package RUN --seconds S --command "fastnst train ..."
-    python scripts/build_builtin_styles.py rewrite                # the shipped model: exact rewrites it lacks
+    python scripts/ship_models.py package RUN --seconds S --command "fastnst train ..."
+    python scripts/ship_models.py rewrite                # the shipped model: exact rewrites it lacks
+    python scripts/ship_models.py weights                # models/builtin.safetensors from the shipped model
 
 ``package`` copies RUN's exported ONNX model to fastnst/styles/models/builtin.onnx (with every exact graph
 rewrite of fastnst.runtime.rewrite, so the runtime does no work at load; weights stored in float16 when
-asked, computed in float32), writes thumbnails, models/builtin.json (command, time, machine) and
+asked, computed in float32) and RUN's weights to models/builtin.safetensors (what ``fastnst train --from
+builtin`` starts from), writes thumbnails, models/builtin.json (command, time, machine) and
 fastnst/styles/ATTRIBUTION.md. ``rewrite`` applies the rewrites the shipped model lacks (the weights stay as
-they are) and updates ``model_bytes`` in models/builtin.json.
+they are) and updates ``model_bytes`` in models/builtin.json. ``weights`` recovers models/builtin.safetensors
+from the shipped ONNX model (its initialisers, with the thin-convolution split undone) and checks it: the
+recovered weights, exported again by fastnst's own exporter, must give the shipped model's pictures.
 """
 
 from __future__ import annotations
@@ -179,6 +183,11 @@ def package(run: Path, seconds: float, command: str, fp16: bool, machine: str) -
         "styles": builtin.names(),
     }
     builtin.INFO_PATH.write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+    weights = sorted(run.glob("*.safetensors"))
+    if len(weights) != 1:
+        raise SystemExit(f"expected one .safetensors in {run} (fastnst train --from builtin starts from it), "
+                         f"found {[w.name for w in weights]}")
+    shutil.copyfile(weights[0], builtin.WEIGHTS_PATH)
     write_attribution(info)
     print(f"{out} ({out.stat().st_size / 1e6:.2f} MB), {builtin.INFO_PATH}, {builtin.ATTRIBUTION_PATH}")
 
@@ -261,6 +270,81 @@ def rewrite_shipped() -> None:
     print(f"{out}: {', '.join(done) or 'nothing to do'} ({out.stat().st_size / 1e6:.2f} MB)")
 
 
+# metadata of the shipped ONNX model that describes the training (kept in the recovered weights' metadata)
+_TRAINING_META = ("content_layers", "style_layers", "content_weight", "style_weight", "tv_weight", "vgg_weights",
+                  "vgg_normalize", "image_size", "batch_size", "lr", "steps", "style_scales", "style_sha256",
+                  "style_name", "fastnst_trained_with")
+
+
+def weights_from_onnx(path: Path) -> tuple[dict, dict[str, str]]:
+    """The TransformerNet state dict and configuration of a fastnst style model (.onnx), exactly as trained:
+    the initialisers named ``net.<key>``; a convolution that split_thin_convolutions rewrote (``<key>_rows``,
+    a 1xk convolution to out*k channels) is put back to its out x in x k x k weight."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    meta = {p.key: p.value for p in model.metadata_props}
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    from fastnst.networks.transformer import TransformerNet
+
+    net = TransformerNet.from_config(json.loads(meta["fastnst_config"]))
+    state = {}
+    for key, tensor in net.state_dict().items():
+        name = f"net.{key}"
+        if name in inits:
+            value = inits[name]
+        elif f"{name}_fp16" in inits:  # float16 storage (package --fp16)
+            value = inits[f"{name}_fp16"].astype(np.float32)
+        elif f"{name}_rows" in inits:
+            rows = inits[f"{name}_rows"]  # (out*k, in, 1, k): channel o*k + r is row r of output o
+            o, c, kh, kw = tensor.shape
+            value = rows.reshape(o, kh, c, kw).transpose(0, 2, 1, 3)
+        else:
+            raise SystemExit(f"{path}: no initialiser for {key}")
+        if tuple(value.shape) != tuple(tensor.shape):
+            raise SystemExit(f"{path}: {key} has shape {value.shape}, the network {tuple(tensor.shape)}")
+        state[key] = torch.from_numpy(np.array(value, dtype=np.float32))  # a writable copy
+    net.load_state_dict(state)
+    return net, {k: meta[k] for k in _TRAINING_META if k in meta}
+
+
+def recover_weights(photos: list[Path] | None = None) -> None:
+    """models/builtin.safetensors from models/builtin.onnx, checked against the shipped model's pictures."""
+    import tempfile
+
+    from fastnst.image import load_rgb, resize
+    from fastnst.runtime import Stylizer
+    from fastnst.training.export import export_onnx
+    from fastnst.training.weights import save_transformer
+
+    net, meta = weights_from_onnx(builtin.MODEL_PATH)
+    info = json.loads(builtin.INFO_PATH.read_text(encoding="utf-8"))
+    command = shlex.split(info.get("command", ""))
+    if "--style-size" in command:  # what --from builtin trains a new style at by default
+        meta["style_size"] = command[command.index("--style-size") + 1]
+    meta["recovered_from"] = f"{builtin.MODEL_PATH.name} (scripts/ship_models.py weights)"
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = save_transformer(Path(tmp) / "builtin.safetensors", net, meta)
+        again = Path(tmp) / "again.onnx"
+        export_onnx(weights, again)
+        shipped, exported = Stylizer(builtin.MODEL_PATH), Stylizer(again)
+        photos = photos or sorted((ROOT / "fastnst" / "assets").glob("content-*.jpg"))
+        worst = 0.0
+        for photo in photos:
+            img = resize(load_rgb(photo), long_edge=256)
+            for name in builtin.names():
+                a = np.asarray(shipped.stylize(img, style=name), np.float32)
+                b = np.asarray(exported.stylize(img, style=name), np.float32)
+                worst = max(worst, float(np.abs(a - b).max()))
+        if worst > 1.0:
+            raise SystemExit(f"the recovered weights give other pictures (up to {worst:g} levels); not written")
+        shutil.copyfile(weights, builtin.WEIGHTS_PATH)
+    print(f"{builtin.WEIGHTS_PATH} ({builtin.WEIGHTS_PATH.stat().st_size / 1e6:.2f} MB): every style on "
+          f"{len(photos)} photos within {worst:g} of 255 levels of the shipped model")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -273,9 +357,12 @@ def main() -> None:
     b.add_argument("--fp16", action="store_true")
     b.add_argument("--machine", default=f"{platform.machine()} CPU, {os.cpu_count()} cores (shared)")
     sub.add_parser("rewrite")
+    sub.add_parser("weights")
     args = p.parse_args()
     if args.cmd == "prepare":
         prepare(args.build)
+    elif args.cmd == "weights":
+        recover_weights()
     elif args.cmd == "rewrite":
         rewrite_shipped()
     else:

@@ -216,3 +216,33 @@ def test_resume_and_vgg_weights_are_checked_before_the_data_is_scanned(setup, ca
         code = main(argv)
         err = capsys.readouterr().err
         assert code == 2 and err.count("\n") == 1 and "skipping" not in err, err
+
+
+def test_from_builtin_starts_from_the_shipped_network(setup, capsys):
+    """`fastnst train --from builtin` out of the box: the shipped weights exist, are the shipped model's network,
+    and --finetune norms changes nothing but the new style's instance-norm scale and shift."""
+    import numpy as np
+
+    from fastnst.runtime import Stylizer
+    from fastnst.styles import builtin
+    from fastnst.training.weights import load_transformer
+
+    base, meta = load_transformer(builtin.weights_path())
+    assert base.config["style_names"] == builtin.names()
+    # the shipped weights are the shipped model: torch and onnxruntime give the same picture
+    photo = synthetic_rgb(48, 40, seed=3)
+    x = torch.from_numpy(np.asarray(photo, np.float32) / 255).permute(2, 0, 1)[None]
+    shipped = Stylizer(builtin.model_path())
+    for i, name in enumerate(builtin.names()[:3]):
+        with torch.no_grad():
+            mine = base(x, style=torch.eye(len(builtin.names()))[i:i + 1]).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+        theirs = np.asarray(shipped.stylize(photo, style=name), np.float32) / 255
+        assert np.abs(mine - theirs).max() < 2 / 255, name
+    argv = ["train", "--style", "wave.png", "--data", "photos", "--steps", "2", "--from", "builtin",
+            "--trainer.enable_progress_bar", "false"] + [a for a in TINY if a not in ("--arch", "fast")]
+    assert main(argv) == 0, capsys.readouterr().err
+    tuned, tuned_meta = load_transformer(Path("checkpoints") / "wave" / "wave.safetensors")
+    assert tuned_meta.get("from_model") == "builtin.safetensors"
+    changed = [k for k, v in tuned.state_dict().items()
+               if "norm" not in k and not torch.equal(v, base.state_dict()[k])]
+    assert changed == []  # only the norms were learnt
