@@ -11,6 +11,10 @@
   # one loss scale: weighted style/content ratio at the first and last Gatys iteration, per weight set
   python scripts/bench_quality.py balance --vgg16 vgg16-caffe.safetensors --vgg19 vgg19-caffe.safetensors
 
+  # picture measures only (bright regions, edges, speckle; no losses, no Gatys; torch not needed to run the
+  # models): every built-in style and the shipped paintings on the universal model, on the judging photos
+  python scripts/bench_quality.py bright [--photos building leuvenA ...] [--style NAME ...] [--out sheet.png]
+
   # Gatys at several style weights on one photo (a sheet)
   python scripts/bench_quality.py sweep --vgg19 vgg19-caffe.safetensors --style mosaic.png
 
@@ -693,6 +697,48 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     print(f"\nsheet: {args.out}")
 
 
+def cmd_bright(args: argparse.Namespace) -> None:
+    """Picture measures of the built-in styles (shipped model) and of paintings (universal model) on the judging
+    photos: the near-white regions above all (bright_chroma, bright_pink), edges and speckle."""
+    from fastnst.runtime import Stylizer
+    from fastnst.runtime.universal import universal_stylizer
+    from fastnst.styles import builtin, paintings
+    from fastnst.styles.registry import resolve_style
+
+    photos = judge_photos(args.photos, args.size)
+    st = Stylizer(builtin.model_path())
+    names = args.style or (builtin.names() + paintings.shipped_names())
+    rows, sheet = [], [[photo for photo in photos.values()]]
+    for name in names:
+        line = []
+        for pname, photo in photos.items():
+            if name in builtin.names():
+                out, model = st.stylize(photo, style=name), "built-in"
+            else:
+                out, model = universal_stylizer().stylize(photo, style=resolve_style(name)), "universal"
+            rows.append({"style": name, "model": model, "photo": pname, **image_measures(out, photo)})
+            line.append(out)
+        sheet.append(line)
+    print(f"\n$ {_command()}\n")
+    keys = ["bright_chroma", "bright_pink", "edge", "speckle"]
+    photo_chroma = {p: bright_region(im, im)["bright_chroma"] for p, im in photos.items()}
+    print("near-white share of each photo: " + ", ".join(f"{p} {bright_mask(im).mean():.1%} (C* {photo_chroma[p]:.1f})"
+                                                          for p, im in photos.items()) + "\n")
+    print(table([[r["style"], r["model"], r["photo"]] + [r[k] for k in keys] for r in rows],
+                ["style", "model", "photo"] + keys))
+    print()
+    by_style: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_style.setdefault(r["style"], []).append(r)
+    print(table([[n, rs[0]["model"]] + [float(np.nanmean([r[k] for r in rs])) for k in keys]
+                 for n, rs in by_style.items()], ["style (mean over photos)", "model"] + keys))
+    if args.out:
+        contact_sheet([list(col) for col in zip(*sheet)]).save(args.out)  # a row per photo, a column per style
+        print(f"\nsheet: {args.out} (a row per photo: the photo, then {', '.join(names)})")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"command": _command(), "rows": rows}, indent=1, default=float))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=1)
@@ -734,6 +780,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     b.add_argument("--size", type=int, default=192)
     b.add_argument("--iterations", type=int, default=50)
     b.add_argument("--normalize", nargs="+", default=["rms"], help="rms, mean and/or none")
+    br = sub.add_parser("bright", help="bright regions, edges and speckle of the built-in styles and the paintings")
+    br.add_argument("--photos", nargs="*", default=None)
+    br.add_argument("--style", nargs="*", default=None, help="built-in names, paintings or pictures (default: "
+                                                             "every built-in style and shipped painting)")
+    br.add_argument("--size", type=int, default=JUDGE_SIZE)
+    br.add_argument("--out", default=None, help="a sheet (.png/.jpg)")
+    br.add_argument("--json", default=None)
     w = sub.add_parser("sweep")
     w.add_argument("--vgg19", required=True)
     w.add_argument("--style", required=True)
@@ -746,7 +799,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     print(f"$ {_command()}", file=sys.stderr)
     {"judge": cmd_judge, "model": cmd_judge, "gatys": cmd_gatys, "balance": cmd_balance,
-     "sweep": cmd_sweep}[args.cmd](args)
+     "sweep": cmd_sweep, "bright": cmd_bright}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -74,3 +74,19 @@ def test_distance_normalisation_makes_each_style_layer_one_at_the_content(conten
     assert doubled["style"] == pytest.approx(2 * len(layers), rel=1e-3)
     own = score(style, content, style, style_norm="style", **RANDOM)
     assert own["style"] == pytest.approx(0, abs=1e-6)
+
+
+def test_the_default_balance_is_the_same_for_any_style_picture(content):
+    """Gatys' default normalisation is the content's distance to the style: at the photo every style layer's loss
+    is 1 whether the style picture is a smooth gradient or fine noise; the default TV term is on."""
+    import numpy as np
+    from PIL import Image
+
+    y = np.linspace(0, 1, 40)[:, None, None]
+    gradient = Image.fromarray((255 * np.broadcast_to(y * [1.0, 0.6, 0.3], (40, 40, 3))).astype(np.uint8))
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8))
+    for name, picture in (("gradient", gradient), ("noise", noise)):
+        terms = score(content, content, picture, **RANDOM)
+        layers = [k for k in terms if k.startswith("style/")]
+        assert all(terms[k] == pytest.approx(1.0, rel=1e-3) for k in layers), name
+        assert terms["tv"] > 0

@@ -29,8 +29,9 @@ from fastnst.optimize.inversion import inversion_grid, invert_layers
 from fastnst.optimize.loop import OptimizationResult, ProgressCallback, Step, terms_text
 from fastnst.optimize.settings import (DREAM_ITERATIONS, DREAM_LAYER, DREAM_SIZE, GATYS_ITERATIONS, GATYS_SIZE,
                                        INIT_CHOICES, INVERT_ITERATIONS, INVERT_LAYER, INVERT_SIZE, INVERT_TV_WEIGHT,
-                                       MAX_SCALES, TEXTURE_ITERATIONS, TEXTURE_SIZE, DreamSettings, GatysSettings,
-                                       NetworkSettings, OptimizerSettings, check_settings, iterations_option)
+                                       MAX_SCALES, TEXTURE_ITERATIONS, TEXTURE_SIZE, TEXTURE_TV_WEIGHT, DreamSettings,
+                                       GatysSettings, NetworkSettings, OptimizerSettings, check_settings,
+                                       iterations_option)
 from fastnst.optimize.synthesis import texture_result
 from fastnst.optimize.transfer import gatys_result
 from fastnst.options import flag_name, option
@@ -215,6 +216,8 @@ class TextureJob(StyleJobOptions):
     init: str = option("noise", "noise (paper) | style | PATH")
     iterations: int = iterations_option(TEXTURE_ITERATIONS)
     size: str = _side(str(TEXTURE_SIZE), "output size: N (square) or WxH")
+    tv_weight: float = option(TEXTURE_TV_WEIGHT, "total-variation weight (0: paper; a texture has no photo's "
+                                                  "speckle to guard against)", low=0)
 
     TASK: ClassVar[str] = "texture"
     DESCRIPTION: ClassVar[str] = "Texture synthesis from style statistics (Gatys et al. 2015)."

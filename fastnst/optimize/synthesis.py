@@ -15,8 +15,8 @@ from fastnst.networks.vgg import check_size
 from fastnst.optimize.inputs import ImageLike, init_image, load_init, resolve_device
 from fastnst.optimize.loop import OptimizationResult, ProgressCallback, optimize_one_scale
 from fastnst.optimize.objective import GatysLoss, style_images, terms_out
-from fastnst.optimize.settings import (TEXTURE_ITERATIONS, TEXTURE_SIZE, GatysSettings, OptimizerSettings,
-                                       check_iterations, check_settings, gatys_settings)
+from fastnst.optimize.settings import (TEXTURE_ITERATIONS, TEXTURE_SIZE, TEXTURE_TV_WEIGHT, GatysSettings,
+                                       OptimizerSettings, check_iterations, check_settings, gatys_settings)
 
 
 def _size(size: int | tuple[int, int]) -> tuple[int, int]:
@@ -44,6 +44,8 @@ def texture_result(style: ImageLike | Sequence[ImageLike], size: int | tuple[int
     long side is ``style_scale`` x the output's long side. Content settings are ignored.
     """
     wh = _size(size)
+    if settings is None:
+        loss_settings.setdefault("tv_weight", TEXTURE_TV_WEIGHT)
     settings = gatys_settings(settings, loss_settings)
     if settings.style_weight <= 0:
         raise ConfigError("texture synthesis needs a positive style weight")
