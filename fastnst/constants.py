@@ -17,7 +17,7 @@ ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 #: ONNX file that ``fastnst stylize``, ``fastnst.stylize`` and ``Stylizer()`` use when no model is given.
 BUILTIN_MODEL = Path(__file__).resolve().parent / "styles" / "models" / "builtin.onnx"
 #: Its style when none is asked for (``fastnst styles`` lists them all).
-BUILTIN_DEFAULT_STYLE = "mosaic"
+BUILTIN_DEFAULT_STYLE = "pointillist"
 
 # ImageNet statistics used to train torchvision's VGG weights (torchvision docs).
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)

@@ -195,12 +195,12 @@ def test_demo_offline(tmp_path, capsys):
 # ------------------------------------------------------------------ habits of other tools (issue 21)
 
 def test_without_o_the_result_goes_next_to_the_input_named_after_the_style(tmp_path, capsys):
-    """-o was required; now `fastnst stylize photo.jpg` writes photo.mosaic.jpg (the default built-in style), says
+    """-o was required; now `fastnst stylize photo.jpg` writes photo.pointillist.jpg (the default built-in style), says
     the name, and never replaces anything unasked."""
     photo = tmp_path / "photo.jpg"
     synthetic_rgb(48, 40).save(photo)
     assert cli.main(["stylize", str(photo)]) == 0
-    out = tmp_path / "photo.mosaic.jpg"
+    out = tmp_path / "photo.pointillist.jpg"
     assert Image.open(out).size == (48, 40) and str(out) in _err_lines(capsys)[-1]
     before = out.read_bytes()
     assert cli.main(["stylize", str(photo)]) == 2  # a second run keeps the first result
@@ -208,7 +208,7 @@ def test_without_o_the_result_goes_next_to_the_input_named_after_the_style(tmp_p
     assert cli.main(["stylize", str(photo), "--style", "pointillist:0.5,halftone:0.5", "--format", "png"]) == 0
     assert (tmp_path / "photo.halftone+pointillist.png").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "photo.halftone+pointillist.png", "photo.jpg", "photo.mosaic.jpg"]
+        "photo.halftone+pointillist.png", "photo.jpg", "photo.pointillist.jpg"]
 
 
 def test_without_o_a_folder_goes_to_a_sibling_folder_and_a_rerun_does_not_read_it(models, photos, tmp_path, capsys):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastnst.commands.common import Parser, add_options, chosen, run_batch
 
 EXAMPLES = """examples:
-  fastnst stylize photo.jpg                                     (writes photo.mosaic.jpg: the default built-in style)
+  fastnst stylize photo.jpg                                     (writes photo.pointillist.jpg: the default built-in style)
   fastnst stylize photo.jpg --style pointillist -o out.jpg      (fastnst styles lists the built-in styles)
   fastnst stylize photo.jpg -o out.jpg --style 'mosaic:0.5,brushstrokes:0.5'
   fastnst stylize --model wave.onnx photo.jpg -o photo-wave.jpg

@@ -307,8 +307,8 @@ class Stylizer(StylizerBase):
     or several styles), or a third-party model with one image input (N, 3, H, W) and one image
     output, e.g. the ONNX model zoo's fast_neural_style models (``input_range=255``); or such a file
     already opened as a :class:`fastnst.runtime.session.Model`. None (the default): the built-in styles'
-    model shipped with fastnst (``fastnst.BUILTIN_MODEL``; ``style="pointillist"`` picks one of its styles,
-    the default is ``mosaic``).
+    model shipped with fastnst (``fastnst.BUILTIN_MODEL``; ``style="mosaic"`` picks one of its styles,
+    the default is ``pointillist``).
     ``providers``: 'auto' (default: TensorRT, CUDA, DirectML, CoreML, OpenVINO, whichever is
     installed first, then CPU), a name, a ``(name, options)`` pair or a list of them (see
     :func:`fastnst.runtime.providers.resolve_providers`). ``threads``: intra-op CPU threads (default:
