@@ -561,10 +561,12 @@ def cmd_judge(args: argparse.Namespace) -> None:
 def score_gatys(styles: Mapping[str, ImageLike], settings: Mapping[str, Mapping[str, Any]], *, vgg19: str,
                 photos: Sequence[str] | None = None, size: int = JUDGE_SIZE, iterations: int = 300,
                 cache: str | os.PathLike | None = "default", out_dir: str | os.PathLike | None = None,
-                threads: int = 1, log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+                threads: int = 1, log: Callable[[str], None] | None = None,
+                images: dict[tuple[str, str, str], Image.Image] | None = None) -> list[dict[str, Any]]:
     """Gatys (VGG19, the paper's layers) under each of ``settings`` ({label: gatys_result options}) for every
     style picture and photo: the picture measures of the result and where its loss flattens (the first
-    iteration whose best loss is within 1% of the final best). One row per (setting, style, photo)."""
+    iteration whose best loss is within 1% of the final best). One row per (setting, style, photo);
+    ``images`` (when given) receives each result under (setting, style, photo)."""
     torch.set_num_threads(threads)
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     cache_path = (cache_dir() / "bench-quality") if cache == "default" else (Path(cache) if cache else None)
@@ -594,6 +596,8 @@ def score_gatys(styles: Mapping[str, ImageLike], settings: Mapping[str, Mapping[
                        "flat_at": flat, "seconds": ref["seconds"], **image_measures(img, photo)}
                 rows.append(row)
                 line.append(img)
+                if images is not None:
+                    images[(label, sname, pname)] = img
                 log(f"{label} {sname} {pname}: edge {row['edge']:.2f} speckle {row['speckle']:.2f} flat at {flat}")
             sheet.append(line)
         if out_dir is not None:
@@ -620,9 +624,21 @@ def _parse_setting(text: str) -> tuple[str, dict[str, Any]]:
 def cmd_gatys(args: argparse.Namespace) -> None:
     styles = {Path(s.split(":")[-1]).stem: s for s in args.style}
     settings = dict(_parse_setting(s) for s in (args.set or ["default:"]))
+    images: dict[tuple[str, str, str], Image.Image] = {}
     rows = score_gatys(styles, settings, vgg19=args.vgg19, photos=args.photos, size=args.size,
                        iterations=args.iterations, cache=args.cache or "default", out_dir=args.out,
-                       threads=args.threads)
+                       threads=args.threads, images=images)
+    if args.sheet:  # a row per style picture: the picture, then each photo's result under each setting
+        photos = list(dict.fromkeys(r["photo"] for r in rows))
+        height = min(im.size[1] for im in images.values())
+        from PIL import ImageOps
+
+        lines = [[ImageOps.fit(load_picture(spec), (height, height))]
+                 + [images[(label, sname, p)] for p in photos for label in settings]
+                 for sname, spec in styles.items()]
+        contact_sheet(lines, tile=height).save(args.sheet, quality=88)
+        print(f"sheet: {args.sheet} (a row per style picture: the picture, then for each of {', '.join(photos)} "
+              f"the result of {', '.join(settings)})", file=sys.stderr)
     print(f"\n$ {_command()}\n")
     keys = ["total", "content", "style_loss", "flat_at", "edge", "speckle", "checker2", "bright_chroma", "bright_pink"]
     print(table([[r["setting"], r["style"], r["photo"]] + [r[k] for k in keys] for r in rows],
@@ -772,6 +788,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     g.add_argument("--iterations", type=int, default=300)
     g.add_argument("--cache", default=None)
     g.add_argument("--out", default=None)
+    g.add_argument("--sheet", default=None, help="one sheet of every style picture and result (.jpg/.png)")
     g.add_argument("--json", default=None)
     b = sub.add_parser("balance")
     b.add_argument("--vgg16"), b.add_argument("--vgg19")
