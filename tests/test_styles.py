@@ -158,6 +158,7 @@ def test_sheet_has_the_photo_in_every_style(tmp_path, photo, capsys):
     capsys.readouterr()
     before = out.read_bytes()
     for argv in (["-o", str(out)], ["-o", str(tmp_path / "x.png"), "--style", "mosiac"],
+                 ["-o", str(tmp_path / "z.png"), "--style", "missing.jpg"],
                  ["-o", str(tmp_path / "y.png"), "--size", "5000"], ["-o", str(photo), "--overwrite"]):
         assert cli.main(["styles", "--sheet", str(photo), "--size", "64", *argv]) == 2, argv
         assert capsys.readouterr().err.count("\n") == 1

@@ -144,7 +144,7 @@ def style_sheet(photo: Any, size: int = 256, styles: list[str] | None = None, mo
     the original first.
 
     ``photo``: a path, bytes or PIL image; ``size``: the long side of each tile in pixels
-    (32..1024); ``styles``: a subset of the names (default: all); a painting or any other style picture
+    (32..1024); ``styles``: a subset of the names (default: all); a painting or a picture file
     (``starry_night``, ``wave.jpg``) runs on the universal model; ``model``: a Stylizer or path of a
     multi-style model to use instead of the built-in one (then the default is its styles alone). Torch-free.
     Raises InputError for an unreadable photo, ConfigError for an unknown style or a size out of range.
@@ -152,9 +152,9 @@ def style_sheet(photo: Any, size: int = 256, styles: list[str] | None = None, mo
     from PIL import Image, ImageDraw, ImageFont
 
     from fastnst.errors import ConfigError
-    from fastnst.image import load_rgb, resize
+    from fastnst.image import IMAGE_EXTENSIONS, load_rgb, resize
     from fastnst.runtime import Stylizer
-    from fastnst.styles import paintings, registry
+    from fastnst.styles import paintings
 
     if isinstance(size, bool) or not isinstance(size, int) or not MIN_SHEET_TILE <= size <= MAX_SHEET_TILE:
         raise ConfigError(f"the sheet's tile size must be a whole number from {MIN_SHEET_TILE} to "
@@ -168,11 +168,17 @@ def style_sheet(photo: Any, size: int = 256, styles: list[str] | None = None, mo
         raise ConfigError("the model has a single style; a sheet needs a multi-style model")
     pictures = {}  # name -> style picture (the universal model) for every name that is not one of the model's
     for name in chosen:
-        if name not in stylizer.style_names:
-            try:
-                pictures[name] = registry.lookup(name, picture=True).picture()
-            except ConfigError:
-                raise unknown_choice("style", name, stylizer.style_names + paintings.names()) from None
+        key = str(name).strip().lower().replace("-", "_").replace(" ", "_")
+        if name in stylizer.style_names:
+            continue
+        if Path(name).is_file():
+            pictures[name] = Path(name)
+        elif key in paintings.ALIASES:
+            pictures[name] = paintings.fetch_painting(paintings.PAINTINGS[paintings.ALIASES[key]])
+        elif "/" in str(name) or Path(name).suffix.lower() in IMAGE_EXTENSIONS:
+            raise InputError(f"style image '{name}' does not exist; check the path, or give a style name")
+        else:
+            raise unknown_choice("style", name, stylizer.style_names + paintings.names())
     img = photo.convert("RGB") if isinstance(photo, Image.Image) else load_rgb(photo)
     img = resize(img, long_edge=size)
     if pictures:
