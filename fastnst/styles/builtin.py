@@ -187,8 +187,6 @@ def style_sheet(photo: Any, size: int = 256, styles: list[str] | None = None, mo
         universal = universal_stylizer()
     tiles = [("original", img)] + [(n, universal.stylize(img, style=pictures[n]) if n in pictures
                                      else stylizer.stylize(img, style=n)) for n in chosen]
-    img = photo.convert("RGB") if isinstance(photo, Image.Image) else load_rgb(photo)
-    img = resize(img, long_edge=size)
     try:
         font: Any = ImageFont.load_default(size=max(10, size // 16))
     except TypeError:  # Pillow < 10.1: fixed-size bitmap font
