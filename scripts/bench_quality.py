@@ -722,14 +722,14 @@ def cmd_bright(args: argparse.Namespace) -> None:
     from fastnst.styles.registry import resolve_style
 
     photos = judge_photos(args.photos, args.size)
-    st = Stylizer(builtin.model_path())
-    names = args.style or (builtin.names() + paintings.shipped_names())
+    st = Stylizer(args.model or builtin.model_path())
+    names = args.style or (st.style_names + paintings.shipped_names())
     rows, sheet = [], [[photo for photo in photos.values()]]
     for name in names:
         line = []
         for pname, photo in photos.items():
-            if name in builtin.names():
-                out, model = st.stylize(photo, style=name), "built-in"
+            if name in st.style_names:
+                out, model = st.stylize(photo, style=name), "built-in" if not args.model else Path(args.model).name
             else:
                 out, model = universal_stylizer().stylize(photo, style=resolve_style(name)), "universal"
             rows.append({"style": name, "model": model, "photo": pname, **image_measures(out, photo)})
@@ -799,6 +799,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     b.add_argument("--normalize", nargs="+", default=["rms"], help="rms, mean and/or none")
     br = sub.add_parser("bright", help="bright regions, edges and speckle of the built-in styles and the paintings")
     br.add_argument("--photos", nargs="*", default=None)
+    br.add_argument("--model", default=None, help="a multi-style model to measure instead of the built-in one")
     br.add_argument("--style", nargs="*", default=None, help="built-in names, paintings or pictures (default: "
                                                              "every built-in style and shipped painting)")
     br.add_argument("--size", type=int, default=JUDGE_SIZE)

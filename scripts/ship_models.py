@@ -140,7 +140,18 @@ def _fp16_storage(src: Path, dst: Path) -> None:
     onnx.save(model, str(dst))
 
 
-def package(run: Path, seconds: float, command: str, fp16: bool, machine: str) -> None:
+# The photo set of scripts/build_datasets.py photos, as the attribution names it (its sources and licences are
+# listed once, with the x4 super-resolution network that was trained on the same set)
+PHOTO_SET = {"photos": "scripts/build_datasets.py photos: 249 images (35 photos from the Debian packages "
+                       "lomiri-wallpapers-20.04, mate-backgrounds and plasma-workspace-wallpapers and from "
+                       "scikit-image / scikit-learn, whole and as 768-px crops); every photo, its package and "
+                       "licence: fastnst/assets/ATTRIBUTION.md (sr-x4.onnx)"}
+JUDGE_SET = {"judge": "scripts/build_datasets.py judge: OpenCV sample photos (building, messi5, leuvenA, home, "
+                      "...) and GCompris photos (horse, swans, red_panda, cheetah)"}
+
+
+def package(run: Path, seconds: float, command: str, fp16: bool, machine: str, photo_set: bool = False,
+            keep_thumbnails: bool = False) -> None:
     import onnx
 
     models = sorted(run.glob("*.onnx"))
@@ -160,8 +171,9 @@ def package(run: Path, seconds: float, command: str, fp16: bool, machine: str) -
     else:
         shutil.copyfile(rewritten, out)
     builtin.THUMBNAIL_DIR.mkdir(parents=True, exist_ok=True)
-    for name, pic in style_pictures().items():
-        _thumbnail(pic).save(builtin.THUMBNAIL_DIR / f"{name}.jpg", quality=85, optimize=True)
+    if not keep_thumbnails:  # the same style pictures: the shipped thumbnails stay
+        for name, pic in style_pictures().items():
+            _thumbnail(pic).save(builtin.THUMBNAIL_DIR / f"{name}.jpg", quality=85, optimize=True)
     info = {
         "command": command,
         "seconds": round(float(seconds)),
@@ -178,8 +190,8 @@ def package(run: Path, seconds: float, command: str, fp16: bool, machine: str) -
         "code": os.environ.get("FASTNST_BUILD_CODE", ""),
         "weights_storage": "float16 (computed in float32)" if fp16 else "float32",
         "model_bytes": out.stat().st_size,
-        "training_photos": {k: f"{p}: {f}" for k, (p, f) in TRAIN_PHOTOS.items()},
-        "held_out_photos": {k: f"{p}: {f}" for k, (p, f) in HOLDOUT_PHOTOS.items()},
+        "training_photos": PHOTO_SET if photo_set else {k: f"{p}: {f}" for k, (p, f) in TRAIN_PHOTOS.items()},
+        "held_out_photos": JUDGE_SET if photo_set else {k: f"{p}: {f}" for k, (p, f) in HOLDOUT_PHOTOS.items()},
         "styles": builtin.names(),
     }
     builtin.INFO_PATH.write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
@@ -230,8 +242,8 @@ def write_attribution(info: dict) -> None:
         f"loss-network normalisation: {info['vgg_normalize'] or 'none'}; per-style scales {info['style_scales']}",
         f"- code: {info['code'] or 'this repository'}",
         f"- model file: {info['model_bytes'] / 1e6:.2f} MB, weights stored as {info['weights_storage']}",
-        f"- training photos (shipped by scikit-image / scikit-learn, nothing fetched): {photos}",
-        f"- held out (never trained on; used for the sheet): {held}",
+        f"- training photos (shipped by packages, nothing fetched): {photos}",
+        f"- held out (never trained on; used for the sheets and measures): {held}",
         "",
         "scikit-learn's china.jpg and flower.jpg are CC BY 2.0 (danielbuechele, vultilion on Flickr); they",
         "were only used as training photos and are not shipped by fastnst.",
@@ -356,6 +368,10 @@ def main() -> None:
     b.add_argument("--command", required=True)
     b.add_argument("--fp16", action="store_true")
     b.add_argument("--machine", default=f"{platform.machine()} CPU, {os.cpu_count()} cores (shared)")
+    b.add_argument("--photo-set", action="store_true", help="trained on scripts/build_datasets.py photos (not the "
+                                                             "7 sample photos of prepare)")
+    b.add_argument("--keep-thumbnails", action="store_true", help="keep the shipped thumbnails (same pictures; "
+                                                                   "no scikit-image needed)")
     sub.add_parser("rewrite")
     sub.add_parser("weights")
     args = p.parse_args()
@@ -366,7 +382,7 @@ def main() -> None:
     elif args.cmd == "rewrite":
         rewrite_shipped()
     else:
-        package(args.run, args.seconds, args.command, args.fp16, args.machine)
+        package(args.run, args.seconds, args.command, args.fp16, args.machine, args.photo_set, args.keep_thumbnails)
 
 
 if __name__ == "__main__":
