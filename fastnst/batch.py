@@ -357,10 +357,14 @@ def split_media(items: list[Item]) -> tuple[list[Item], list[Item]]:
     """(images, videos): files that hold video or audio (by suffix, or by content when the suffix is not an
     image's) go to the video reader, which says when one has no video stream."""
     from fastnst.image import IMAGE_EXTENSIONS
+
+    maybe = [it for it in items if it.path is not None and not it.problem and it.path.suffix.lower() not in
+             IMAGE_EXTENSIONS]
+    if not maybe:  # all images by their suffix: the video package (PyAV's wrapper, fractions) stays unimported
+        return list(items), []
     from fastnst.video.io import is_media_file
 
-    videos = [it for it in items if it.path is not None and not it.problem and it.path.is_file()
-              and is_media_file(it.path, IMAGE_EXTENSIONS)]
+    videos = [it for it in maybe if it.path.is_file() and is_media_file(it.path, IMAGE_EXTENSIONS)]
     return [it for it in items if it not in videos], videos
 
 

@@ -6,7 +6,6 @@ them and never prints or exits.
 
 from __future__ import annotations
 
-import difflib
 import errno
 import os
 from collections.abc import Iterable
@@ -96,6 +95,8 @@ def missing_dependency(exc: ModuleNotFoundError, what: str) -> MissingDependency
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """A ' (did you mean X?)' suffix for the closest choice, or '' when none is close."""
+    import difflib  # only on an error: not with the module
+
     # Best similarity ratio first; ties go to the longest common prefix, then the later choice (relu2_3 -> relu2_2).
     scored = [(difflib.SequenceMatcher(None, name, c).ratio(), len(os.path.commonprefix([name, c])), i, c)
               for i, c in enumerate(choices)]

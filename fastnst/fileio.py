@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
+import functools
 import os
 import re
-import secrets
-import socket
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,14 +30,26 @@ _TEMP_RE = re.compile(r"^\..+\.fastnst-(\d+)-([0-9a-f]{6})-[0-9a-f]{8}\.tmp[^/]*
 _cleaned: set[str] = set()
 
 
+@functools.lru_cache(maxsize=1)
 def _host_tag() -> str:
-    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+    """Six hex digits naming this machine (CRC-32 of its host name): a temporary file whose tag is another
+    machine's is never judged by its pid. zlib and os.uname, not hashlib and socket: every command writes through
+    this module, and those imports (with secrets) were a tenth of fastnst's import time on the stylize path."""
+    import zlib
+
+    try:
+        host = os.uname().nodename
+    except AttributeError:  # Windows
+        import socket
+
+        host = socket.gethostname()
+    return f"{zlib.crc32(host.encode()) & 0xFFFFFF:06x}"
 
 
 def temp_path(target: str | os.PathLike) -> Path:
     """A fresh temporary name beside ``target`` (same folder, so the final rename is atomic)."""
     target = Path(target)
-    name = f".{target.name}.{_TEMP_MARK}-{os.getpid()}-{_host_tag()}-{secrets.token_hex(4)}.tmp{target.suffix}"
+    name = f".{target.name}.{_TEMP_MARK}-{os.getpid()}-{_host_tag()}-{os.urandom(4).hex()}.tmp{target.suffix}"
     return target.with_name(name)
 
 
@@ -294,6 +304,8 @@ def _foreign_global(path: Path, limit: int = 100_000) -> str | None:
 
 def sha256_file(path: str | os.PathLike) -> str:
     """Hex SHA-256 of a file's bytes."""
+    import hashlib
+
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -473,6 +473,12 @@ def resize_array(arr: np.ndarray, size: tuple[int, int], resample: int = Image.R
     return (out[0] if arr.ndim == 2 else np.stack(out, axis=2)).clip(0.0, 1.0).astype(np.float32)
 
 
+# zlib's run-length strategy for PNG (OpenCV's imwrite default): on stylised photos the same size as Pillow's
+# default (level 6) and 2.5-2.9x faster to write (0.37-0.42 s -> 0.14 s at 1024², a fifth of a one-photo run);
+# photos 0-4% larger; flat drawn graphics 1.2-1.8x larger (tens of KiB). Measured: scripts/bench_png.py.
+PNG_ZLIB_STRATEGY = 3  # zlib.Z_RLE
+
+
 def output_format(path: str | os.PathLike, format: str | None = None) -> str:
     """The Pillow format name for ``path`` (or an explicit ``format`` such as 'png' or 'jpg')."""
     key = ("." + format.lower().lstrip(".")) if format else Path(path).suffix.lower()
@@ -498,6 +504,8 @@ def _prepare(img: Any, fmt: str, alpha: Image.Image | None, icc_profile: bytes |
         params["icc_profile"] = icc_profile
     if fmt in ("JPEG", "WEBP"):
         params["quality"] = int(quality)
+    elif fmt == "PNG":
+        params["compress_type"] = PNG_ZLIB_STRATEGY
     return img, params
 
 

@@ -11,6 +11,7 @@ import argparse
 import collections.abc
 import dataclasses
 import json
+import os
 import sys
 import time
 import typing
@@ -25,11 +26,35 @@ LOG_EVERY = 5.0  # chosen: off a terminal one progress line every few seconds (a
 TTY_EVERY = 0.1  # chosen: a live bar redrawn at most ten times a second
 
 
+def terminal_columns() -> int:
+    """The terminal's width as shutil.get_terminal_size gives it ($COLUMNS, then the stdout terminal, then 80),
+    without importing shutil (and with it bz2 and lzma) on every command's start."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter for descriptions with examples; the width comes from :func:`terminal_columns`."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         terminal_columns() - 2 if width is None else width)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse that reports a usage error as one FastNSTError line (exit 2 via fastnst.cli), examples kept."""
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(**kwargs)
 
     def error(self, message: str) -> NoReturn:
