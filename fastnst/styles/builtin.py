@@ -9,7 +9,7 @@ repository (:mod:`fastnst.styles.generated`, fastnst's own pictures under its MI
 others are public-domain or CC0 pictures that scikit-image ships in ``skimage/data``. The network
 was trained with the imported Caffe VGG16 on photos that packages ship (never anything fetched);
 ``models/builtin.json`` records the exact command, its duration and the machine, and
-``ATTRIBUTION.md`` (written by ``scripts/build_builtin_styles.py``) lists it all for people.
+``ATTRIBUTION.md`` (written by ``scripts/ship_models.py package``) lists it all for people.
 """
 
 from __future__ import annotations
