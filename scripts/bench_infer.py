@@ -618,6 +618,9 @@ def main() -> None:
 
     threads = args.threads or check_threads(None)
     args.threads = threads
+    from fastnst.cpu import cpu
+
+    print(f"# CPU: {cpu().describe()}")  # first: figures of different machines are never one table
     print(f"# {benchutil.command_line()}")
     print(f"# {os.cpu_count()} logical CPUs, {threads} threads; every figure from a fresh process; "
           f"onnxruntime {_version('onnxruntime')}, torch {_version('torch')}")

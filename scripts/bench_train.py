@@ -197,6 +197,9 @@ def main() -> None:
         return
     device = torch.device(args.device)
     torch.manual_seed(0)
+    from fastnst.cpu import cpu
+
+    print(f"CPU: {cpu().describe()}")  # first: figures of different machines are never one table
     print(f"command: {' '.join([Path(sys.executable).name] + sys.argv)}")
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
           f"arch {args.arch}, batch {args.batch}, precision {args.precision}")
