@@ -477,7 +477,7 @@ def resize_array(arr: np.ndarray, size: tuple[int, int], resample: int = Image.R
 
 
 # zlib's run-length strategy for PNG (OpenCV's imwrite default): on stylised photos the same size as Pillow's
-# default (level 6) and 2.5-2.9x faster to write (0.37-0.42 s -> 0.14 s at 1024², a fifth of a one-photo run);
+# default (level 6) and 2.5-2.9x faster to write (0.37-0.42 s -> 0.14 s at 1024²);
 # photos 0-4% larger; flat drawn graphics 1.2-1.8x larger (tens of KiB). Measured: scripts/bench_png.py.
 PNG_ZLIB_STRATEGY = 3  # zlib.Z_RLE
 
