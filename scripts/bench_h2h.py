@@ -201,14 +201,15 @@ def head_to_head(args, work: Path, progs: list[Program], label: str, src: Path, 
     runs: dict[str, list[dict]] = {p.name: [] for p in progs}
     outs = {p.name: work / f"out-{i}" for i, p in enumerate(progs)}
 
+    if not is_folder:
+        outs = {name: out.with_suffix("." + suffix) for name, out in outs.items()}
+
     def one(p: Program) -> dict:
         dst = outs[p.name]
         if is_folder:
             dst.mkdir(exist_ok=True)
             for f in dst.iterdir():
                 f.unlink()
-        else:
-            dst = dst.with_suffix("." + suffix)
         return launch(p.command(src, dst), p.env, work)
 
     for p in progs:  # warm the page cache (interpreters, libraries, model files, photos)
@@ -223,7 +224,7 @@ def head_to_head(args, work: Path, progs: list[Program], label: str, src: Path, 
     print(f"\n{label}: whole process, {args.rounds} rounds (fresh processes, order rotating), median [min-max]; "
           f"load average now {load_average()}")
     for p in progs:
-        print(f"  {p.name}: {shlex.join(p.command(src, outs[p.name] if is_folder else outs[p.name].with_suffix('.' + suffix)))}")
+        print(f"  {p.name}: {shlex.join(p.command(src, outs[p.name]))}")
     width = max(len(p.name) for p in progs)
     print(f"  {'program':<{width}}  {'wall s':<18}  {'cpu s':<18}  {'peak RSS MiB':<16}  wall / peer (per round)")
     for p in progs:

@@ -19,11 +19,12 @@ import time
 import zlib
 from pathlib import Path
 
-import numpy as np
 from PIL import Image, ImageDraw
 
-from fastnst.cpu import cpu
-from fastnst.image import PNG_ZLIB_STRATEGY
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchutil  # noqa: E402
+from fastnst.cpu import cpu  # noqa: E402
+from fastnst.image import PNG_ZLIB_STRATEGY  # noqa: E402
 
 SETTINGS = {
     "Pillow default (level 6)": {},
@@ -52,7 +53,7 @@ def pictures(photos: Path, sizes: list[int]) -> list[tuple[str, Image.Image]]:
     for size in sizes:
         for f in files:
             photo = Image.open(f).convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
-            out.append((f"{f.stem} {size}² stylised", Image.fromarray(np.asarray(stylizer.stylize(np.asarray(photo))))))
+            out.append((f"{f.stem} {size}² stylised", stylizer.stylize(photo)))  # a PIL image in, a PIL image out
             out.append((f"{f.stem} {size}² photo", photo))
         out.append((f"drawn {size}x{size * 3 // 4}", drawn(size)))
     return out
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"CPU: {cpu().describe()}; Pillow {Image.__version__}, zlib {zlib.ZLIB_RUNTIME_VERSION}")
-    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}\n")
+    print(f"command: {benchutil.command_line()}\n")
     rows = pictures(args.photos, sizes)
     print(f"| image | {' | '.join(SETTINGS)} |")
     print(f"|---|{'---:|' * len(SETTINGS)}")
