@@ -14,7 +14,12 @@ when other jobs share the machine; wall time on an idle machine of this kind is 
 Every ``--eval-every`` CPU minutes the network is judged on held-out photos (scripts/bench_quality.py's judging
 set, at 256 px) with the training loss (same VGG16, layers and weights, the style picture at the scale the
 training crops saw it), next to Gatys' optimisation of the same loss after 50 and 100 L-BFGS iterations (Johnson
-et al. Fig. 5; cached). Prints the curve as a table, writes it as JSON and a sheet of the final outputs.
+et al. Fig. 5; cached). Prints the curve as a table, writes it as JSON and a sheet of the final outputs; the
+network's weights are written at every judgement (a stopped run keeps its latest).
+
+Long runs from scratch (what it takes to reach Gatys@100 on this CPU): ``--modes scratch --arch johnson``,
+``--style-weight W`` (default: the base network's), ``--decay-at 0.75`` (the learning rate drops to a tenth
+after three quarters of the budget, as ``fastnst train --lr-schedule step`` does after three quarters of the steps).
 """
 
 from __future__ import annotations
@@ -74,7 +79,7 @@ def build(mode: str, args: argparse.Namespace, weights: dict[str, float]) -> Any
     mode, _, given = mode.partition("@")  # MODE@LR
     lr = float(given) if given else args.lr.get(mode, 1e-3)
     config = TrainConfig(style=args.style, data=str(args.data), vgg_weights=args.vgg16, style_size=args.style_size,
-                         image_size=args.image_size, batch_size=args.batch_size, lr=lr, arch="fast",
+                         image_size=args.image_size, batch_size=args.batch_size, lr=lr, arch=args.arch,
                          from_model=None if mode == "scratch" else args.base,
                          finetune="all" if mode == "all" else "norms", **weights).check()
     return StyleTransferModule.from_config(config), lr
@@ -109,6 +114,7 @@ def main() -> None:
     ap.add_argument("--lr", nargs="*", default=[], help="MODE=LR (default 1e-3 each)")
     ap.add_argument("--minutes", type=float, default=10.0, help="CPU minutes of training per mode")
     ap.add_argument("--eval-every", type=float, default=1.0, help="CPU minutes between judgements")
+    ap.add_argument("--arch", default="fast", choices=("fast", "johnson"), help="the network from scratch")
     ap.add_argument("--image-size", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--style-size", type=int, default=256, help="style long side at --image-size crops")
@@ -116,6 +122,10 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=bq.JUDGE_SIZE)
     ap.add_argument("--gatys-init", default="content", choices=("content", "noise"),
                     help="Gatys' start (content: fastnst gatys' default; noise: the paper's)")
+    ap.add_argument("--style-weight", type=float, default=None,
+                    help="style loss weight (default: the base network's, which --from builtin keeps)")
+    ap.add_argument("--decay-at", type=float, default=None,
+                    help="fraction of the budget after which the learning rate drops to a tenth (default: constant)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=Path("finetune-out"))
     args = ap.parse_args()
@@ -129,6 +139,8 @@ def main() -> None:
     base_meta = load_transformer(args.base)[1]
     weights = {k: float(json.loads(base_meta[k])) for k in ("content_weight", "style_weight", "tv_weight")
                if k in base_meta}
+    if args.style_weight is not None:
+        weights["style_weight"] = args.style_weight
     photos = bq.judge_photos(args.photos, args.size)
     picture = bq.load_picture(args.style)
     judge_side = round(args.style_size * args.size / args.image_size)  # the style as the crops saw it
@@ -139,6 +151,17 @@ def main() -> None:
     g100 = float(np.mean([r["100"]["total"] for r in refs.values()]))
     g100_style = float(np.mean([r["100"]["style"] for r in refs.values()]))
     crops = Crops(args.data)
+
+    def save(module: Any, mode: str, step: int, cpu: float) -> None:
+        """The network as it is now (overwritten at every judgement, so a stopped run keeps its latest)."""
+        import copy
+
+        from fastnst.training.weights import save_transformer
+
+        net = copy.deepcopy(module.transformer).to(memory_format=torch.contiguous_format)
+        save_transformer(args.out / f"{mode.replace('@', '-lr')}.safetensors", net,
+                         {**weights, "style_size": round(args.style_size * args.size / args.image_size),
+                          "steps": step, "cpu_minutes": round(cpu / 60, 2), "mode": mode}, overwrite=True)
     curves: dict[str, list[dict[str, float]]] = {}
     finals: dict[str, list[Any]] = {}
     for mode in args.modes:
@@ -151,7 +174,7 @@ def main() -> None:
         params = [p for p in module.transformer.parameters() if p.requires_grad]
         opt = torch.optim.Adam(params, lr=lr)
         budget = args.minutes * 60
-        cpu, step, next_eval = 0.0, 0, 0.0
+        cpu, step, next_eval, decayed = 0.0, 0, 0.0, False
         curve = []
         while True:
             if cpu >= next_eval or cpu >= budget:
@@ -159,11 +182,17 @@ def main() -> None:
                 curve.append({"cpu_min": cpu / 60, "step": step, "total": total, "style": style,
                               "vs_gatys100": total / g100, "style_vs_gatys100": style / g100_style})
                 print(f"{mode} {cpu / 60:5.1f} CPU-min step {step}: held-out loss {total:.4g} "
-                      f"({total / g100:.2f}x Gatys@100)", file=sys.stderr, flush=True)
+                      f"({total / g100:.2f}x Gatys@100; style term {style / g100_style:.2f}x)", file=sys.stderr,
+                      flush=True)
                 next_eval += args.eval_every * 60
+                save(module, mode, step, cpu)
                 if cpu >= budget:
                     finals[mode] = outs
                     break
+            if args.decay_at is not None and not decayed and cpu >= args.decay_at * budget:
+                decayed = True
+                for group in opt.param_groups:
+                    group["lr"] = lr * 0.1
             t0 = time.process_time()
             x = crops.batch(args.batch_size, args.image_size).contiguous(memory_format=torch.channels_last)
             loss = module.terms(x, step)["total"]
@@ -173,12 +202,6 @@ def main() -> None:
             step += 1
             cpu += time.process_time() - t0
         curves[mode] = curve
-        from fastnst.training.weights import save_transformer
-
-        net = module.transformer.to(memory_format=torch.contiguous_format)
-        save_transformer(args.out / f"{mode.replace('@', '-lr')}.safetensors", net,
-                         {**weights, "style_size": round(args.style_size * args.size / args.image_size),
-                          "steps": step, "cpu_minutes": round(cpu / 60, 2), "mode": mode}, overwrite=True)
         print(f"{mode}: {step} steps, {cpu / max(step, 1):.2f} CPU-s per step, {len(params)} trainable tensors "
               f"({sum(p.numel() for p in params)} numbers), lr {lr:g}", file=sys.stderr, flush=True)
     cmd = "python scripts/bench_finetune.py " + " ".join(sys.argv[1:])
